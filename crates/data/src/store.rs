@@ -1,0 +1,202 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+use crate::chunk_file::{self, ChunkId, ChunkInfo, HEADER_LEN};
+use crate::DataError;
+
+const TMP_SUFFIX: &str = ".tmp";
+
+/// The chunk files of one drive, under `<drive>/chunks/<first id byte as hex>/<id>`.
+#[derive(Clone)]
+pub struct ChunkStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    poisoned: AtomicBool,
+}
+
+impl ChunkStore {
+    /// Opens the chunk directory of a drive, creating its fan-out directories.
+    pub fn open(drive: &Path) -> Result<Self, DataError> {
+        let root = drive.join("chunks");
+        for b in 0..=255u8 {
+            fs::create_dir_all(root.join(format!("{b:02x}")))?;
+        }
+        sync_dir(drive)?;
+        Ok(Self { inner: Arc::new(Inner { root, poisoned: AtomicBool::new(false) }) })
+    }
+
+    fn path_of(&self, id: ChunkId) -> PathBuf {
+        let hex = id.to_hex();
+        self.inner.root.join(&hex[..2]).join(hex)
+    }
+
+    fn check_poison(&self) -> Result<(), DataError> {
+        if self.inner.poisoned.load(Ordering::Acquire) {
+            Err(DataError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An fsync failure may have lost written pages without telling us which: the store stops
+    /// accepting writes rather than retry and pretend they are durable.
+    fn fsync_failed(&self, e: io::Error) -> DataError {
+        tracing::error!(error = %e, root = %self.inner.root.display(), "fsync failed; chunk store poisoned");
+        self.inner.poisoned.store(true, Ordering::Release);
+        DataError::Io(e)
+    }
+
+    /// Writes a chunk durably. Blocking: call from a blocking thread.
+    pub fn write_blocking(&self, data: &[u8]) -> Result<ChunkInfo, DataError> {
+        self.check_poison()?;
+        let len = u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let info = ChunkInfo { id: ChunkId::random(), len, crc32c: chunk_file::crc32c(data) };
+        let path = self.path_of(info.id);
+        let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let written = file
+            .write_all(&chunk_file::header(u64::from(len), info.crc32c))
+            .and_then(|()| file.write_all(data));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        file.sync_data().map_err(|e| self.fsync_failed(e))?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        if let Some(dir) = path.parent() {
+            sync_dir(dir).map_err(|e| self.fsync_failed(e))?;
+        }
+        Ok(info)
+    }
+
+    /// Reads and verifies a whole chunk. Blocking: call from a blocking thread.
+    pub fn read_blocking(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
+        let mut file = match File::open(self.path_of(info.id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DataError::NotFound(info.id)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut buf = Vec::with_capacity(HEADER_LEN + info.len as usize + 1);
+        // Read one byte past the expected end so that a file longer than its record is caught.
+        (&mut file).take(HEADER_LEN as u64 + u64::from(info.len) + 1).read_to_end(&mut buf)?;
+        chunk_file::verify(info, &buf)?;
+        let mut data = Bytes::from(buf);
+        Ok(data.split_off(HEADER_LEN))
+    }
+
+    /// Deletes a chunk; a chunk already gone is not an error.
+    pub fn delete_blocking(&self, id: ChunkId) -> Result<(), DataError> {
+        match fs::remove_file(self.path_of(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every chunk file on the drive; leftover temporary files (a write cut off by a crash)
+    /// are removed on the way. Blocking.
+    pub fn scan_blocking(&self) -> Result<Vec<ChunkId>, DataError> {
+        let mut ids = Vec::new();
+        for dir in fs::read_dir(&self.inner.root)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(dir.path())? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.ends_with(TMP_SUFFIX) {
+                    fs::remove_file(entry.path())?;
+                } else if let Some(id) = ChunkId::from_hex(name) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    pub async fn write(&self, data: Bytes) -> Result<ChunkInfo, DataError> {
+        let store = self.clone();
+        run_blocking(move || store.write_blocking(&data)).await
+    }
+
+    pub async fn read(&self, info: ChunkInfo) -> Result<Bytes, DataError> {
+        let store = self.clone();
+        run_blocking(move || store.read_blocking(&info)).await
+    }
+
+    pub async fn delete_many(&self, ids: Vec<ChunkId>) -> Result<(), DataError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let store = self.clone();
+        run_blocking(move || ids.into_iter().try_for_each(|id| store.delete_blocking(id))).await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
+) -> Result<T, DataError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DataError::Io(io::Error::other(format!("blocking task failed: {e}"))))?
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_chunks_read_back_and_corruption_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let info = store.write_blocking(b"durable bytes").unwrap();
+        assert_eq!(&store.read_blocking(&info).unwrap()[..], b"durable bytes");
+
+        let path = store.path_of(info.id);
+        let mut raw = fs::read(&path).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 0xff;
+        fs::write(&path, &raw).unwrap();
+        assert!(matches!(store.read_blocking(&info), Err(DataError::Corrupt { .. })));
+
+        store.delete_blocking(info.id).unwrap();
+        assert!(matches!(store.read_blocking(&info), Err(DataError::NotFound(_))));
+        store.delete_blocking(info.id).unwrap();
+    }
+
+    #[test]
+    fn scan_finds_chunks_and_removes_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let info = store.write_blocking(b"x").unwrap();
+        let tmp = store.path_of(ChunkId::random()).with_extension("tmp");
+        fs::write(&tmp, b"partial").unwrap();
+        assert_eq!(store.scan_blocking().unwrap(), vec![info.id]);
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn a_longer_file_than_recorded_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let info = store.write_blocking(b"abc").unwrap();
+        let mut f = OpenOptions::new().append(true).open(store.path_of(info.id)).unwrap();
+        f.write_all(b"extra").unwrap();
+        assert!(matches!(store.read_blocking(&info), Err(DataError::Corrupt { .. })));
+    }
+}

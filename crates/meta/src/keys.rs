@@ -1,0 +1,82 @@
+//! Key encodings of the metadata tables. Bucket names never contain a NUL byte, so
+//! `bucket 0x00 key` sorts every bucket's keys together in S3's order (UTF-8 byte order).
+
+/// A byte that never occurs in UTF-8: appended to a prefix, it sorts after every key that
+/// starts with that prefix.
+pub const AFTER_ALL_UTF8: u8 = 0xFF;
+
+pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The range start of all entries of a bucket (inclusive) and its end (exclusive).
+pub fn bucket_range(bucket: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = bucket.as_bytes().to_vec();
+    start.push(0);
+    let mut end = bucket.as_bytes().to_vec();
+    end.push(1);
+    (start, end)
+}
+
+pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+/// Splits an upload key into (object key, upload id).
+pub fn split_upload_key(bucket: &str, raw: &[u8]) -> Option<(String, String)> {
+    let rest = raw.get(bucket.len() + 1..)?;
+    let sep = rest.iter().rposition(|b| *b == 0)?;
+    let key = std::str::from_utf8(&rest[..sep]).ok()?;
+    let id = std::str::from_utf8(&rest[sep + 1..]).ok()?;
+    Some((key.to_owned(), id.to_owned()))
+}
+
+pub fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(upload_id.len() + 5);
+    k.extend_from_slice(upload_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&part_number.to_be_bytes());
+    k
+}
+
+pub fn parts_range(upload_id: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut start = upload_id.as_bytes().to_vec();
+    start.push(0);
+    let mut end = upload_id.as_bytes().to_vec();
+    end.push(1);
+    (start, end)
+}
+
+pub fn part_number_of(raw: &[u8]) -> Option<u32> {
+    let tail: [u8; 4] = raw.get(raw.len().checked_sub(4)?..)?.try_into().ok()?;
+    Some(u32::from_be_bytes(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_sort_within_their_bucket() {
+        let (start, end) = bucket_range("b");
+        let k = object_key("b", "zzz");
+        assert!(start <= k && k < end);
+        assert!(object_key("b", "a") < object_key("b", "a/"));
+        assert!(object_key("b", "~") < object_key("ba", ""));
+    }
+
+    #[test]
+    fn upload_and_part_keys_round_trip() {
+        let raw = upload_key("bkt", "dir/obj", "abc123");
+        assert_eq!(split_upload_key("bkt", &raw), Some(("dir/obj".into(), "abc123".into())));
+        assert_eq!(part_number_of(&part_key("abc", 10_000)), Some(10_000));
+        assert!(part_key("abc", 2) < part_key("abc", 10));
+    }
+}

@@ -1,0 +1,38 @@
+//! Basalt's metadata: buckets, objects and multipart uploads in an ordered key-value store.
+//!
+//! The metadata is a deterministic state machine: every change is a [`Command`] applied inside
+//! one transaction, and conditional writes (`If-None-Match: *`, `If-Match`) are checked there,
+//! so they are atomic. On a single node the state machine runs on an embedded engine
+//! ([`RedbStore`]) whose writer thread commits many commands with one fsync (group commit); in a
+//! cluster the same commands are what a Raft log replicates.
+//!
+//! ```
+//! # tokio_test_block(async {
+//! use basalt_meta::{BucketRecord, Command, MetaStore, RedbStore};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
+//! store.execute(Command::CreateBucket { name: "photos".into(), record: BucketRecord { created_ms: 0 } })
+//!     .await
+//!     .unwrap();
+//! assert!(store.get_bucket("photos").await.unwrap().is_some());
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod command;
+mod error;
+mod keys;
+mod record;
+mod redb_store;
+mod store;
+
+pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
+pub use error::MetaError;
+pub use record::{
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, ObjectDetails, ObjectRecord, ObjectSummary,
+    PartRecord, Payload, StandardHeaders, UploadRecord,
+};
+pub use redb_store::RedbStore;
+pub use store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};

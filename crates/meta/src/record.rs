@@ -1,0 +1,191 @@
+//! On-disk record types. Every record is stored as one format-version byte followed by the
+//! postcard encoding of the type (varints, little-endian, field order as declared). A change of
+//! any type here bumps [`FORMAT_VERSION`] and keeps a decoder for the old version.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::MetaError;
+
+pub const FORMAT_VERSION: u8 = 1;
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Serializing plain data into a Vec cannot fail: postcard fails only on a full buffer or
+    // on types it cannot represent (none here).
+    let body = postcard::to_stdvec(value).expect("metadata records are postcard-serializable");
+    out.extend_from_slice(&body);
+    out
+}
+
+fn body(bytes: &[u8]) -> Result<&[u8], MetaError> {
+    match bytes.split_first() {
+        Some((&FORMAT_VERSION, rest)) => Ok(rest),
+        Some((&v, _)) => Err(MetaError::UnsupportedFormat(v)),
+        None => Err(MetaError::Corrupt("empty record".into())),
+    }
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
+    postcard::from_bytes(body(bytes)?).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+/// Decodes only the leading [`ObjectSummary`] of an object record: listings never pay for the
+/// rest (chunk lists, inline data).
+pub(crate) fn decode_summary(bytes: &[u8]) -> Result<ObjectSummary, MetaError> {
+    postcard::take_from_bytes(body(bytes)?)
+        .map(|(summary, _rest)| summary)
+        .map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub created_ms: i64,
+}
+
+/// Where one chunk of an object lives and how to check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub id: [u8; 16],
+    pub len: u32,
+    pub crc32c: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Small objects live in their record: one metadata commit, no chunk file.
+    Inline(Vec<u8>),
+    Chunks(Vec<ChunkRef>),
+}
+
+impl Payload {
+    pub fn chunks(&self) -> &[ChunkRef] {
+        match self {
+            Payload::Inline(_) => &[],
+            Payload::Chunks(c) => c,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+/// A flexible checksum as S3 returns it: base64 of the digest, with `-N` for composite
+/// multipart checksums.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandardHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub expires_ms: Option<i64>,
+}
+
+/// What a listing shows of an object; encoded first in [`ObjectRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectSummary {
+    pub size: u64,
+    /// The ETag without quotes.
+    pub etag: String,
+    pub last_modified_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDetails {
+    pub headers: StandardHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub checksums: Vec<Checksum>,
+    /// Sizes of the parts of a multipart object, in order; empty for a single PUT.
+    pub part_sizes: Vec<u64>,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub summary: ObjectSummary,
+    pub details: ObjectDetails,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub initiated_ms: i64,
+    pub headers: StandardHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub size: u64,
+    /// The part's ETag (MD5 hex) without quotes.
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub checksum: Option<Checksum>,
+    pub payload: Payload,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ObjectRecord {
+        ObjectRecord {
+            summary: ObjectSummary { size: 5, etag: "abc".into(), last_modified_ms: 1_700_000_000_000 },
+            details: ObjectDetails {
+                headers: StandardHeaders { content_type: Some("text/plain".into()), ..Default::default() },
+                user_metadata: vec![("k".into(), "v".into())],
+                checksums: vec![Checksum { algorithm: ChecksumAlgorithm::Crc32, value: "AAAAAA==".into() }],
+                part_sizes: vec![],
+                payload: Payload::Inline(b"hello".to_vec()),
+            },
+        }
+    }
+
+    #[test]
+    fn object_record_round_trips_and_summary_decodes_alone() {
+        let bytes = encode(&sample());
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), sample());
+        assert_eq!(decode_summary(&bytes).unwrap(), sample().summary);
+    }
+
+    #[test]
+    fn unknown_format_version_is_refused() {
+        let mut bytes = encode(&sample());
+        bytes[0] = 99;
+        assert!(matches!(decode::<ObjectRecord>(&bytes), Err(MetaError::UnsupportedFormat(99))));
+        assert!(matches!(decode::<ObjectRecord>(&[]), Err(MetaError::Corrupt(_))));
+    }
+
+    /// A record written by format version 1: every later version must still read it.
+    #[test]
+    fn format_v1_fixture_still_decodes() {
+        let fixture: &[u8] = &[
+            1, 5, 3, 97, 98, 99, 128, 160, 171, 254, 249, 98, 1, 10, 116, 101, 120, 116, 47, 112, 108, 97, 105,
+            110, 0, 0, 0, 0, 0, 1, 1, 107, 1, 118, 0, 2, 3, 2, 1, 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+            7, 5, 239, 253, 182, 245, 13,
+        ];
+        let record: ObjectRecord = decode(fixture).unwrap();
+        assert_eq!(record.summary, ObjectSummary { size: 5, etag: "abc".into(), last_modified_ms: 1_700_000_000_000 });
+        assert_eq!(record.details.headers.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(record.details.user_metadata, vec![("k".to_owned(), "v".to_owned())]);
+        assert_eq!(record.details.part_sizes, vec![3, 2]);
+        assert_eq!(
+            record.details.payload,
+            Payload::Chunks(vec![ChunkRef { id: [7; 16], len: 5, crc32c: 0xdead_beef }])
+        );
+    }
+}
