@@ -1,1 +1,22 @@
+//! Basalt's object semantics: buckets, objects, multipart uploads and conditional writes, over
+//! the metadata state machine (`basalt-meta`) and the chunk data path (`basalt-data`).
+//!
+//! It knows nothing of HTTP. A write is two steps: [`ObjectStore::stage`] streams a body into
+//! durable chunks (or keeps a small one for inline storage) while hashing it, and a commit makes
+//! it visible with one metadata command. Between them the caller checks the digests the client
+//! promised (Content-MD5, flexible checksums, trailers); a stage that is dropped uncommitted
+//! deletes its chunks.
 
+mod digest;
+mod error;
+mod stage;
+mod store;
+
+pub use basalt_meta::{
+    Checksum, ChecksumAlgorithm, ListEntry, ListPage, ObjectRecord, ObjectSummary, PartListing,
+    Precondition, StandardHeaders, UploadListing, UploadRecord, CompletePart,
+};
+pub use digest::Digests;
+pub use error::ObjectError;
+pub use stage::Staged;
+pub use store::{ByteStream, ObjectConfig, ObjectStore, ObjectWrite, now_ms};

@@ -1,1 +1,12 @@
+//! Basalt's S3 front: the `s3s` trait implemented over the object layer. `s3s` parses requests,
+//! checks SigV4 (header, presigned, streaming) and writes S3 XML; this crate supplies the
+//! semantics, the one mapping from object-layer errors to S3 error codes, and the HTTP service
+//! around it (health endpoints, request ids).
 
+mod convert;
+mod error;
+mod handlers;
+mod service;
+
+pub use handlers::BasaltS3;
+pub use service::{FrontConfig, HttpService, build_service};

@@ -1,0 +1,65 @@
+use basalt_data::DataError;
+use basalt_meta::MetaError;
+use thiserror::Error;
+
+/// Errors of the object layer; the S3 front maps each to one S3 error code.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ObjectError {
+    #[error("the specified bucket does not exist")]
+    NoSuchBucket,
+    #[error("the bucket already exists and is owned by you")]
+    BucketAlreadyExists,
+    #[error("the bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    #[error("the specified key does not exist")]
+    NoSuchKey,
+    #[error("the specified multipart upload does not exist")]
+    NoSuchUpload,
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
+    #[error("part {0} could not be found or its ETag does not match")]
+    InvalidPart(u32),
+    #[error("the list of parts was not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {part} is {size} bytes; every part but the last must be at least {min} bytes")]
+    EntityTooSmall { part: u32, size: u64, min: u64 },
+    #[error("the request body ended before its declared length ({received} of {expected} bytes)")]
+    IncompleteBody { received: u64, expected: u64 },
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    #[error("stored data failed verification: {0}")]
+    Corrupt(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("the store is refusing writes after a storage failure; restart the node")]
+    Unavailable,
+}
+
+impl From<MetaError> for ObjectError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::NoSuchBucket => Self::NoSuchBucket,
+            MetaError::BucketAlreadyExists => Self::BucketAlreadyExists,
+            MetaError::BucketNotEmpty => Self::BucketNotEmpty,
+            MetaError::NoSuchKey => Self::NoSuchKey,
+            MetaError::NoSuchUpload => Self::NoSuchUpload,
+            MetaError::PreconditionFailed => Self::PreconditionFailed,
+            MetaError::InvalidPart(n) => Self::InvalidPart(n),
+            MetaError::InvalidPartOrder => Self::InvalidPartOrder,
+            MetaError::EntityTooSmall { part, size } => Self::EntityTooSmall { part, size, min: 0 },
+            MetaError::Poisoned => Self::Unavailable,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<DataError> for ObjectError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::Corrupt { .. } | DataError::NotFound(_) => Self::Corrupt(e.to_string()),
+            DataError::Poisoned => Self::Unavailable,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

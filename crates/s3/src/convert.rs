@@ -1,0 +1,214 @@
+//! Conversions between S3 wire types and the object layer's types.
+
+use basalt_object::{Checksum, ChecksumAlgorithm, Digests, StandardHeaders};
+use http::HeaderMap;
+use s3s::dto::{self, ETag, Timestamp};
+use s3s::{S3Result, s3_error};
+
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH).into()
+}
+
+pub(crate) fn millis(ts: &Timestamp) -> i64 {
+    let t: time::OffsetDateTime = ts.clone().into();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+pub(crate) fn metadata_vec(metadata: Option<dto::Metadata>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = metadata.unwrap_or_default().into_iter().collect();
+    v.sort();
+    v
+}
+
+pub(crate) fn metadata_map(v: &[(String, String)]) -> Option<dto::Metadata> {
+    (!v.is_empty()).then(|| v.iter().cloned().collect())
+}
+
+pub(crate) struct HeaderInput {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<Timestamp>,
+}
+
+impl From<HeaderInput> for StandardHeaders {
+    fn from(h: HeaderInput) -> Self {
+        StandardHeaders {
+            content_type: h.content_type,
+            content_encoding: h.content_encoding,
+            content_disposition: h.content_disposition,
+            content_language: h.content_language,
+            cache_control: h.cache_control,
+            expires_ms: h.expires.as_ref().map(millis),
+        }
+    }
+}
+
+pub(crate) fn algorithm_of(a: &dto::ChecksumAlgorithm) -> S3Result<ChecksumAlgorithm> {
+    Ok(match a.as_str().to_ascii_uppercase().as_str() {
+        "CRC32" => ChecksumAlgorithm::Crc32,
+        "CRC32C" => ChecksumAlgorithm::Crc32c,
+        "CRC64NVME" => ChecksumAlgorithm::Crc64Nvme,
+        "SHA1" => ChecksumAlgorithm::Sha1,
+        "SHA256" => ChecksumAlgorithm::Sha256,
+        other => return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm {other}")),
+    })
+}
+
+pub(crate) fn algorithm_name(a: ChecksumAlgorithm) -> &'static str {
+    match a {
+        ChecksumAlgorithm::Crc32 => "CRC32",
+        ChecksumAlgorithm::Crc32c => "CRC32C",
+        ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
+        ChecksumAlgorithm::Sha1 => "SHA1",
+        ChecksumAlgorithm::Sha256 => "SHA256",
+    }
+}
+
+fn algorithm_of_header(name: &str) -> Option<ChecksumAlgorithm> {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
+        "x-amz-checksum-crc32" => ChecksumAlgorithm::Crc32,
+        "x-amz-checksum-crc32c" => ChecksumAlgorithm::Crc32c,
+        "x-amz-checksum-crc64nvme" => ChecksumAlgorithm::Crc64Nvme,
+        "x-amz-checksum-sha1" => ChecksumAlgorithm::Sha1,
+        "x-amz-checksum-sha256" => ChecksumAlgorithm::Sha256,
+        _ => return None,
+    })
+}
+
+/// The flexible checksums a request carries, as S3's five optional fields.
+#[derive(Default, Clone)]
+pub(crate) struct ChecksumFields {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl ChecksumFields {
+    pub(crate) fn of(checksums: &[Checksum]) -> Self {
+        let mut f = Self::default();
+        for c in checksums {
+            *f.slot(c.algorithm) = Some(c.value.clone());
+        }
+        f
+    }
+
+    fn slot(&mut self, a: ChecksumAlgorithm) -> &mut Option<String> {
+        match a {
+            ChecksumAlgorithm::Crc32 => &mut self.crc32,
+            ChecksumAlgorithm::Crc32c => &mut self.crc32c,
+            ChecksumAlgorithm::Crc64Nvme => &mut self.crc64nvme,
+            ChecksumAlgorithm::Sha1 => &mut self.sha1,
+            ChecksumAlgorithm::Sha256 => &mut self.sha256,
+        }
+    }
+
+    fn expected(&self) -> Vec<Checksum> {
+        let all = [
+            (ChecksumAlgorithm::Crc32, &self.crc32),
+            (ChecksumAlgorithm::Crc32c, &self.crc32c),
+            (ChecksumAlgorithm::Crc64Nvme, &self.crc64nvme),
+            (ChecksumAlgorithm::Sha1, &self.sha1),
+            (ChecksumAlgorithm::Sha256, &self.sha256),
+        ];
+        all.into_iter()
+            .filter_map(|(algorithm, v)| v.as_ref().map(|value| Checksum { algorithm, value: value.clone() }))
+            .collect()
+    }
+}
+
+/// Which checksums to compute for a body: those given as headers, the declared algorithm,
+/// and the one announced in `x-amz-trailer`.
+pub(crate) fn requested_algorithms(
+    given: &ChecksumFields,
+    declared: Option<&dto::ChecksumAlgorithm>,
+    headers: &HeaderMap,
+) -> S3Result<Vec<ChecksumAlgorithm>> {
+    let mut algorithms: Vec<ChecksumAlgorithm> = given.expected().iter().map(|c| c.algorithm).collect();
+    if let Some(a) = declared {
+        algorithms.push(algorithm_of(a)?);
+    }
+    if let Some(trailer) = headers.get("x-amz-trailer").and_then(|v| v.to_str().ok()) {
+        algorithms.extend(trailer.split(',').filter_map(algorithm_of_header));
+    }
+    algorithms.sort_by_key(|a| *a as u8);
+    algorithms.dedup();
+    Ok(algorithms)
+}
+
+/// Checks what arrived against every digest the client promised: Content-MD5, checksum
+/// headers, and checksums sent as trailers after an aws-chunked body.
+pub(crate) fn verify_digests(
+    digests: &Digests,
+    content_md5: Option<&str>,
+    given: &ChecksumFields,
+    trailers: Option<HeaderMap>,
+) -> S3Result<()> {
+    if let Some(md5) = content_md5 {
+        let raw = base64_simd::STANDARD
+            .decode_to_vec(md5.trim())
+            .map_err(|_| s3_error!(InvalidDigest, "the Content-MD5 you specified is not valid base64"))?;
+        if raw.len() != 16 {
+            return Err(s3_error!(InvalidDigest, "the Content-MD5 you specified is not an MD5 digest"));
+        }
+        if raw != digests.md5 {
+            return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
+        }
+    }
+    let mut expected = given.expected();
+    for (name, value) in trailers.iter().flat_map(|t| t.iter()) {
+        if let (Some(algorithm), Ok(value)) = (algorithm_of_header(name.as_str()), value.to_str()) {
+            expected.push(Checksum { algorithm, value: value.trim().to_owned() });
+        }
+    }
+    for c in expected {
+        match digests.checksum(c.algorithm) {
+            Some(actual) if actual == c.value => {}
+            _ => {
+                return Err(s3_error!(
+                    BadDigest,
+                    "the {} checksum you specified did not match what was received",
+                    algorithm_name(c.algorithm)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a key for `encoding-type=url` listings (everything but unreserved
+/// characters and `/`).
+pub(crate) fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_escapes_the_rest() {
+        assert_eq!(url_encode("a b/ü+c"), "a%20b/%C3%BC%2Bc");
+    }
+
+    #[test]
+    fn timestamps_round_trip_in_milliseconds() {
+        assert_eq!(millis(&timestamp(1_700_000_000_123)), 1_700_000_000_123);
+    }
+}

@@ -1,0 +1,74 @@
+//! The one place where an object-layer error becomes an S3 error code and HTTP status.
+
+use basalt_object::ObjectError;
+use http::StatusCode;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+pub(crate) fn custom(code: &'static str, status: StatusCode, message: impl Into<String>) -> S3Error {
+    let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message.into());
+    e.set_status_code(status);
+    e
+}
+
+pub(crate) fn to_s3(e: ObjectError) -> S3Error {
+    let message = e.to_string();
+    match e {
+        ObjectError::NoSuchBucket => s3_error!(NoSuchBucket, "{message}"),
+        ObjectError::BucketAlreadyExists => s3_error!(BucketAlreadyOwnedByYou, "{message}"),
+        ObjectError::BucketNotEmpty => s3_error!(BucketNotEmpty, "{message}"),
+        ObjectError::NoSuchKey => s3_error!(NoSuchKey, "{message}"),
+        ObjectError::NoSuchUpload => s3_error!(NoSuchUpload, "{message}"),
+        ObjectError::PreconditionFailed => s3_error!(PreconditionFailed, "{message}"),
+        ObjectError::InvalidPart(_) => s3_error!(InvalidPart, "{message}"),
+        ObjectError::InvalidPartOrder => s3_error!(InvalidPartOrder, "{message}"),
+        ObjectError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{message}"),
+        ObjectError::IncompleteBody { .. } => s3_error!(IncompleteBody, "{message}"),
+        ObjectError::Body(ref detail) if detail.contains("SignatureMismatch") => {
+            s3_error!(SignatureDoesNotMatch, "a chunk signature of the streaming payload does not match")
+        }
+        ObjectError::Body(_) => s3_error!(IncompleteBody, "{message}"),
+        ObjectError::Unavailable => s3_error!(ServiceUnavailable, "{message}"),
+        ObjectError::Corrupt(_) => {
+            tracing::error!(error = %message, "corrupt data refused");
+            s3_error!(InternalError, "stored data failed its checksum; the object cannot be served")
+        }
+        _ => {
+            tracing::error!(error = %message, "internal error");
+            s3_error!(InternalError, "{message}")
+        }
+    }
+}
+
+pub(crate) trait OrS3<T> {
+    fn or_s3(self) -> Result<T, S3Error>;
+}
+
+impl<T> OrS3<T> for Result<T, ObjectError> {
+    fn or_s3(self) -> Result<T, S3Error> {
+        self.map_err(to_s3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_errors_map_to_s3_codes_and_statuses() {
+        let cases = [
+            (ObjectError::NoSuchBucket, "NoSuchBucket", 404),
+            (ObjectError::NoSuchKey, "NoSuchKey", 404),
+            (ObjectError::BucketNotEmpty, "BucketNotEmpty", 409),
+            (ObjectError::PreconditionFailed, "PreconditionFailed", 412),
+            (ObjectError::InvalidPart(3), "InvalidPart", 400),
+            (ObjectError::Body("AwsChunkedStreamError: SignatureMismatch".into()), "SignatureDoesNotMatch", 403),
+            (ObjectError::Corrupt("x".into()), "InternalError", 500),
+            (ObjectError::Unavailable, "ServiceUnavailable", 503),
+        ];
+        for (err, code, status) in cases {
+            let e = to_s3(err);
+            assert_eq!(e.code().as_str(), code);
+            assert_eq!(e.status_code().map(|s| s.as_u16()), Some(status), "{code}");
+        }
+    }
+}

@@ -1,0 +1,871 @@
+//! S3 operations over the object layer.
+
+use basalt_object::{
+    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition,
+    StandardHeaders,
+};
+use futures::TryStreamExt;
+use http::StatusCode;
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use crate::convert::{
+    ChecksumFields, HeaderInput, algorithm_name, etag, metadata_map, metadata_vec, millis, requested_algorithms,
+    timestamp, url_encode, verify_digests,
+};
+use crate::error::{OrS3, custom, to_s3};
+
+const MAX_KEYS: i32 = 1000;
+const MAX_PART_NUMBER: i32 = 10_000;
+const MAX_DELETE_OBJECTS: usize = 1000;
+const OWNER_ID: &str = "basalt";
+
+/// The S3 service: one object store, one region.
+pub struct BasaltS3 {
+    store: ObjectStore,
+    region: String,
+}
+
+impl BasaltS3 {
+    pub fn new(store: ObjectStore, region: impl Into<String>) -> Self {
+        Self { store, region: region.into() }
+    }
+}
+
+fn owner() -> Owner {
+    Owner { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }
+}
+
+fn precondition_of(if_match: Option<IfMatch>, if_none_match: Option<IfNoneMatch>) -> S3Result<Option<Precondition>> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(s3_error!(NotImplemented, "If-Match and If-None-Match together are not supported")),
+        (Some(ETagCondition::Any), None) => Ok(Some(Precondition::IfMatch("*".to_owned()))),
+        (Some(ETagCondition::ETag(e)), None) => Ok(Some(Precondition::IfMatch(e.value().to_owned()))),
+        (None, Some(ETagCondition::Any)) => Ok(Some(Precondition::IfNoneMatchAny)),
+        (None, Some(ETagCondition::ETag(_))) => {
+            Err(s3_error!(NotImplemented, "If-None-Match on a write supports only '*'"))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == current,
+    }
+}
+
+fn not_modified() -> S3Error {
+    let mut e = S3Error::new(S3ErrorCode::NotModified);
+    e.set_status_code(StatusCode::NOT_MODIFIED);
+    e
+}
+
+/// The read conditions of GET and HEAD, in the precedence RFC 9110 and S3 give them.
+fn check_read_conditions(
+    record: &ObjectRecord,
+    if_match: Option<&IfMatch>,
+    if_none_match: Option<&IfNoneMatch>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let current = &record.summary.etag;
+    // HTTP dates have whole seconds: compare at that precision.
+    let modified_s = record.summary.last_modified_ms / 1000;
+    match if_match {
+        Some(c) if !etag_matches(c, current) => return Err(s3_error!(PreconditionFailed)),
+        None => {
+            if let Some(t) = if_unmodified_since
+                && modified_s > millis(t) / 1000
+            {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
+        _ => {}
+    }
+    match if_none_match {
+        Some(c) if etag_matches(c, current) => return Err(not_modified()),
+        None => {
+            if let Some(t) = if_modified_since
+                && modified_s <= millis(t) / 1000
+            {
+                return Err(not_modified());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_copy_source_conditions(
+    record: &ObjectRecord,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    check_read_conditions(record, if_match, if_none_match, if_modified_since, if_unmodified_since).map_err(|e| {
+        if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e }
+    })
+}
+
+fn copy_source_of(source: &CopySource) -> S3Result<(&str, &str)> {
+    match source {
+        CopySource::Bucket { bucket, key, version_id } => {
+            if version_id.as_deref().is_some_and(|v| v != "null") {
+                return Err(s3_error!(NotImplemented, "versioned copy sources are not supported yet"));
+            }
+            Ok((bucket, key))
+        }
+        _ => Err(s3_error!(NotImplemented, "copy sources must be bucket/key")),
+    }
+}
+
+fn max_of(requested: Option<i32>, name: &str) -> S3Result<usize> {
+    match requested {
+        None => Ok(MAX_KEYS as usize),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "{name} must not be negative")),
+        Some(n) => Ok(n.min(MAX_KEYS) as usize),
+    }
+}
+
+fn part_number_of(n: i32) -> S3Result<u32> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(s3_error!(InvalidArgument, "part number must be an integer between 1 and 10000"))
+    }
+}
+
+fn headers_of_record(h: &StandardHeaders) -> (Option<Timestamp>,) {
+    (h.expires_ms.map(timestamp),)
+}
+
+struct Listing {
+    contents: Vec<Object>,
+    common_prefixes: Vec<CommonPrefix>,
+    is_truncated: bool,
+    last: Option<String>,
+}
+
+impl BasaltS3 {
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        max_keys: usize,
+        url: bool,
+    ) -> S3Result<Listing> {
+        let page = self.store.list_objects(bucket, prefix, delimiter, start_after, max_keys).await.or_s3()?;
+        let encode = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+        let mut listing = Listing {
+            contents: Vec::new(),
+            common_prefixes: Vec::new(),
+            is_truncated: page.is_truncated,
+            last: None,
+        };
+        for entry in page.entries {
+            match entry {
+                ListEntry::Object { key, summary } => {
+                    listing.contents.push(Object {
+                        key: Some(encode(&key)),
+                        size: Some(summary.size as i64),
+                        e_tag: Some(etag(&summary.etag)),
+                        last_modified: Some(timestamp(summary.last_modified_ms)),
+                        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                        owner: Some(owner()),
+                        ..Default::default()
+                    });
+                    listing.last = Some(key);
+                }
+                ListEntry::CommonPrefix(p) => {
+                    listing.common_prefixes.push(CommonPrefix { prefix: Some(encode(&p)) });
+                    listing.last = Some(p);
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Stages a request body, checks every digest the client promised, and returns it with
+    /// the checksum algorithms it was hashed with.
+    #[allow(clippy::too_many_arguments)]
+    async fn stage_verified(
+        &self,
+        body: Option<StreamingBlob>,
+        content_length: Option<i64>,
+        content_md5: Option<&str>,
+        given: &ChecksumFields,
+        algorithms: Vec<basalt_object::ChecksumAlgorithm>,
+        trailers: Option<&s3s::TrailingHeaders>,
+        allow_inline: bool,
+    ) -> S3Result<basalt_object::Staged> {
+        let expected_len = content_length.map(|n| u64::try_from(n).unwrap_or(0));
+        let staged = match body {
+            Some(body) => self.store.stage(body, &algorithms, expected_len, allow_inline).await,
+            None => self.store.stage(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(), &algorithms, expected_len, allow_inline).await,
+        }
+        .or_s3()?;
+        verify_digests(&staged.digests, content_md5, given, trailers.and_then(|t| t.take()))?;
+        Ok(staged)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for BasaltS3 {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = req.input.bucket;
+        self.store.create_bucket(&bucket).await.or_s3()?;
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store.delete_bucket(&req.input.bucket).await.or_s3()?;
+        let mut resp = S3Response::new(DeleteBucketOutput {});
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.store.bucket(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.store.bucket(&req.input.bucket).await.or_s3()?;
+        let location_constraint =
+            (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+    }
+
+    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .store
+            .list_buckets()
+            .await
+            .or_s3()?
+            .into_iter()
+            .map(|(name, record)| Bucket {
+                name: Some(name),
+                creation_date: Some(timestamp(record.created_ms)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner()), ..Default::default() }))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        let precondition = precondition_of(input.if_match, input.if_none_match)?;
+        let given = ChecksumFields {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        };
+        let algorithms = requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
+        let staged = self
+            .stage_verified(
+                input.body,
+                input.content_length,
+                input.content_md5.as_deref(),
+                &given,
+                algorithms.clone(),
+                req.trailing_headers.as_ref(),
+                true,
+            )
+            .await?;
+        let write = ObjectWrite {
+            headers: HeaderInput {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: input.expires,
+            }
+            .into(),
+            user_metadata: metadata_vec(input.metadata),
+            checksum_algorithms: algorithms,
+        };
+        let record = self.store.put_object(&input.bucket, &input.key, staged, write, precondition).await.or_s3()?;
+        let sums = ChecksumFields::of(&record.details.checksums);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&record.summary.etag)),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_type: (!record.details.checksums.is_empty())
+                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let record = self.store.head_object(&input.bucket, &input.key).await.or_s3()?;
+        check_read_conditions(
+            &record,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        let size = record.summary.size;
+        let (range, content_range, parts_count) = match (input.part_number, input.range) {
+            (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Range and partNumber cannot both be given")),
+            (Some(n), None) => {
+                let n = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+                let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
+                    custom("InvalidPartNumber", StatusCode::RANGE_NOT_SATISFIABLE, "the requested part number is not satisfiable")
+                })?;
+                let parts = record.details.part_sizes.len().max(1) as i32;
+                let cr = (size > 0).then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
+                (r, cr, Some(parts))
+            }
+            (None, Some(range)) => {
+                let r = range.check(size)?;
+                let cr = format!("bytes {}-{}/{size}", r.start, r.end - 1);
+                (r, Some(cr), None)
+            }
+            (None, None) => (0..size, None, None),
+        };
+        let whole = range.start == 0 && range.end == size;
+        let content_length = (range.end - range.start) as i64;
+        let stream = self.store.read(&record, range).await.or_s3()?;
+        let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(stream.map_err(|e| std::io::Error::other(e.to_string()))));
+        let sums = if whole && input.checksum_mode.is_some() {
+            ChecksumFields::of(&record.details.checksums)
+        } else {
+            ChecksumFields::default()
+        };
+        let h = &record.details.headers;
+        let mut resp = S3Response::new(GetObjectOutput {
+            body: Some(body),
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: Some(content_length),
+            content_range: content_range.clone(),
+            e_tag: Some(etag(&record.summary.etag)),
+            last_modified: Some(timestamp(record.summary.last_modified_ms)),
+            metadata: metadata_map(&record.details.user_metadata),
+            content_type: input.response_content_type.or_else(|| h.content_type.clone()),
+            content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
+            content_disposition: input.response_content_disposition.or_else(|| h.content_disposition.clone()),
+            content_language: input.response_content_language.or_else(|| h.content_language.clone()),
+            cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+            expires: input.response_expires.or_else(|| headers_of_record(h).0),
+            parts_count,
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            ..Default::default()
+        });
+        if content_range.is_some() {
+            resp.status = Some(StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let record = self.store.head_object(&input.bucket, &input.key).await.or_s3()?;
+        check_read_conditions(
+            &record,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )?;
+        let size = record.summary.size;
+        let (content_length, content_range, parts_count) = match (input.part_number, input.range) {
+            (Some(n), _) => {
+                let n = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+                let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
+                    custom("InvalidPartNumber", StatusCode::RANGE_NOT_SATISFIABLE, "the requested part number is not satisfiable")
+                })?;
+                let cr = (size > 0).then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
+                (r.end - r.start, cr, Some(record.details.part_sizes.len().max(1) as i32))
+            }
+            (None, Some(range)) => {
+                let r = range.check(size)?;
+                (r.end - r.start, Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)), None)
+            }
+            (None, None) => (size, None, None),
+        };
+        let sums = if input.checksum_mode.is_some() && content_range.is_none() {
+            ChecksumFields::of(&record.details.checksums)
+        } else {
+            ChecksumFields::default()
+        };
+        let h = &record.details.headers;
+        let mut resp = S3Response::new(HeadObjectOutput {
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: Some(content_length as i64),
+            content_range: content_range.clone(),
+            e_tag: Some(etag(&record.summary.etag)),
+            last_modified: Some(timestamp(record.summary.last_modified_ms)),
+            metadata: metadata_map(&record.details.user_metadata),
+            content_type: input.response_content_type.or_else(|| h.content_type.clone()),
+            content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
+            content_disposition: input.response_content_disposition.or_else(|| h.content_disposition.clone()),
+            content_language: input.response_content_language.or_else(|| h.content_language.clone()),
+            cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+            expires: input.response_expires.or_else(|| headers_of_record(h).0),
+            parts_count,
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            ..Default::default()
+        });
+        if content_range.is_some() {
+            resp.status = Some(StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.store.delete_object(&req.input.bucket, &req.input.key).await.or_s3()?;
+        let mut resp = S3Response::new(DeleteObjectOutput::default());
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        if input.delete.objects.len() > MAX_DELETE_OBJECTS {
+            return Err(s3_error!(MalformedXML, "a DeleteObjects request may name at most 1000 keys"));
+        }
+        self.store.bucket(&input.bucket).await.or_s3()?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            match self.store.delete_object(&input.bucket, &object.key).await {
+                Ok(_) => {
+                    if !quiet {
+                        deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
+                    }
+                }
+                Err(e) => {
+                    let e = to_s3(e);
+                    errors.push(Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        key: Some(object.key),
+                        message: e.message().map(str::to_owned),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
+        let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
+        check_copy_source_conditions(
+            &source,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        )?;
+        let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if src_bucket == input.bucket && src_key == input.key && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        self.store.bucket(&input.bucket).await.or_s3()?;
+        let mut algorithms: Vec<_> = source.details.checksums.iter().map(|c| c.algorithm).collect();
+        if let Some(a) = input.checksum_algorithm.as_ref() {
+            algorithms = vec![crate::convert::algorithm_of(a)?];
+        }
+        let stream = self.store.read(&source, 0..source.summary.size).await.or_s3()?;
+        let staged = self.store.stage(stream, &algorithms, Some(source.summary.size), true).await.or_s3()?;
+        let write = if replace {
+            ObjectWrite {
+                headers: HeaderInput {
+                    content_type: input.content_type,
+                    content_encoding: input.content_encoding,
+                    content_disposition: input.content_disposition,
+                    content_language: input.content_language,
+                    cache_control: input.cache_control,
+                    expires: input.expires,
+                }
+                .into(),
+                user_metadata: metadata_vec(input.metadata),
+                checksum_algorithms: algorithms,
+            }
+        } else {
+            ObjectWrite {
+                headers: source.details.headers.clone(),
+                user_metadata: source.details.user_metadata.clone(),
+                checksum_algorithms: algorithms,
+            }
+        };
+        let record = self.store.put_object(&input.bucket, &input.key, staged, write, None).await.or_s3()?;
+        let sums = ChecksumFields::of(&record.details.checksums);
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&record.summary.etag)),
+                last_modified: Some(timestamp(record.summary.last_modified_ms)),
+                checksum_crc32: sums.crc32,
+                checksum_crc32c: sums.crc32c,
+                checksum_crc64nvme: sums.crc64nvme,
+                checksum_sha1: sums.sha1,
+                checksum_sha256: sums.sha256,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let max_keys = max_of(input.max_keys, "max-keys")?;
+        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let resume = match &input.continuation_token {
+            Some(token) => Some(decode_token(token)?),
+            None => input.start_after.clone(),
+        };
+        let listing =
+            self.list(&input.bucket, &prefix, input.delimiter.as_deref(), resume.as_deref(), max_keys, url).await?;
+        let key_count = (listing.contents.len() + listing.common_prefixes.len()) as i32;
+        let next = if listing.is_truncated { listing.last.as_deref().map(encode_token) } else { None };
+        let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: enc(input.prefix),
+            delimiter: enc(input.delimiter),
+            start_after: enc(input.start_after),
+            max_keys: Some(max_keys as i32),
+            key_count: Some(key_count),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            is_truncated: Some(listing.is_truncated),
+            contents: Some(listing.contents),
+            common_prefixes: (!listing.common_prefixes.is_empty()).then_some(listing.common_prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let max_keys = max_of(input.max_keys, "max-keys")?;
+        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let listing = self
+            .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys, url)
+            .await?;
+        let next_marker = if listing.is_truncated { listing.last.clone() } else { None };
+        let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: enc(input.prefix),
+            delimiter: enc(input.delimiter),
+            marker: enc(input.marker),
+            next_marker: enc(next_marker),
+            max_keys: Some(max_keys as i32),
+            is_truncated: Some(listing.is_truncated),
+            contents: Some(listing.contents),
+            common_prefixes: (!listing.common_prefixes.is_empty()).then_some(listing.common_prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        let algorithm = input.checksum_algorithm.as_ref().map(crate::convert::algorithm_of).transpose()?;
+        let write = ObjectWrite {
+            headers: HeaderInput {
+                content_type: input.content_type,
+                content_encoding: input.content_encoding,
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: input.expires,
+            }
+            .into(),
+            user_metadata: metadata_vec(input.metadata),
+            checksum_algorithms: algorithm.into_iter().collect(),
+        };
+        let upload_id = self.store.create_upload(&input.bucket, &input.key, write).await.or_s3()?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            checksum_algorithm: input.checksum_algorithm,
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let part_number = part_number_of(input.part_number)?;
+        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let given = ChecksumFields {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        };
+        let mut algorithms = requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
+        if let Some(a) = upload.checksum_algorithm
+            && !algorithms.contains(&a)
+        {
+            algorithms.push(a);
+        }
+        let staged = self
+            .stage_verified(
+                input.body,
+                input.content_length,
+                input.content_md5.as_deref(),
+                &given,
+                algorithms.clone(),
+                req.trailing_headers.as_ref(),
+                false,
+            )
+            .await?;
+        let stored_algorithm = upload.checksum_algorithm.or_else(|| algorithms.first().copied());
+        let part = self
+            .store
+            .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, staged, stored_algorithm)
+            .await
+            .or_s3()?;
+        let sums = ChecksumFields::of(part.checksum.as_slice());
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(etag(&part.etag)),
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let part_number = part_number_of(input.part_number)?;
+        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
+        let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
+        check_copy_source_conditions(
+            &source,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+        )?;
+        let size = source.summary.size;
+        let range = match input.copy_source_range.as_deref() {
+            None => 0..size,
+            Some(r) => {
+                let parsed = Range::parse(r)
+                    .map_err(|_| s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"))?;
+                match parsed {
+                    Range::Int { first, last: Some(last) } if first <= last && last < size => first..last + 1,
+                    _ => return Err(s3_error!(InvalidRange, "the copy source range is not satisfiable")),
+                }
+            }
+        };
+        let len = range.end - range.start;
+        let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
+        let stream = self.store.read(&source, range).await.or_s3()?;
+        let staged = self.store.stage(stream, &algorithms, Some(len), false).await.or_s3()?;
+        let part = self
+            .store
+            .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, staged, upload.checksum_algorithm)
+            .await
+            .or_s3()?;
+        let sums = ChecksumFields::of(part.checksum.as_slice());
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(etag(&part.etag)),
+                last_modified: Some(timestamp(part.last_modified_ms)),
+                checksum_crc32: sums.crc32,
+                checksum_crc32c: sums.crc32c,
+                checksum_crc64nvme: sums.crc64nvme,
+                checksum_sha1: sums.sha1,
+                checksum_sha256: sums.sha256,
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let precondition = precondition_of(input.if_match, input.if_none_match)?;
+        let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        if listed.is_empty() {
+            return Err(s3_error!(MalformedXML, "the completion must list at least one part"));
+        }
+        let mut parts = Vec::with_capacity(listed.len());
+        for p in listed {
+            let part_number = p
+                .part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "every listed part needs a PartNumber"))
+                .and_then(part_number_of)?;
+            let etag = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "every listed part needs an ETag"))?;
+            parts.push(CompletePart { part_number, etag: etag.value().trim_matches('"').to_owned() });
+        }
+        let record = self
+            .store
+            .complete_upload(&input.bucket, &input.key, &input.upload_id, parts, precondition)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&record.summary.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.store.abort_upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let mut resp = S3Response::new(AbortMultipartUploadOutput::default());
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let max_parts = max_of(input.max_parts, "max-parts")?;
+        let marker = input.part_number_marker.map(|m| m.max(0) as u32).unwrap_or(0);
+        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let (parts, truncated) =
+            self.store.list_parts(&input.bucket, &input.key, &input.upload_id, marker, max_parts).await.or_s3()?;
+        let next_marker = parts.last().map(|p| p.part_number as i32);
+        let parts = parts
+            .into_iter()
+            .map(|p| {
+                let sums = ChecksumFields::of(p.record.checksum.as_slice());
+                Part {
+                    part_number: Some(p.part_number as i32),
+                    e_tag: Some(etag(&p.record.etag)),
+                    size: Some(p.record.size as i64),
+                    last_modified: Some(timestamp(p.record.last_modified_ms)),
+                    checksum_crc32: sums.crc32,
+                    checksum_crc32c: sums.crc32c,
+                    checksum_crc64nvme: sums.crc64nvme,
+                    checksum_sha1: sums.sha1,
+                    checksum_sha256: sums.sha256,
+                }
+            })
+            .collect();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max_parts as i32),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next_marker,
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            owner: Some(owner()),
+            initiator: Some(Initiator { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            checksum_algorithm: upload.checksum_algorithm.map(|a| ChecksumAlgorithm::from(algorithm_name(a).to_owned())),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let max_uploads = max_of(input.max_uploads, "max-uploads")?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let (uploads, truncated) = self
+            .store
+            .list_uploads(
+                &input.bucket,
+                &prefix,
+                input.key_marker.as_deref(),
+                input.upload_id_marker.as_deref(),
+                max_uploads,
+            )
+            .await
+            .or_s3()?;
+        let next_key_marker = uploads.last().map(|u| u.key.clone());
+        let next_upload_id_marker = uploads.last().map(|u| u.upload_id.clone());
+        let uploads = uploads
+            .into_iter()
+            .map(|u| MultipartUpload {
+                key: Some(u.key),
+                upload_id: Some(u.upload_id),
+                initiated: Some(timestamp(u.record.initiated_ms)),
+                owner: Some(owner()),
+                initiator: Some(Initiator { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            next_key_marker,
+            next_upload_id_marker,
+            max_uploads: Some(max_uploads as i32),
+            is_truncated: Some(truncated),
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Continuation tokens are opaque to clients: base64 of the key (or common prefix) to resume
+/// after.
+fn encode_token(last: &str) -> String {
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(last.as_bytes())
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(token.as_bytes())
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .ok_or_else(|| s3_error!(InvalidArgument, "the continuation token is not valid"))
+}

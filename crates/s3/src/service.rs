@@ -1,0 +1,142 @@
+//! The HTTP service in front of `s3s`: health endpoints for orchestrators, and an
+//! `x-amz-request-id` on every response (also inside error XML bodies).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use basalt_object::ObjectStore;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use s3s::auth::SimpleAuth;
+use s3s::host::MultiDomain;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{Body, HttpError};
+
+use crate::BasaltS3;
+
+/// What the S3 front needs to know beyond the store.
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    pub region: String,
+    /// Base domains for virtual-hosted-style requests (`bucket.<domain>`); path-style always works.
+    pub domains: Vec<String>,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+#[derive(Clone)]
+pub struct HttpService {
+    s3: S3Service,
+    ready: Arc<AtomicBool>,
+}
+
+pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
+    let mut builder = S3ServiceBuilder::new(BasaltS3::new(store, config.region.clone()));
+    builder.set_auth(SimpleAuth::from_single(config.access_key.clone(), config.secret_key.clone()));
+    if !config.domains.is_empty() {
+        let host = MultiDomain::new(&config.domains).map_err(|e| format!("invalid virtual-host domain: {e}"))?;
+        builder.set_host(host);
+    }
+    Ok(HttpService { s3: builder.build(), ready: Arc::new(AtomicBool::new(false)) })
+}
+
+impl HttpService {
+    /// `/health/ready` answers 200 from now on.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, HttpError> {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            match req.uri().path() {
+                "/health/live" => return Ok(plain(StatusCode::OK, "live")),
+                "/health/ready" => {
+                    return Ok(if self.ready.load(Ordering::Acquire) {
+                        plain(StatusCode::OK, "ready")
+                    } else {
+                        plain(StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    });
+                }
+                _ => {}
+            }
+        }
+        let request_id = ChunkIdLike::new();
+        let resource = req.uri().path().to_owned();
+        let mut resp = self.s3.call(req).await?;
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            add_error_details(&mut resp, &request_id, &resource);
+        }
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        Ok(resp)
+    }
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
+    type Response = Response<Body>;
+    type Error = HttpError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { service.handle(req.map(Body::from)).await })
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// 16 random bytes in upper-case hex, the shape of AWS request ids.
+struct ChunkIdLike;
+
+impl ChunkIdLike {
+    #[allow(clippy::new_ret_no_self)]
+    fn new() -> String {
+        let raw: [u8; 8] = rand::random();
+        hex_simd::encode_to_string(raw, hex_simd::AsciiCase::Upper)
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Adds `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
+fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str) {
+    let Some(bytes) = resp.body().bytes() else { return };
+    let Ok(text) = std::str::from_utf8(&bytes) else { return };
+    let Some(end) = text.rfind("</Error>") else { return };
+    let mut extra = String::new();
+    if !text.contains("<Resource>") {
+        extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
+    }
+    if !text.contains("<RequestId>") {
+        extra.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+    }
+    if extra.is_empty() {
+        return;
+    }
+    let body = format!("{}{}{}", &text[..end], extra, &text[end..]);
+    resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    *resp.body_mut() = Body::from(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_gain_resource_and_request_id() {
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>";
+        let mut resp = Response::new(Body::from(xml.to_owned()));
+        add_error_details(&mut resp, "ABC", "/b/k&1");
+        let body = resp.body().bytes().unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.ends_with("<Code>NoSuchKey</Code><Resource>/b/k&amp;1</Resource><RequestId>ABC</RequestId></Error>"));
+    }
+}
