@@ -1,0 +1,143 @@
+//! `basalt server`: opens the store, collects garbage left by a crash, serves S3 until SIGTERM
+//! or SIGINT, then lets in-flight requests finish.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use basalt_object::{ObjectConfig, ObjectStore};
+use basalt_s3::{FrontConfig, build_service};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const CREDENTIALS_FILE: &str = "root-credentials";
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let data = config.data.clone();
+    let object_config = ObjectConfig {
+        chunk_size: config.chunk_size,
+        inline_threshold: config.inline_threshold,
+        ..ObjectConfig::default()
+    };
+    let store = tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))
+        .await?
+        .with_context(|| format!("opening the store at {}", config.data.display()))?;
+    let (access_key, secret_key) = root_credentials(&config)?;
+
+    let service = build_service(
+        store.clone(),
+        &FrontConfig { region: config.region.clone(), domains: config.domains.clone(), access_key, secret_key },
+    )
+    .map_err(anyhow::Error::msg)?;
+
+    let listener = TcpListener::bind(config.address).await.with_context(|| format!("binding {}", config.address))?;
+    let removed = store.collect_garbage().await.context("collecting unreferenced chunks")?;
+    if removed > 0 {
+        tracing::info!(removed, "removed chunks left by interrupted writes");
+    }
+    service.set_ready(true);
+    tracing::info!(address = %listener.local_addr()?, data = %config.data.display(), "basalt is serving S3");
+
+    let mut http = ConnBuilder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (socket, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.as_mut() => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    service.set_ready(false);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Root credentials from the environment or the config file; otherwise those persisted in the
+/// data directory; otherwise new ones, generated, persisted (mode 0600) and printed once.
+fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
+    if let (Some(user), Some(password)) = (&config.root_user, &config.root_password) {
+        return Ok((user.clone(), password.clone()));
+    }
+    if config.root_user.is_some() != config.root_password.is_some() {
+        anyhow::bail!("set both BASALT_ROOT_USER and BASALT_ROOT_PASSWORD, or neither");
+    }
+    let path = config.data.join(CREDENTIALS_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut lines = text.lines();
+        if let (Some(user), Some(password)) = (lines.next(), lines.next()) {
+            return Ok((user.to_owned(), password.to_owned()));
+        }
+        anyhow::bail!("{} is malformed: expected the user and the password on two lines", path.display());
+    }
+    let user = format!("basalt{}", random_token(6).to_lowercase());
+    let password = random_token(20);
+    write_private(&path, &format!("{user}\n{password}\n"))?;
+    println!("Basalt root credentials (shown once; stored in {}):", path.display());
+    println!("  access key: {user}");
+    println!("  secret key: {password}");
+    Ok((user, password))
+}
+
+fn random_token(bytes: usize) -> String {
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex_simd::encode_to_string(raw, hex_simd::AsciiCase::Upper)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
