@@ -59,6 +59,7 @@ impl ChunkStore {
         self.check_poison()?;
         let len = u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
         let info = ChunkInfo { id: ChunkId::random(), len, crc32c: chunk_file::crc32c(data) };
+        tracing::debug!(chunk = %info.id, len, "writing chunk");
         let path = self.path_of(info.id);
         let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -95,6 +96,7 @@ impl ChunkStore {
 
     /// Deletes a chunk; a chunk already gone is not an error.
     pub fn delete_blocking(&self, id: ChunkId) -> Result<(), DataError> {
+        tracing::debug!(chunk = %id, "deleting chunk");
         match fs::remove_file(self.path_of(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
