@@ -135,13 +135,26 @@ pub fn client_for(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::Cli
     aws_sdk_s3::Client::from_conf(config_for(endpoint, access, secret).build())
 }
 
-/// A raw HTTP/1.1 exchange: returns the whole response as text.
+/// A raw HTTP/1.1 exchange (send `Connection: close`): returns the whole response as text.
 pub fn http_raw(port: u16, request: &[u8]) -> std::io::Result<String> {
+    exchange(port, request, false)
+}
+
+/// Sends `request`, then closes the sending side: a body shorter than its Content-Length
+/// ends there. Returns whatever the server answered (often nothing).
+pub fn http_raw_cut_off(port: u16, request: &[u8]) -> std::io::Result<String> {
+    exchange(port, request, true)
+}
+
+fn exchange(port: u16, request: &[u8], half_close: bool) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(request)?;
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    // The server may answer and close before the whole request is written.
+    let _ = s.write_all(request);
+    if half_close {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -173,4 +186,83 @@ where
         aws_sdk_s3::error::SdkError::ServiceError(e) => e.err().code().unwrap_or("").to_owned(),
         other => format!("{other:?}"),
     }
+}
+
+/// A SigV4-signed raw HTTP/1.1 request, for inputs the SDK refuses to send. `path` is sent and
+/// signed exactly as given (already percent-encoded). `declared_len` overrides Content-Length.
+pub struct RawRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub body: &'a [u8],
+    pub headers: Vec<(&'a str, String)>,
+    pub secret: &'a str,
+    pub time: std::time::SystemTime,
+    pub declared_len: Option<usize>,
+    /// Close the sending side after the body (for bodies shorter than declared).
+    pub cut_off: bool,
+}
+
+impl<'a> RawRequest<'a> {
+    pub fn new(method: &'a str, path: &'a str, body: &'a [u8]) -> Self {
+        Self {
+            method,
+            path,
+            body,
+            headers: Vec::new(),
+            secret: SECRET_KEY,
+            time: std::time::SystemTime::now(),
+            declared_len: None,
+            cut_off: false,
+        }
+    }
+
+    pub fn send(&self, port: u16) -> String {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+            UriPathNormalizationMode, sign,
+        };
+        use aws_sigv4::sign::v4;
+        let host = format!("127.0.0.1:{port}");
+        let url = format!("http://{host}{}", self.path);
+        let creds = aws_credential_types::Credentials::new(ACCESS_KEY, self.secret, None, None, "test");
+        let identity = creds.into();
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("s3")
+            .time(self.time)
+            .settings(settings)
+            .build()
+            .expect("signing params")
+            .into();
+        let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
+        headers.extend(self.headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let signable = SignableRequest::new(
+            self.method,
+            url.as_str(),
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(self.body),
+        )
+        .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+        let mut text = format!("{} {} HTTP/1.1\r\n", self.method, self.path);
+        for (k, v) in &headers {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        for (k, v) in instructions.headers() {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", self.declared_len.unwrap_or(self.body.len())));
+        let mut raw = text.into_bytes();
+        raw.extend_from_slice(self.body);
+        exchange(port, &raw, self.cut_off).expect("raw request")
+    }
+}
+
+pub fn status_of(response: &str) -> u16 {
+    response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
