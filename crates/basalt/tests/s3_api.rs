@@ -291,7 +291,8 @@ async fn bucket_delete_rules() {
     assert!(client.list_buckets().send().await.expect("list").buckets().is_empty());
 
     // Operations on objects of a missing bucket.
-    let err = client.put_object().bucket("full").key("k").body(ByteStream::from_static(b"x")).send().await.expect_err("put");
+    let err =
+        client.put_object().bucket("full").key("k").body(ByteStream::from_static(b"x")).send().await.expect_err("put");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
     let err = client.get_object().bucket("full").key("k").send().await.expect_err("get");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
@@ -513,7 +514,8 @@ async fn object_conditional_reads() {
     client.get_object().bucket("cond").key("k").if_match("*").send().await.expect("if-match *");
     let err = client.get_object().bucket("cond").key("k").if_match("\"0000\"").send().await.expect_err("mismatch");
     assert_eq!(failure(&err), (412, "PreconditionFailed".to_owned()));
-    let err = client.head_object().bucket("cond").key("k").if_match("\"0000\"").send().await.expect_err("head mismatch");
+    let err =
+        client.head_object().bucket("cond").key("k").if_match("\"0000\"").send().await.expect_err("head mismatch");
     assert_eq!(status(&err), 412);
 
     // If-None-Match.
@@ -531,7 +533,14 @@ async fn object_conditional_reads() {
     // If-Unmodified-Since.
     let err = client.get_object().bucket("cond").key("k").if_unmodified_since(past).send().await.expect_err("ius");
     assert_eq!(failure(&err), (412, "PreconditionFailed".to_owned()));
-    client.get_object().bucket("cond").key("k").if_unmodified_since(future).send().await.expect("unmodified since future");
+    client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_unmodified_since(future)
+        .send()
+        .await
+        .expect("unmodified since future");
 
     // RFC 9110 precedence: If-Match true wins over If-Unmodified-Since false;
     // If-None-Match false wins over If-Modified-Since.

@@ -217,6 +217,14 @@ impl<'a> RawRequest<'a> {
     }
 
     pub fn send(&self, port: u16) -> String {
+        let mut raw = self.head(port, false).into_bytes();
+        raw.extend_from_slice(self.body);
+        exchange(port, &raw, self.cut_off).expect("raw request")
+    }
+
+    /// The request line and signed headers. With `unsigned_payload` the body is not part of
+    /// the signature, so it can be streamed after the head.
+    pub fn head(&self, port: u16, unsigned_payload: bool) -> String {
         use aws_sigv4::http_request::{
             PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
             UriPathNormalizationMode, sign,
@@ -245,7 +253,7 @@ impl<'a> RawRequest<'a> {
             self.method,
             url.as_str(),
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(self.body),
+            if unsigned_payload { SignableBody::UnsignedPayload } else { SignableBody::Bytes(self.body) },
         )
         .expect("signable");
         let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
@@ -257,9 +265,7 @@ impl<'a> RawRequest<'a> {
             text.push_str(&format!("{k}: {v}\r\n"));
         }
         text.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", self.declared_len.unwrap_or(self.body.len())));
-        let mut raw = text.into_bytes();
-        raw.extend_from_slice(self.body);
-        exchange(port, &raw, self.cut_off).expect("raw request")
+        text
     }
 }
 
