@@ -67,12 +67,28 @@ impl ServerConfig {
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let config = Self {
-            address: args.address.or(file.address).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
-            data: args.data.or(file.data).unwrap_or_else(|| PathBuf::from("basalt-data")),
-            region: args.region.or(file.region).unwrap_or_else(|| "us-east-1".to_owned()),
-            domains: if args.domains.is_empty() { file.domains.unwrap_or_default() } else { args.domains },
+            address: args
+                .address
+                .or(file.address)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            data: args
+                .data
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from("basalt-data")),
+            region: args
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            domains: if args.domains.is_empty() {
+                file.domains.unwrap_or_default()
+            } else {
+                args.domains
+            },
             chunk_size: args.chunk_size.or(file.chunk_size).unwrap_or(4 << 20),
-            inline_threshold: args.inline_threshold.or(file.inline_threshold).unwrap_or(32 << 10),
+            inline_threshold: args
+                .inline_threshold
+                .or(file.inline_threshold)
+                .unwrap_or(32 << 10),
             root_user: env("BASALT_ROOT_USER").or(file.root_user),
             root_password: env("BASALT_ROOT_PASSWORD").or(file.root_password),
         };
@@ -87,7 +103,8 @@ impl ServerConfig {
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -111,7 +128,11 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("basalt.toml");
-        std::fs::write(&path, "region = \"eu-west-1\"\naddress = \"127.0.0.1:9100\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "region = \"eu-west-1\"\naddress = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
         let mut a = args();
         a.config = Some(path);
         a.address = Some("127.0.0.1:9200".parse().unwrap());

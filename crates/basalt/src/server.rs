@@ -24,19 +24,30 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         inline_threshold: config.inline_threshold,
         ..ObjectConfig::default()
     };
-    let store = tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))
-        .await?
-        .with_context(|| format!("opening the store at {}", config.data.display()))?;
+    let store =
+        tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))
+            .await?
+            .with_context(|| format!("opening the store at {}", config.data.display()))?;
     let (access_key, secret_key) = root_credentials(&config)?;
 
     let service = build_service(
         store.clone(),
-        &FrontConfig { region: config.region.clone(), domains: config.domains.clone(), access_key, secret_key },
+        &FrontConfig {
+            region: config.region.clone(),
+            domains: config.domains.clone(),
+            access_key,
+            secret_key,
+        },
     )
     .map_err(anyhow::Error::msg)?;
 
-    let listener = TcpListener::bind(config.address).await.with_context(|| format!("binding {}", config.address))?;
-    let removed = store.collect_garbage().await.context("collecting unreferenced chunks")?;
+    let listener = TcpListener::bind(config.address)
+        .await
+        .with_context(|| format!("binding {}", config.address))?;
+    let removed = store
+        .collect_garbage()
+        .await
+        .context("collecting unreferenced chunks")?;
     if removed > 0 {
         tracing::info!(removed, "removed chunks left by interrupted writes");
     }
@@ -44,7 +55,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, data = %config.data.display(), "basalt is serving S3");
 
     let mut http = ConnBuilder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -81,14 +95,15 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -115,12 +130,18 @@ fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
         if let (Some(user), Some(password)) = (lines.next(), lines.next()) {
             return Ok((user.to_owned(), password.to_owned()));
         }
-        anyhow::bail!("{} is malformed: expected the user and the password on two lines", path.display());
+        anyhow::bail!(
+            "{} is malformed: expected the user and the password on two lines",
+            path.display()
+        );
     }
     let user = format!("basalt{}", random_token(6).to_lowercase());
     let password = random_token(20);
     write_private(&path, &format!("{user}\n{password}\n"))?;
-    println!("Basalt root credentials (shown once; stored in {}):", path.display());
+    println!(
+        "Basalt root credentials (shown once; stored in {}):",
+        path.display()
+    );
     println!("  access key: {user}");
     println!("  secret key: {password}");
     Ok((user, password))
@@ -136,7 +157,9 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())

@@ -11,24 +11,53 @@ const BUCKET: &str = "bad-input";
 async fn server_with_bucket() -> (Server, aws_sdk_s3::Client) {
     let server = Server::start();
     let client = server.client();
-    client.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    client
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
     (server, client)
 }
 
 async fn assert_absent(client: &aws_sdk_s3::Client, key: &str) {
-    let err = client.head_object().bucket(BUCKET).key(key).send().await.expect_err("object must not exist");
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404), "{key} was stored");
+    let err = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect_err("object must not exist");
+    assert_eq!(
+        err.raw_response().map(|r| r.status().as_u16()),
+        Some(404),
+        "{key} was stored"
+    );
 }
 
 async fn assert_bucket_empty(client: &aws_sdk_s3::Client) {
-    let listed = client.list_objects_v2().bucket(BUCKET).send().await.expect("list");
-    assert_eq!(listed.key_count(), Some(0), "something was stored: {:?}", listed.contents());
+    let listed = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.key_count(),
+        Some(0),
+        "something was stored: {:?}",
+        listed.contents()
+    );
 }
 
 fn chunk_files(server: &Server) -> usize {
     std::fs::read_dir(server.data.join("chunks"))
         .expect("chunks dir")
-        .map(|d| std::fs::read_dir(d.expect("entry").path()).expect("dir").count())
+        .map(|d| {
+            std::fs::read_dir(d.expect("entry").path())
+                .expect("dir")
+                .count()
+        })
         .sum()
 }
 
@@ -52,7 +81,10 @@ async fn a_signature_made_with_the_wrong_secret_is_refused() {
     req.secret = "not-the-secret";
     let resp = req.send(server.port);
     assert_eq!(status_of(&resp), 403, "{resp}");
-    assert!(resp.contains("<Code>SignatureDoesNotMatch</Code>"), "{resp}");
+    assert!(
+        resp.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{resp}"
+    );
     assert_absent(&client, "forged").await;
 
     // The same request signed correctly goes through: the test can tell the difference.
@@ -76,16 +108,23 @@ async fn a_request_outside_the_clock_skew_window_is_refused() {
 async fn a_body_shorter_than_its_content_length_stores_nothing() {
     let (server, client) = server_with_bucket().await;
     // Small (would be inline) and large (chunks were already written when the body ends).
-    for (key, sent, declared) in [("short", 500usize, 1000usize), ("short-large", 6 << 20, 7 << 20)] {
+    for (key, sent, declared) in [
+        ("short", 500usize, 1000usize),
+        ("short-large", 6 << 20, 7 << 20),
+    ] {
         let path = format!("/{BUCKET}/{key}");
         let body = common::bytes_of(sent, 7);
         let mut req = RawRequest::new("PUT", &path, &body);
-        req.headers.push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()));
+        req.headers
+            .push(("x-amz-content-sha256", "UNSIGNED-PAYLOAD".into()));
         req.declared_len = Some(declared);
         req.cut_off = true;
         let resp = req.send(server.port);
         let status = status_of(&resp);
-        assert!(status == 0 || status == 400, "a truncated body must not be acknowledged: {resp}");
+        assert!(
+            status == 0 || status == 400,
+            "a truncated body must not be acknowledged: {resp}"
+        );
         assert_absent(&client, key).await;
     }
     // Chunks of the cut-off write are deleted, not left for a restart.
@@ -93,7 +132,11 @@ async fn a_body_shorter_than_its_content_length_stores_nothing() {
     while chunk_files(&server) > 0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(chunk_files(&server), 0, "chunks of the truncated upload were left behind");
+    assert_eq!(
+        chunk_files(&server),
+        0,
+        "chunks of the truncated upload were left behind"
+    );
 }
 
 #[tokio::test]
@@ -115,9 +158,21 @@ async fn malformed_xml_bodies_are_refused() {
     let resp = req.send(server.port);
     assert_eq!(status_of(&resp), 400, "{resp}");
     assert!(resp.contains("<Code>MalformedXML</Code>"), "{resp}");
-    client.head_object().bucket(BUCKET).key("keep").send().await.expect("the object survives");
+    client
+        .head_object()
+        .bucket(BUCKET)
+        .key("keep")
+        .send()
+        .await
+        .expect("the object survives");
 
-    let upload = client.create_multipart_upload().bucket(BUCKET).key("mp").send().await.expect("create");
+    let upload = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .send()
+        .await
+        .expect("create");
     let path = format!("/{BUCKET}/mp?uploadId={}", upload.upload_id().expect("id"));
     let resp = RawRequest::new("POST", &path, b"<CompleteMultipartUpload><Part>").send(server.port);
     assert_eq!(status_of(&resp), 400, "{resp}");
@@ -136,7 +191,10 @@ async fn an_invalid_content_md5_is_refused() {
     assert!(resp.contains("InvalidDigest"), "{resp}");
 
     let mut req = RawRequest::new("PUT", &path, b"payload");
-    req.headers.push(("content-md5", base64_simd::STANDARD.encode_to_string([0u8; 16])));
+    req.headers.push((
+        "content-md5",
+        base64_simd::STANDARD.encode_to_string([0u8; 16]),
+    ));
     let resp = req.send(server.port);
     assert_eq!(status_of(&resp), 400, "{resp}");
     assert!(resp.contains("<Code>BadDigest</Code>"), "{resp}");
@@ -148,7 +206,8 @@ async fn a_wrong_checksum_header_is_refused() {
     let (server, client) = server_with_bucket().await;
     let path = format!("/{BUCKET}/crc");
     let mut req = RawRequest::new("PUT", &path, b"payload");
-    req.headers.push(("x-amz-checksum-crc32", "AAAAAA==".into()));
+    req.headers
+        .push(("x-amz-checksum-crc32", "AAAAAA==".into()));
     let resp = req.send(server.port);
     assert_eq!(status_of(&resp), 400, "{resp}");
     assert!(resp.contains("<Code>BadDigest</Code>"), "{resp}");
@@ -159,14 +218,28 @@ async fn a_wrong_checksum_header_is_refused() {
 async fn invalid_bucket_names_are_refused() {
     let server = Server::start();
     let client = server.client();
-    for name in ["ab", "UpperCase", "under_score", "-leading", "trailing-", "a..b", "192.168.1.1"] {
+    for name in [
+        "ab",
+        "UpperCase",
+        "under_score",
+        "-leading",
+        "trailing-",
+        "a..b",
+        "192.168.1.1",
+    ] {
         let path = format!("/{name}");
         let resp = RawRequest::new("PUT", &path, b"").send(server.port);
         assert_eq!(status_of(&resp), 400, "{name}: {resp}");
-        assert!(resp.contains("<Code>InvalidBucketName</Code>"), "{name}: {resp}");
+        assert!(
+            resp.contains("<Code>InvalidBucketName</Code>"),
+            "{name}: {resp}"
+        );
     }
     let buckets = client.list_buckets().send().await.expect("list");
-    assert!(buckets.buckets().is_empty(), "a bucket with an invalid name was created");
+    assert!(
+        buckets.buckets().is_empty(),
+        "a bucket with an invalid name was created"
+    );
 }
 
 #[tokio::test]
@@ -184,15 +257,36 @@ async fn keys_over_1024_bytes_or_not_utf8_are_refused() {
     assert_bucket_empty(&client).await;
 
     let exact = "k".repeat(1024);
-    client.put_object().bucket(BUCKET).key(&exact).body(b"x".to_vec().into()).send().await.expect("1024 bytes is allowed");
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(&exact)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("1024 bytes is allowed");
 }
 
 #[tokio::test]
 async fn an_expired_presigned_url_is_refused() {
     let (_server, client) = server_with_bucket().await;
-    client.put_object().bucket(BUCKET).key("p").body(b"secret".to_vec().into()).send().await.expect("put");
-    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(1)).expect("config");
-    let url = client.get_object().bucket(BUCKET).key("p").presigned(config).await.expect("presign");
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("p")
+        .body(b"secret".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(1))
+        .expect("config");
+    let url = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("p")
+        .presigned(config)
+        .await
+        .expect("presign");
     let http = reqwest::Client::new();
     let fresh = http.get(url.uri()).send().await.expect("get");
     assert_eq!(fresh.status().as_u16(), 200);
@@ -206,13 +300,40 @@ async fn an_expired_presigned_url_is_refused() {
 #[tokio::test]
 async fn out_of_range_reads_and_part_numbers_are_refused() {
     let (server, client) = server_with_bucket().await;
-    client.put_object().bucket(BUCKET).key("r").body(b"0123456789".to_vec().into()).send().await.expect("put");
-    let err = client.get_object().bucket(BUCKET).key("r").range("bytes=10-20").send().await.expect_err("416");
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("r")
+        .body(b"0123456789".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let err = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("r")
+        .range("bytes=10-20")
+        .send()
+        .await
+        .expect_err("416");
     assert_eq!(common::error_code(&err), "InvalidRange");
-    let err = client.get_object().bucket(BUCKET).key("r").part_number(2).send().await.expect_err("no part 2");
+    let err = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("r")
+        .part_number(2)
+        .send()
+        .await
+        .expect_err("no part 2");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(416));
 
-    let upload = client.create_multipart_upload().bucket(BUCKET).key("mp").send().await.expect("create");
+    let upload = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .send()
+        .await
+        .expect("create");
     let id = upload.upload_id().expect("id");
     for n in [0, 10_001] {
         let err = client

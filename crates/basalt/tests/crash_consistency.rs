@@ -30,11 +30,19 @@ const PART: u64 = 5 << 20;
 #[derive(Clone, Debug, PartialEq)]
 enum State {
     Absent,
-    Object { md5: [u8; 16], len: u64, chunks: u64 },
+    Object {
+        md5: [u8; 16],
+        len: u64,
+        chunks: u64,
+    },
 }
 
 fn chunks_of(len: u64) -> u64 {
-    if len <= INLINE_MAX { 0 } else { len.div_ceil(CHUNK) }
+    if len <= INLINE_MAX {
+        0
+    } else {
+        len.div_ceil(CHUNK)
+    }
 }
 
 fn object(parts: &[Vec<u8>], multipart: bool) -> State {
@@ -44,12 +52,20 @@ fn object(parts: &[Vec<u8>], multipart: bool) -> State {
     for p in parts {
         h.update(p);
         len += p.len() as u64;
-        chunks += if multipart { (p.len() as u64).div_ceil(CHUNK).max(1) } else { 0 };
+        chunks += if multipart {
+            (p.len() as u64).div_ceil(CHUNK).max(1)
+        } else {
+            0
+        };
     }
     if !multipart {
         chunks = chunks_of(len);
     }
-    State::Object { md5: h.finalize().into(), len, chunks }
+    State::Object {
+        md5: h.finalize().into(),
+        len,
+        chunks,
+    }
 }
 
 /// Per key, the states it may be in: one after an acknowledged operation, two while an
@@ -60,7 +76,17 @@ async fn run_op(client: &aws_sdk_s3::Client, key: &str, rng_seed: u64, model: &M
     let choice = rng_seed % 10;
     let seed = rng_seed;
     let (new_state, result) = match choice {
-        0..=1 => (State::Absent, client.delete_object().bucket(BUCKET).key(key).send().await.map(|_| ()).map_err(|e| e.to_string())),
+        0..=1 => (
+            State::Absent,
+            client
+                .delete_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ),
         2..=3 => {
             let parts = vec![bytes_of(PART as usize, seed), bytes_of(1234, seed + 1)];
             let state = object(&parts, true);
@@ -76,7 +102,13 @@ async fn run_op(client: &aws_sdk_s3::Client, key: &str, rng_seed: u64, model: &M
             let body = bytes_of(len, seed);
             let state = object(std::slice::from_ref(&body), false);
             begin(model, key, &state).await;
-            let r = client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(body)).send().await;
+            let r = client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await;
             (state, r.map(|_| ()).map_err(|e| e.to_string()))
         }
     };
@@ -95,14 +127,26 @@ async fn run_op(client: &aws_sdk_s3::Client, key: &str, rng_seed: u64, model: &M
 
 async fn begin(model: &Model, key: &str, next: &State) {
     let mut m = model.lock().await;
-    let states = m.entry(key.to_owned()).or_insert_with(|| vec![State::Absent]);
+    let states = m
+        .entry(key.to_owned())
+        .or_insert_with(|| vec![State::Absent]);
     if !states.contains(next) {
         states.push(next.clone());
     }
 }
 
-async fn multipart(client: &aws_sdk_s3::Client, key: &str, parts: Vec<Vec<u8>>) -> Result<(), String> {
-    let upload = client.create_multipart_upload().bucket(BUCKET).key(key).send().await.map_err(|e| e.to_string())?;
+async fn multipart(
+    client: &aws_sdk_s3::Client,
+    key: &str,
+    parts: Vec<Vec<u8>>,
+) -> Result<(), String> {
+    let upload = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let id = upload.upload_id().unwrap_or_default().to_owned();
     let mut done = Vec::new();
     for (i, part) in parts.into_iter().enumerate() {
@@ -117,14 +161,23 @@ async fn multipart(client: &aws_sdk_s3::Client, key: &str, parts: Vec<Vec<u8>>) 
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        done.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap_or_default()).build());
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().unwrap_or_default())
+                .build(),
+        );
     }
     client
         .complete_multipart_upload()
         .bucket(BUCKET)
         .key(key)
         .upload_id(&id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
         .send()
         .await
         .map(|_| ())
@@ -139,19 +192,34 @@ async fn verify(client: &aws_sdk_s3::Client, model: &Model) -> u64 {
     for (key, states) in m.iter_mut() {
         let observed = match client.get_object().bucket(BUCKET).key(key).send().await {
             Ok(out) => {
-                let body = out.body.collect().await.expect("body of an acknowledged object").into_bytes();
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .expect("body of an acknowledged object")
+                    .into_bytes();
                 let md5: [u8; 16] = Md5::digest(&body).into();
                 let found = states
                     .iter()
                     .find(|s| matches!(s, State::Object { md5: m, len, .. } if *m == md5 && *len == body.len() as u64));
                 match found {
                     Some(s) => s.clone(),
-                    None => panic!("{key}: {} bytes that match no write (partial or corrupt object); allowed {states:?}", body.len()),
+                    None => panic!(
+                        "{key}: {} bytes that match no write (partial or corrupt object); allowed {states:?}",
+                        body.len()
+                    ),
                 }
             }
             Err(e) => {
-                assert_eq!(common::error_code(&e), "NoSuchKey", "{key}: unexpected error");
-                assert!(states.contains(&State::Absent), "{key}: acknowledged object lost; allowed {states:?}");
+                assert_eq!(
+                    common::error_code(&e),
+                    "NoSuchKey",
+                    "{key}: unexpected error"
+                );
+                assert!(
+                    states.contains(&State::Absent),
+                    "{key}: acknowledged object lost; allowed {states:?}"
+                );
                 State::Absent
             }
         };
@@ -164,15 +232,30 @@ async fn verify(client: &aws_sdk_s3::Client, model: &Model) -> u64 {
     let mut listed = Vec::new();
     let mut token = None;
     loop {
-        let page = client.list_objects_v2().bucket(BUCKET).set_continuation_token(token).send().await.expect("list");
-        listed.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        let page = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .set_continuation_token(token)
+            .send()
+            .await
+            .expect("list");
+        listed.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
         token = page.next_continuation_token().map(str::to_owned);
         if token.is_none() {
             break;
         }
     }
     // Parts of uploads cut off by the crash stay referenced until the upload is aborted.
-    let uploads = client.list_multipart_uploads().bucket(BUCKET).send().await.expect("list uploads");
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list uploads");
     for u in uploads.uploads() {
         let parts = client
             .list_parts()
@@ -187,7 +270,10 @@ async fn verify(client: &aws_sdk_s3::Client, model: &Model) -> u64 {
         }
     }
     present.sort();
-    assert_eq!(listed, present, "the listing disagrees with the objects that exist");
+    assert_eq!(
+        listed, present,
+        "the listing disagrees with the objects that exist"
+    );
     expected_chunks
 }
 
@@ -208,13 +294,22 @@ fn chunk_files(data: &std::path::Path) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_sigkill_at_any_point() {
-    let rounds: usize = std::env::var("BASALT_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("BASALT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     // The test owns the data directory: it must outlive every server process.
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let port = common::free_port();
     let mut server = Server::start_on(&data, port);
-    server.client().create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    server
+        .client()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
     let model: Model = Arc::new(Mutex::new(HashMap::new()));
     let mut rng = rand::rng();
     let mut acknowledged = 0usize;
@@ -252,10 +347,19 @@ async fn acknowledged_writes_survive_sigkill_at_any_point() {
         server = Server::start_on(&data, port);
         let expected_chunks = verify(&server.client(), &model).await;
         let (files, tmp) = chunk_files(&data);
-        assert_eq!(tmp, 0, "round {round}: temporary chunk files survived the restart");
-        assert_eq!(files, expected_chunks, "round {round}: chunk files of interrupted or deleted writes were not reclaimed");
+        assert_eq!(
+            tmp, 0,
+            "round {round}: temporary chunk files survived the restart"
+        );
+        assert_eq!(
+            files, expected_chunks,
+            "round {round}: chunk files of interrupted or deleted writes were not reclaimed"
+        );
     }
     eprintln!("{rounds} crash rounds, {acknowledged} acknowledged operations verified");
-    assert!(acknowledged > rounds, "the workload acknowledged too few writes ({acknowledged}) to prove anything");
+    assert!(
+        acknowledged > rounds,
+        "the workload acknowledged too few writes ({acknowledged}) to prove anything"
+    );
     server.terminate();
 }

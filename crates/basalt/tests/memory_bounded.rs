@@ -30,10 +30,18 @@ fn piece(i: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
-    let mib: u64 = std::env::var("BASALT_BIG_OBJECT_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(5120);
+    let mib: u64 = std::env::var("BASALT_BIG_OBJECT_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5120);
     let server = Server::start();
     let client = server.client();
-    client.create_bucket().bucket("big").send().await.expect("bucket");
+    client
+        .create_bucket()
+        .bucket("big")
+        .send()
+        .await
+        .expect("bucket");
     let port = server.port;
     let pid = server.pid();
 
@@ -55,14 +63,20 @@ async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
         let etag = resp
             .lines()
-            .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+            .find_map(|l| {
+                l.strip_prefix("etag: ")
+                    .or_else(|| l.strip_prefix("ETag: "))
+            })
             .map(|v| v.trim().trim_matches('"').to_owned())
             .expect("etag header");
         (etag, hex_of(&md5.finalize()))
     })
     .await
     .expect("put task");
-    assert_eq!(etag, sent_md5, "the stored object's MD5 differs from what was sent");
+    assert_eq!(
+        etag, sent_md5,
+        "the stored object's MD5 differs from what was sent"
+    );
     let after_put = peak_rss_kib(pid);
 
     let got_md5 = tokio::task::spawn_blocking(move || {
@@ -98,7 +112,9 @@ async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
     .expect("get task");
     assert_eq!(got_md5, sent_md5, "the object read back differs");
     let after_get = peak_rss_kib(pid);
-    eprintln!("{mib} MiB object: server peak RSS {after_put} KiB after PUT, {after_get} KiB after GET");
+    eprintln!(
+        "{mib} MiB object: server peak RSS {after_put} KiB after PUT, {after_get} KiB after GET"
+    );
     assert!(after_put < RSS_LIMIT_KIB, "PUT peak RSS {after_put} KiB");
     assert!(after_get < RSS_LIMIT_KIB, "GET peak RSS {after_get} KiB");
 }

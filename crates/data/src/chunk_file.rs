@@ -72,8 +72,13 @@ pub fn header(len: u64, crc: u32) -> [u8; HEADER_LEN] {
 
 /// Checks a whole chunk file's bytes against what the metadata expects; returns the data.
 pub fn verify<'a>(expected: &ChunkInfo, file: &'a [u8]) -> Result<&'a [u8], DataError> {
-    let corrupt = |reason: &str| DataError::Corrupt { id: expected.id, reason: reason.to_owned() };
-    let (head, data) = file.split_at_checked(HEADER_LEN).ok_or_else(|| corrupt("shorter than its header"))?;
+    let corrupt = |reason: &str| DataError::Corrupt {
+        id: expected.id,
+        reason: reason.to_owned(),
+    };
+    let (head, data) = file
+        .split_at_checked(HEADER_LEN)
+        .ok_or_else(|| corrupt("shorter than its header"))?;
     if &head[0..8] != MAGIC {
         return Err(corrupt("bad magic"));
     }
@@ -83,7 +88,11 @@ pub fn verify<'a>(expected: &ChunkInfo, file: &'a [u8]) -> Result<&'a [u8], Data
     let len = u64::from_le_bytes(head[16..24].try_into().map_err(|_| corrupt("header"))?);
     let crc = u32::from_le_bytes(head[24..28].try_into().map_err(|_| corrupt("header"))?);
     if len != u64::from(expected.len) || data.len() as u64 != len {
-        return Err(corrupt(&format!("length {} (header {len}), expected {}", data.len(), expected.len)));
+        return Err(corrupt(&format!(
+            "length {} (header {len}), expected {}",
+            data.len(),
+            expected.len
+        )));
     }
     if crc != expected.crc32c || crc32c(data) != crc {
         return Err(corrupt("checksum mismatch"));
@@ -96,7 +105,11 @@ mod tests {
     use super::*;
 
     fn file_of(data: &[u8]) -> (ChunkInfo, Vec<u8>) {
-        let info = ChunkInfo { id: ChunkId([1; 16]), len: data.len() as u32, crc32c: crc32c(data) };
+        let info = ChunkInfo {
+            id: ChunkId([1; 16]),
+            len: data.len() as u32,
+            crc32c: crc32c(data),
+        };
         let mut f = header(data.len() as u64, info.crc32c).to_vec();
         f.extend_from_slice(data);
         (info, f)
@@ -117,7 +130,10 @@ mod tests {
             }
             let mut bad = f.clone();
             bad[i] ^= 0x01;
-            assert!(verify(&info, &bad).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                verify(&info, &bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 

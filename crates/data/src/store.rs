@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use crate::chunk_file::{self, ChunkId, ChunkInfo, HEADER_LEN};
 use crate::DataError;
+use crate::chunk_file::{self, ChunkId, ChunkInfo, HEADER_LEN};
 
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -30,7 +30,12 @@ impl ChunkStore {
             fs::create_dir_all(root.join(format!("{b:02x}")))?;
         }
         sync_dir(drive)?;
-        Ok(Self { inner: Arc::new(Inner { root, poisoned: AtomicBool::new(false) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                poisoned: AtomicBool::new(false),
+            }),
+        })
     }
 
     fn path_of(&self, id: ChunkId) -> PathBuf {
@@ -57,8 +62,13 @@ impl ChunkStore {
     /// Writes a chunk durably. Blocking: call from a blocking thread.
     pub fn write_blocking(&self, data: &[u8]) -> Result<ChunkInfo, DataError> {
         self.check_poison()?;
-        let len = u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
-        let info = ChunkInfo { id: ChunkId::random(), len, crc32c: chunk_file::crc32c(data) };
+        let len =
+            u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let info = ChunkInfo {
+            id: ChunkId::random(),
+            len,
+            crc32c: chunk_file::crc32c(data),
+        };
         tracing::debug!(chunk = %info.id, len, "writing chunk");
         let path = self.path_of(info.id);
         let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
@@ -83,12 +93,16 @@ impl ChunkStore {
     pub fn read_blocking(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
         let mut file = match File::open(self.path_of(info.id)) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(DataError::NotFound(info.id)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(DataError::NotFound(info.id));
+            }
             Err(e) => return Err(e.into()),
         };
         let mut buf = Vec::with_capacity(HEADER_LEN + info.len as usize + 1);
         // Read one byte past the expected end so that a file longer than its record is caught.
-        (&mut file).take(HEADER_LEN as u64 + u64::from(info.len) + 1).read_to_end(&mut buf)?;
+        (&mut file)
+            .take(HEADER_LEN as u64 + u64::from(info.len) + 1)
+            .read_to_end(&mut buf)?;
         chunk_file::verify(info, &buf)?;
         let mut data = Bytes::from(buf);
         Ok(data.split_off(HEADER_LEN))
@@ -174,10 +188,16 @@ mod tests {
         let last = raw.len() - 1;
         raw[last] ^= 0xff;
         fs::write(&path, &raw).unwrap();
-        assert!(matches!(store.read_blocking(&info), Err(DataError::Corrupt { .. })));
+        assert!(matches!(
+            store.read_blocking(&info),
+            Err(DataError::Corrupt { .. })
+        ));
 
         store.delete_blocking(info.id).unwrap();
-        assert!(matches!(store.read_blocking(&info), Err(DataError::NotFound(_))));
+        assert!(matches!(
+            store.read_blocking(&info),
+            Err(DataError::NotFound(_))
+        ));
         store.delete_blocking(info.id).unwrap();
     }
 
@@ -197,8 +217,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ChunkStore::open(dir.path()).unwrap();
         let info = store.write_blocking(b"abc").unwrap();
-        let mut f = OpenOptions::new().append(true).open(store.path_of(info.id)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(store.path_of(info.id))
+            .unwrap();
         f.write_all(b"extra").unwrap();
-        assert!(matches!(store.read_blocking(&info), Err(DataError::Corrupt { .. })));
+        assert!(matches!(
+            store.read_blocking(&info),
+            Err(DataError::Corrupt { .. })
+        ));
     }
 }

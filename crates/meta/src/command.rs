@@ -21,16 +21,44 @@ pub struct CompletePart {
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    CreateBucket { name: String, record: BucketRecord },
+    CreateBucket {
+        name: String,
+        record: BucketRecord,
+    },
     /// Refused with `BucketNotEmpty` while objects remain; pending uploads are aborted with it.
-    DeleteBucket { name: String },
-    PutObject { bucket: String, key: String, record: ObjectRecord, precondition: Option<Precondition> },
-    DeleteObject { bucket: String, key: String },
-    CreateUpload { bucket: String, key: String, upload_id: String, record: UploadRecord },
-    PutPart { bucket: String, key: String, upload_id: String, part_number: u32, record: PartRecord },
+    DeleteBucket {
+        name: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+        record: ObjectRecord,
+        precondition: Option<Precondition>,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
+    CreateUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        record: UploadRecord,
+    },
+    PutPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+        record: PartRecord,
+    },
     /// Assembles the listed parts into the object; unlisted parts are dropped.
     CompleteUpload(CompleteUpload),
-    AbortUpload { bucket: String, key: String, upload_id: String },
+    AbortUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -60,10 +88,14 @@ pub struct Outcome {
 
 impl Outcome {
     pub(crate) fn garbage_of(record: Option<&ObjectRecord>) -> Vec<ChunkRef> {
-        record.map(|r| r.details.payload.chunks().to_vec()).unwrap_or_default()
+        record
+            .map(|r| r.details.payload.chunks().to_vec())
+            .unwrap_or_default()
     }
 
     pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<ChunkRef> {
-        record.map(|r| r.payload.chunks().to_vec()).unwrap_or_default()
+        record
+            .map(|r| r.payload.chunks().to_vec())
+            .unwrap_or_default()
     }
 }

@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn upload_and_part_keys_round_trip() {
         let raw = upload_key("bkt", "dir/obj", "abc123");
-        assert_eq!(split_upload_key("bkt", &raw), Some(("dir/obj".into(), "abc123".into())));
+        assert_eq!(
+            split_upload_key("bkt", &raw),
+            Some(("dir/obj".into(), "abc123".into()))
+        );
         assert_eq!(part_number_of(&part_key("abc", 10_000)), Some(10_000));
         assert!(part_key("abc", 2) < part_key("abc", 10));
     }

@@ -31,8 +31,8 @@ mod store;
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, ObjectDetails, ObjectRecord, ObjectSummary,
-    PartRecord, Payload, StandardHeaders, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, ObjectDetails, ObjectRecord,
+    ObjectSummary, PartRecord, Payload, StandardHeaders, UploadRecord,
 };
 pub use redb_store::RedbStore;
 pub use store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};

@@ -143,11 +143,21 @@ mod tests {
 
     fn sample() -> ObjectRecord {
         ObjectRecord {
-            summary: ObjectSummary { size: 5, etag: "abc".into(), last_modified_ms: 1_700_000_000_000 },
+            summary: ObjectSummary {
+                size: 5,
+                etag: "abc".into(),
+                last_modified_ms: 1_700_000_000_000,
+            },
             details: ObjectDetails {
-                headers: StandardHeaders { content_type: Some("text/plain".into()), ..Default::default() },
+                headers: StandardHeaders {
+                    content_type: Some("text/plain".into()),
+                    ..Default::default()
+                },
                 user_metadata: vec![("k".into(), "v".into())],
-                checksums: vec![Checksum { algorithm: ChecksumAlgorithm::Crc32, value: "AAAAAA==".into() }],
+                checksums: vec![Checksum {
+                    algorithm: ChecksumAlgorithm::Crc32,
+                    value: "AAAAAA==".into(),
+                }],
                 part_sizes: vec![],
                 payload: Payload::Inline(b"hello".to_vec()),
             },
@@ -166,26 +176,49 @@ mod tests {
     fn unknown_format_version_is_refused() {
         let mut bytes = encode(&sample());
         bytes[0] = 99;
-        assert!(matches!(decode::<ObjectRecord>(&bytes), Err(MetaError::UnsupportedFormat(99))));
-        assert!(matches!(decode::<ObjectRecord>(&[]), Err(MetaError::Corrupt(_))));
+        assert!(matches!(
+            decode::<ObjectRecord>(&bytes),
+            Err(MetaError::UnsupportedFormat(99))
+        ));
+        assert!(matches!(
+            decode::<ObjectRecord>(&[]),
+            Err(MetaError::Corrupt(_))
+        ));
     }
 
     /// A record written by format version 1: every later version must still read it.
     #[test]
     fn format_v1_fixture_still_decodes() {
         let fixture: &[u8] = &[
-            1, 5, 3, 97, 98, 99, 128, 160, 171, 254, 249, 98, 1, 10, 116, 101, 120, 116, 47, 112, 108, 97, 105,
-            110, 0, 0, 0, 0, 0, 1, 1, 107, 1, 118, 0, 2, 3, 2, 1, 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-            7, 5, 239, 253, 182, 245, 13,
+            1, 5, 3, 97, 98, 99, 128, 160, 171, 254, 249, 98, 1, 10, 116, 101, 120, 116, 47, 112,
+            108, 97, 105, 110, 0, 0, 0, 0, 0, 1, 1, 107, 1, 118, 0, 2, 3, 2, 1, 1, 7, 7, 7, 7, 7,
+            7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 5, 239, 253, 182, 245, 13,
         ];
         let record: ObjectRecord = decode(fixture).unwrap();
-        assert_eq!(record.summary, ObjectSummary { size: 5, etag: "abc".into(), last_modified_ms: 1_700_000_000_000 });
-        assert_eq!(record.details.headers.content_type.as_deref(), Some("text/plain"));
-        assert_eq!(record.details.user_metadata, vec![("k".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            record.summary,
+            ObjectSummary {
+                size: 5,
+                etag: "abc".into(),
+                last_modified_ms: 1_700_000_000_000
+            }
+        );
+        assert_eq!(
+            record.details.headers.content_type.as_deref(),
+            Some("text/plain")
+        );
+        assert_eq!(
+            record.details.user_metadata,
+            vec![("k".to_owned(), "v".to_owned())]
+        );
         assert_eq!(record.details.part_sizes, vec![3, 2]);
         assert_eq!(
             record.details.payload,
-            Payload::Chunks(vec![ChunkRef { id: [7; 16], len: 5, crc32c: 0xdead_beef }])
+            Payload::Chunks(vec![ChunkRef {
+                id: [7; 16],
+                len: 5,
+                crc32c: 0xdead_beef
+            }])
         );
     }
 }

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
 
+use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
@@ -16,7 +17,6 @@ use crate::record::{
     UploadRecord, decode, decode_summary, encode,
 };
 use crate::store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};
-use crate::MetaError;
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
@@ -52,7 +52,11 @@ impl RedbStore {
             .name("basalt-meta-writer".into())
             .spawn(move || writer_loop(&writer_db, &rx, &writer_poisoned))
             .map_err(|e| MetaError::Storage(format!("cannot start the metadata writer: {e}")))?;
-        Ok(Self { db, writer: tx, poisoned })
+        Ok(Self {
+            db,
+            writer: tx,
+            poisoned,
+        })
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, MetaError>
@@ -127,7 +131,11 @@ fn commit_batch(
         for (command, _) in batch {
             match tables.apply(command) {
                 // Storage errors leave the transaction in an unknown state: abort it all.
-                Err(e @ (MetaError::Storage(_) | MetaError::Corrupt(_) | MetaError::UnsupportedFormat(_))) => {
+                Err(
+                    e @ (MetaError::Storage(_)
+                    | MetaError::Corrupt(_)
+                    | MetaError::UnsupportedFormat(_)),
+                ) => {
                     return Err(BatchError::Apply(e));
                 }
                 other => results.push(other),
@@ -145,7 +153,10 @@ struct Tables<'txn> {
     parts: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
-fn check_precondition(existing: Option<&ObjectRecord>, precondition: Option<&Precondition>) -> Result<(), MetaError> {
+fn check_precondition(
+    existing: Option<&ObjectRecord>,
+    precondition: Option<&Precondition>,
+) -> Result<(), MetaError> {
     match (precondition, existing) {
         (None, _) => Ok(()),
         (Some(Precondition::IfNoneMatchAny), None) => Ok(()),
@@ -177,46 +188,91 @@ impl<'txn> Tables<'txn> {
                 if self.buckets.get(name.as_str())?.is_some() {
                     return Err(MetaError::BucketAlreadyExists);
                 }
-                self.buckets.insert(name.as_str(), encode(record).as_slice())?;
+                self.buckets
+                    .insert(name.as_str(), encode(record).as_slice())?;
                 Ok(Outcome::default())
             }
             Command::DeleteBucket { name } => self.delete_bucket(name),
-            Command::PutObject { bucket, key, record, precondition } => {
+            Command::PutObject {
+                bucket,
+                key,
+                record,
+                precondition,
+            } => {
                 self.require_bucket(bucket)?;
                 let k = keys::object_key(bucket, key);
                 let existing = self.object(&k)?;
                 check_precondition(existing.as_ref(), precondition.as_ref())?;
-                self.objects.insert(k.as_slice(), encode(record).as_slice())?;
-                Ok(Outcome { garbage: Outcome::garbage_of(existing.as_ref()), ..Default::default() })
+                self.objects
+                    .insert(k.as_slice(), encode(record).as_slice())?;
+                Ok(Outcome {
+                    garbage: Outcome::garbage_of(existing.as_ref()),
+                    ..Default::default()
+                })
             }
             Command::DeleteObject { bucket, key } => {
                 self.require_bucket(bucket)?;
                 let k = keys::object_key(bucket, key);
-                let removed = self.objects.remove(k.as_slice())?.map(|g| decode::<ObjectRecord>(g.value())).transpose()?;
+                let removed = self
+                    .objects
+                    .remove(k.as_slice())?
+                    .map(|g| decode::<ObjectRecord>(g.value()))
+                    .transpose()?;
                 Ok(Outcome {
                     existed: removed.is_some(),
                     garbage: Outcome::garbage_of(removed.as_ref()),
                     object: None,
                 })
             }
-            Command::CreateUpload { bucket, key, upload_id, record } => {
+            Command::CreateUpload {
+                bucket,
+                key,
+                upload_id,
+                record,
+            } => {
                 self.require_bucket(bucket)?;
                 let k = keys::upload_key(bucket, key, upload_id);
-                self.uploads.insert(k.as_slice(), encode(record).as_slice())?;
+                self.uploads
+                    .insert(k.as_slice(), encode(record).as_slice())?;
                 Ok(Outcome::default())
             }
-            Command::PutPart { bucket, key, upload_id, part_number, record } => {
+            Command::PutPart {
+                bucket,
+                key,
+                upload_id,
+                part_number,
+                record,
+            } => {
                 self.require_upload(bucket, key, upload_id)?;
                 let k = keys::part_key(upload_id, *part_number);
-                let old = self.parts.insert(k.as_slice(), encode(record).as_slice())?.map(|g| decode::<PartRecord>(g.value())).transpose()?;
-                Ok(Outcome { garbage: Outcome::garbage_of_part(old.as_ref()), ..Default::default() })
+                let old = self
+                    .parts
+                    .insert(k.as_slice(), encode(record).as_slice())?
+                    .map(|g| decode::<PartRecord>(g.value()))
+                    .transpose()?;
+                Ok(Outcome {
+                    garbage: Outcome::garbage_of_part(old.as_ref()),
+                    ..Default::default()
+                })
             }
             Command::CompleteUpload(c) => self.complete_upload(c),
-            Command::AbortUpload { bucket, key, upload_id } => {
+            Command::AbortUpload {
+                bucket,
+                key,
+                upload_id,
+            } => {
                 self.require_upload(bucket, key, upload_id)?;
-                let garbage = self.remove_parts(upload_id)?.into_iter().flat_map(|(_, p)| p.payload.chunks().to_vec()).collect();
-                self.uploads.remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
-                Ok(Outcome { garbage, ..Default::default() })
+                let garbage = self
+                    .remove_parts(upload_id)?
+                    .into_iter()
+                    .flat_map(|(_, p)| p.payload.chunks().to_vec())
+                    .collect();
+                self.uploads
+                    .remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
+                Ok(Outcome {
+                    garbage,
+                    ..Default::default()
+                })
             }
         }
     }
@@ -228,9 +284,17 @@ impl<'txn> Tables<'txn> {
         }
     }
 
-    fn require_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, MetaError> {
+    fn require_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord, MetaError> {
         self.require_bucket(bucket)?;
-        match self.uploads.get(keys::upload_key(bucket, key, upload_id).as_slice())? {
+        match self
+            .uploads
+            .get(keys::upload_key(bucket, key, upload_id).as_slice())?
+        {
             Some(g) => decode(g.value()),
             None => Err(MetaError::NoSuchUpload),
         }
@@ -243,9 +307,13 @@ impl<'txn> Tables<'txn> {
     fn remove_parts(&mut self, upload_id: &str) -> Result<Vec<(u32, PartRecord)>, MetaError> {
         let (start, end) = keys::parts_range(upload_id);
         let mut removed = Vec::new();
-        for entry in self.parts.extract_from_if(start.as_slice()..end.as_slice(), |_, _| true)? {
+        for entry in self
+            .parts
+            .extract_from_if(start.as_slice()..end.as_slice(), |_, _| true)?
+        {
             let (k, v) = entry?;
-            let number = keys::part_number_of(k.value()).ok_or_else(|| MetaError::Corrupt("part key".into()))?;
+            let number = keys::part_number_of(k.value())
+                .ok_or_else(|| MetaError::Corrupt("part key".into()))?;
             removed.push((number, decode::<PartRecord>(v.value())?));
         }
         Ok(removed)
@@ -254,11 +322,19 @@ impl<'txn> Tables<'txn> {
     fn delete_bucket(&mut self, name: &str) -> Result<Outcome, MetaError> {
         self.require_bucket(name)?;
         let (start, end) = keys::bucket_range(name);
-        if self.objects.range(start.as_slice()..end.as_slice())?.next().is_some() {
+        if self
+            .objects
+            .range(start.as_slice()..end.as_slice())?
+            .next()
+            .is_some()
+        {
             return Err(MetaError::BucketNotEmpty);
         }
         let mut upload_ids = Vec::new();
-        for entry in self.uploads.extract_from_if(start.as_slice()..end.as_slice(), |_, _| true)? {
+        for entry in self
+            .uploads
+            .extract_from_if(start.as_slice()..end.as_slice(), |_, _| true)?
+        {
             let (k, _) = entry?;
             if let Some((_, id)) = keys::split_upload_key(name, k.value()) {
                 upload_ids.push(id);
@@ -266,18 +342,37 @@ impl<'txn> Tables<'txn> {
         }
         let mut garbage = Vec::new();
         for id in upload_ids {
-            garbage.extend(self.remove_parts(&id)?.into_iter().flat_map(|(_, p)| p.payload.chunks().to_vec()));
+            garbage.extend(
+                self.remove_parts(&id)?
+                    .into_iter()
+                    .flat_map(|(_, p)| p.payload.chunks().to_vec()),
+            );
         }
         self.buckets.remove(name)?;
-        Ok(Outcome { garbage, ..Default::default() })
+        Ok(Outcome {
+            garbage,
+            ..Default::default()
+        })
     }
 
     fn complete_upload(&mut self, c: &CompleteUpload) -> Result<Outcome, MetaError> {
-        let CompleteUpload { bucket, key, upload_id, parts: listed, min_part_size, last_modified_ms, etag, precondition } = c;
+        let CompleteUpload {
+            bucket,
+            key,
+            upload_id,
+            parts: listed,
+            min_part_size,
+            last_modified_ms,
+            etag,
+            precondition,
+        } = c;
         let (min_part_size, last_modified_ms) = (*min_part_size, *last_modified_ms);
         let precondition = precondition.as_ref();
         let upload = self.require_upload(bucket, key, upload_id)?;
-        if listed.windows(2).any(|w| w[0].part_number >= w[1].part_number) {
+        if listed
+            .windows(2)
+            .any(|w| w[0].part_number >= w[1].part_number)
+        {
             return Err(MetaError::InvalidPartOrder);
         }
         let mut chosen = Vec::with_capacity(listed.len());
@@ -295,7 +390,10 @@ impl<'txn> Tables<'txn> {
         if let Some((_, init)) = chosen.split_last() {
             for (number, record) in init {
                 if record.size < min_part_size {
-                    return Err(MetaError::EntityTooSmall { part: *number, size: record.size });
+                    return Err(MetaError::EntityTooSmall {
+                        part: *number,
+                        size: record.size,
+                    });
                 }
             }
         }
@@ -314,7 +412,12 @@ impl<'txn> Tables<'txn> {
                 user_metadata: upload.user_metadata,
                 checksums: Vec::new(),
                 part_sizes: chosen.iter().map(|(_, p)| p.size).collect(),
-                payload: Payload::Chunks(chosen.iter().flat_map(|(_, p)| p.payload.chunks().to_vec()).collect()),
+                payload: Payload::Chunks(
+                    chosen
+                        .iter()
+                        .flat_map(|(_, p)| p.payload.chunks().to_vec())
+                        .collect(),
+                ),
             },
         };
 
@@ -325,14 +428,21 @@ impl<'txn> Tables<'txn> {
                 garbage.extend_from_slice(part.payload.chunks());
             }
         }
-        self.uploads.remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
-        self.objects.insert(object_key.as_slice(), encode(&record).as_slice())?;
-        Ok(Outcome { garbage, object: Some(record), existed: existing.is_some() })
+        self.uploads
+            .remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
+        self.objects
+            .insert(object_key.as_slice(), encode(&record).as_slice())?;
+        Ok(Outcome {
+            garbage,
+            object: Some(record),
+            existed: existing.is_some(),
+        })
     }
 }
 
 fn utf8_key(raw: &[u8]) -> Result<String, MetaError> {
-    String::from_utf8(raw.to_vec()).map_err(|_| MetaError::Corrupt("object key is not UTF-8".into()))
+    String::from_utf8(raw.to_vec())
+        .map_err(|_| MetaError::Corrupt("object key is not UTF-8".into()))
 }
 
 fn list_objects_sync(
@@ -401,7 +511,9 @@ impl MetaStore for RedbStore {
             return Err(MetaError::Poisoned);
         }
         let (tx, rx) = oneshot::channel();
-        self.writer.send((command, tx)).map_err(|_| MetaError::Poisoned)?;
+        self.writer
+            .send((command, tx))
+            .map_err(|_| MetaError::Poisoned)?;
         rx.await.map_err(|_| MetaError::Poisoned)?
     }
 
@@ -410,7 +522,10 @@ impl MetaStore for RedbStore {
         self.read(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(BUCKETS)?;
-            table.get(name.as_str())?.map(|g| decode(g.value())).transpose()
+            table
+                .get(name.as_str())?
+                .map(|g| decode(g.value()))
+                .transpose()
         })
         .await
     }
@@ -434,7 +549,10 @@ impl MetaStore for RedbStore {
         self.read(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(OBJECTS)?;
-            table.get(k.as_slice())?.map(|g| decode(g.value())).transpose()
+            table
+                .get(k.as_slice())?
+                .map(|g| decode(g.value()))
+                .transpose()
         })
         .await
     }
@@ -451,17 +569,32 @@ impl MetaStore for RedbStore {
         let delimiter = delimiter.map(str::to_owned);
         let start_after = start_after.map(str::to_owned);
         self.read(move |db| {
-            list_objects_sync(db, &bucket, &prefix, delimiter.as_deref(), start_after.as_deref(), max_entries)
+            list_objects_sync(
+                db,
+                &bucket,
+                &prefix,
+                delimiter.as_deref(),
+                start_after.as_deref(),
+                max_entries,
+            )
         })
         .await
     }
 
-    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>, MetaError> {
+    async fn get_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<UploadRecord>, MetaError> {
         let k = keys::upload_key(bucket, key, upload_id);
         self.read(move |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(UPLOADS)?;
-            table.get(k.as_slice())?.map(|g| decode(g.value())).transpose()
+            table
+                .get(k.as_slice())?
+                .map(|g| decode(g.value()))
+                .transpose()
         })
         .await
     }
@@ -504,7 +637,11 @@ impl MetaStore for RedbStore {
                 }
                 let (key, upload_id) = keys::split_upload_key(&bucket, k.value())
                     .ok_or_else(|| MetaError::Corrupt("upload key".into()))?;
-                out.push(UploadListing { key, upload_id, record: decode(v.value())? });
+                out.push(UploadListing {
+                    key,
+                    upload_id,
+                    record: decode(v.value())?,
+                });
             }
             Ok((out, false))
         })
@@ -528,8 +665,12 @@ impl MetaStore for RedbStore {
                 if out.len() == max_parts {
                     return Ok((out, true));
                 }
-                let part_number = keys::part_number_of(k.value()).ok_or_else(|| MetaError::Corrupt("part key".into()))?;
-                out.push(PartListing { part_number, record: decode(v.value())? });
+                let part_number = keys::part_number_of(k.value())
+                    .ok_or_else(|| MetaError::Corrupt("part key".into()))?;
+                out.push(PartListing {
+                    part_number,
+                    record: decode(v.value())?,
+                });
             }
             Ok((out, false))
         })

@@ -6,7 +6,10 @@ use crate::{
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListEntry {
-    Object { key: String, summary: ObjectSummary },
+    Object {
+        key: String,
+        summary: ObjectSummary,
+    },
     /// Keys that share the prefix up to and including the delimiter, rolled up.
     CommonPrefix(String),
 }
@@ -42,11 +45,7 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError>;
 
-    async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, MetaError>;
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
 
     /// Lists keys of `bucket` that start with `prefix` and sort after `start_after`, rolling
     /// keys up to common prefixes at the first `delimiter` after the prefix.

@@ -27,7 +27,10 @@ impl Digests {
     }
 
     pub fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
-        self.checksums.iter().find(|c| c.algorithm == algorithm).map(|c| c.value.as_str())
+        self.checksums
+            .iter()
+            .find(|c| c.algorithm == algorithm)
+            .map(|c| c.value.as_str())
     }
 }
 
@@ -40,8 +43,10 @@ impl Hashers {
         let has = |a| algorithms.contains(&a);
         Self {
             md5: md5::Md5::new(),
-            crc32: has(ChecksumAlgorithm::Crc32).then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc)),
-            crc32c: has(ChecksumAlgorithm::Crc32c).then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi)),
+            crc32: has(ChecksumAlgorithm::Crc32)
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc)),
+            crc32c: has(ChecksumAlgorithm::Crc32c)
+                .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi)),
             crc64nvme: has(ChecksumAlgorithm::Crc64Nvme)
                 .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme)),
             sha1: has(ChecksumAlgorithm::Sha1).then(sha1::Sha1::new),
@@ -72,13 +77,22 @@ impl Hashers {
         let mut checksums = Vec::new();
         let mut push = |algorithm, value: String| checksums.push(Checksum { algorithm, value });
         if let Some(h) = self.crc32 {
-            push(ChecksumAlgorithm::Crc32, b64(&(h.finalize() as u32).to_be_bytes()));
+            push(
+                ChecksumAlgorithm::Crc32,
+                b64(&(h.finalize() as u32).to_be_bytes()),
+            );
         }
         if let Some(h) = self.crc32c {
-            push(ChecksumAlgorithm::Crc32c, b64(&(h.finalize() as u32).to_be_bytes()));
+            push(
+                ChecksumAlgorithm::Crc32c,
+                b64(&(h.finalize() as u32).to_be_bytes()),
+            );
         }
         if let Some(h) = self.crc64nvme {
-            push(ChecksumAlgorithm::Crc64Nvme, b64(&h.finalize().to_be_bytes()));
+            push(
+                ChecksumAlgorithm::Crc64Nvme,
+                b64(&h.finalize().to_be_bytes()),
+            );
         }
         if let Some(h) = self.sha1 {
             push(ChecksumAlgorithm::Sha1, b64(&h.finalize()));
@@ -86,7 +100,10 @@ impl Hashers {
         if let Some(h) = self.sha256 {
             push(ChecksumAlgorithm::Sha256, b64(&h.finalize()));
         }
-        Digests { md5: self.md5.finalize().into(), checksums }
+        Digests {
+            md5: self.md5.finalize().into(),
+            checksums,
+        }
     }
 }
 
@@ -102,7 +119,11 @@ pub(crate) fn multipart_etag(part_etags: &[String]) -> Option<String> {
         h.update(&raw);
     }
     let digest: [u8; 16] = h.finalize().into();
-    Some(format!("{}-{}", hex_simd::encode_to_string(digest, hex_simd::AsciiCase::Lower), part_etags.len()))
+    Some(format!(
+        "{}-{}",
+        hex_simd::encode_to_string(digest, hex_simd::AsciiCase::Lower),
+        part_etags.len()
+    ))
 }
 
 #[cfg(test)]
@@ -111,20 +132,30 @@ mod tests {
 
     #[test]
     fn known_digests_of_hello_world() {
-        let mut h = Hashers::new(&[ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Crc32c]);
+        let mut h = Hashers::new(&[
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Sha256,
+            ChecksumAlgorithm::Crc32c,
+        ]);
         h.update(b"hello ");
         h.update(b"world");
         let d = h.finish();
         assert_eq!(d.md5_hex(), "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(d.checksum(ChecksumAlgorithm::Crc32), Some("DUoRhQ=="));
         assert_eq!(d.checksum(ChecksumAlgorithm::Crc32c), Some("yZRlqg=="));
-        assert_eq!(d.checksum(ChecksumAlgorithm::Sha256), Some("uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="));
+        assert_eq!(
+            d.checksum(ChecksumAlgorithm::Sha256),
+            Some("uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=")
+        );
     }
 
     #[test]
     fn multipart_etag_matches_s3() {
         // Two parts whose MD5s are those of "a" and "b".
-        let parts = vec!["0cc175b9c0f1b6a831c399e269772661".to_owned(), "92eb5ffee6ae2fec3ad71c777531578f".to_owned()];
+        let parts = vec![
+            "0cc175b9c0f1b6a831c399e269772661".to_owned(),
+            "92eb5ffee6ae2fec3ad71c777531578f".to_owned(),
+        ];
         let etag = multipart_etag(&parts).unwrap();
         assert!(etag.ends_with("-2"));
         assert_eq!(etag.len(), 34);

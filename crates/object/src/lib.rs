@@ -13,8 +13,8 @@ mod stage;
 mod store;
 
 pub use basalt_meta::{
-    Checksum, ChecksumAlgorithm, ListEntry, ListPage, ObjectRecord, ObjectSummary, PartListing,
-    Precondition, StandardHeaders, UploadListing, UploadRecord, CompletePart,
+    Checksum, ChecksumAlgorithm, CompletePart, ListEntry, ListPage, ObjectRecord, ObjectSummary,
+    PartListing, Precondition, StandardHeaders, UploadListing, UploadRecord,
 };
 pub use digest::Digests;
 pub use error::ObjectError;

@@ -25,11 +25,19 @@ impl Staged {
 }
 
 pub(crate) fn to_ref(info: ChunkInfo) -> ChunkRef {
-    ChunkRef { id: info.id.0, len: info.len, crc32c: info.crc32c }
+    ChunkRef {
+        id: info.id.0,
+        len: info.len,
+        crc32c: info.crc32c,
+    }
 }
 
 pub(crate) fn to_info(r: &ChunkRef) -> ChunkInfo {
-    ChunkInfo { id: ChunkId(r.id), len: r.len, crc32c: r.crc32c }
+    ChunkInfo {
+        id: ChunkId(r.id),
+        len: r.len,
+        crc32c: r.crc32c,
+    }
 }
 
 /// Chunks written for a write that has not committed. If the write is abandoned (an error, a
@@ -41,7 +49,10 @@ pub(crate) struct ChunkGuard {
 
 impl ChunkGuard {
     pub(crate) fn new(store: ChunkStore) -> Self {
-        Self { store, chunks: Vec::new() }
+        Self {
+            store,
+            chunks: Vec::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, info: ChunkInfo) {

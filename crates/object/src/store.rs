@@ -7,16 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use basalt_data::{ChunkId, ChunkStore};
 use basalt_meta::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Command, CompletePart, CompleteUpload, ListPage,
-    MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord, Payload, Precondition,
-    RedbStore, StandardHeaders, UploadListing, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Command, CompletePart, CompleteUpload,
+    ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
+    Payload, Precondition, RedbStore, StandardHeaders, UploadListing, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 
+use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
 use crate::stage::{ChunkGuard, Staged, to_info, to_ref};
-use crate::ObjectError;
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -33,7 +33,11 @@ pub struct ObjectConfig {
 
 impl Default for ObjectConfig {
     fn default() -> Self {
-        Self { chunk_size: 4 << 20, inline_threshold: 32 << 10, min_part_size: 5 << 20 }
+        Self {
+            chunk_size: 4 << 20,
+            inline_threshold: 32 << 10,
+            min_part_size: 5 << 20,
+        }
     }
 }
 
@@ -47,7 +51,10 @@ pub struct ObjectWrite {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[derive(Clone)]
@@ -59,13 +66,18 @@ pub struct ObjectStore {
 
 impl ObjectStore {
     pub fn new(meta: Arc<dyn MetaStore>, chunks: ChunkStore, config: ObjectConfig) -> Self {
-        Self { meta, chunks, config }
+        Self {
+            meta,
+            chunks,
+            config,
+        }
     }
 
     /// A single-node store with one drive: metadata in `<dir>/meta.redb`, chunks under
     /// `<dir>/chunks`.
     pub fn open_single_drive(dir: &Path, config: ObjectConfig) -> Result<Self, ObjectError> {
-        std::fs::create_dir_all(dir).map_err(|e| ObjectError::Internal(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ObjectError::Internal(format!("{}: {e}", dir.display())))?;
         let meta = RedbStore::open(&dir.join("meta.redb"))?;
         let chunks = ChunkStore::open(dir)?;
         Ok(Self::new(Arc::new(meta), chunks, config))
@@ -78,12 +90,21 @@ impl ObjectStore {
     /// Removes chunk files that no record references: writes cut off by a crash, and deletes
     /// whose file removal did not happen. Run before serving requests. Returns how many went.
     pub async fn collect_garbage(&self) -> Result<usize, ObjectError> {
-        let live: HashSet<[u8; 16]> = self.meta.referenced_chunks().await?.into_iter().map(|c| c.id).collect();
+        let live: HashSet<[u8; 16]> = self
+            .meta
+            .referenced_chunks()
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         let store = self.chunks.clone();
         let on_disk = tokio::task::spawn_blocking(move || store.scan_blocking())
             .await
             .map_err(|e| ObjectError::Internal(e.to_string()))??;
-        let orphans: Vec<ChunkId> = on_disk.into_iter().filter(|id| !live.contains(&id.0)).collect();
+        let orphans: Vec<ChunkId> = on_disk
+            .into_iter()
+            .filter(|id| !live.contains(&id.0))
+            .collect();
         let count = orphans.len();
         self.chunks.delete_many(orphans).await?;
         Ok(count)
@@ -106,19 +127,34 @@ impl ObjectStore {
     // ---- buckets ----
 
     pub async fn create_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        let record = BucketRecord { created_ms: now_ms() };
-        self.meta.execute(Command::CreateBucket { name: name.to_owned(), record }).await?;
+        let record = BucketRecord {
+            created_ms: now_ms(),
+        };
+        self.meta
+            .execute(Command::CreateBucket {
+                name: name.to_owned(),
+                record,
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        let outcome = self.meta.execute(Command::DeleteBucket { name: name.to_owned() }).await?;
+        let outcome = self
+            .meta
+            .execute(Command::DeleteBucket {
+                name: name.to_owned(),
+            })
+            .await?;
         self.reclaim(outcome.garbage);
         Ok(())
     }
 
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord, ObjectError> {
-        self.meta.get_bucket(name).await?.ok_or(ObjectError::NoSuchBucket)
+        self.meta
+            .get_bucket(name)
+            .await?
+            .ok_or(ObjectError::NoSuchBucket)
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, ObjectError> {
@@ -157,7 +193,9 @@ impl ObjectStore {
                 if let Some(task) = pending.take() {
                     hashers = Some(finish_chunk_write(task, &mut guard).await?);
                 }
-                let h = hashers.take().ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
+                let h = hashers
+                    .take()
+                    .ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
                 pending = Some(self.spawn_chunk_write(h, chunk));
             }
         }
@@ -167,7 +205,10 @@ impl ObjectStore {
         if let Some(expected) = expected_len
             && expected != size
         {
-            return Err(ObjectError::IncompleteBody { received: size, expected });
+            return Err(ObjectError::IncompleteBody {
+                received: size,
+                expected,
+            });
         }
         let mut hashers = hashers.ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
         let tail = buf.freeze();
@@ -176,14 +217,24 @@ impl ObjectStore {
             Some(tail)
         } else {
             if !tail.is_empty() || size == 0 {
-                hashers = finish_chunk_write(self.spawn_chunk_write(hashers, tail), &mut guard).await?;
+                hashers =
+                    finish_chunk_write(self.spawn_chunk_write(hashers, tail), &mut guard).await?;
             }
             None
         };
-        Ok(Staged { size, digests: hashers.finish(), inline, guard })
+        Ok(Staged {
+            size,
+            digests: hashers.finish(),
+            inline,
+            guard,
+        })
     }
 
-    fn spawn_chunk_write(&self, mut hashers: Hashers, chunk: Bytes) -> tokio::task::JoinHandle<ChunkWrite> {
+    fn spawn_chunk_write(
+        &self,
+        mut hashers: Hashers,
+        chunk: Bytes,
+    ) -> tokio::task::JoinHandle<ChunkWrite> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || {
             hashers.update(&chunk);
@@ -201,7 +252,11 @@ impl ObjectStore {
         precondition: Option<Precondition>,
     ) -> Result<ObjectRecord, ObjectError> {
         let record = ObjectRecord {
-            summary: ObjectSummary { size: staged.size, etag: staged.digests.md5_hex(), last_modified_ms: now_ms() },
+            summary: ObjectSummary {
+                size: staged.size,
+                etag: staged.digests.md5_hex(),
+                last_modified_ms: now_ms(),
+            },
             details: ObjectDetails {
                 headers: write.headers,
                 user_metadata: write.user_metadata,
@@ -216,13 +271,19 @@ impl ObjectStore {
             record: record.clone(),
             precondition,
         };
-        let outcome = self.execute_owning(command, record.details.payload.chunks()).await?;
+        let outcome = self
+            .execute_owning(command, record.details.payload.chunks())
+            .await?;
         self.reclaim(outcome.garbage);
         Ok(record)
     }
 
     /// Runs a command whose record owns `chunks`: if the command is refused, they are freed.
-    async fn execute_owning(&self, command: Command, chunks: &[ChunkRef]) -> Result<basalt_meta::Outcome, ObjectError> {
+    async fn execute_owning(
+        &self,
+        command: Command,
+        chunks: &[ChunkRef],
+    ) -> Result<basalt_meta::Outcome, ObjectError> {
         match self.meta.execute(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
@@ -233,8 +294,13 @@ impl ObjectStore {
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
-        let outcome =
-            self.meta.execute(Command::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned() }).await?;
+        let outcome = self
+            .meta
+            .execute(Command::DeleteObject {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })
+            .await?;
         self.reclaim(outcome.garbage);
         Ok(outcome.existed)
     }
@@ -253,12 +319,18 @@ impl ObjectStore {
 
     /// Streams `range` of the object. The first chunk is read and verified before this
     /// returns, so damage there is an error the caller can still report in the status line.
-    pub async fn read(&self, record: &ObjectRecord, range: Range<u64>) -> Result<ByteStream, ObjectError> {
+    pub async fn read(
+        &self,
+        record: &ObjectRecord,
+        range: Range<u64>,
+    ) -> Result<ByteStream, ObjectError> {
         let chunks = match &record.details.payload {
             Payload::Inline(data) => {
                 let slice = data
                     .get(range.start as usize..range.end as usize)
-                    .ok_or_else(|| ObjectError::Corrupt("inline data shorter than its record".into()))?;
+                    .ok_or_else(|| {
+                        ObjectError::Corrupt("inline data shorter than its record".into())
+                    })?;
                 let bytes = Bytes::copy_from_slice(slice);
                 return Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })));
             }
@@ -277,14 +349,19 @@ impl ObjectStore {
             wanted.push((to_info(chunk), from..to));
         }
         if offset != record.summary.size {
-            return Err(ObjectError::Corrupt("chunk lengths do not add up to the object size".into()));
+            return Err(ObjectError::Corrupt(
+                "chunk lengths do not add up to the object size".into(),
+            ));
         }
         let store = self.chunks.clone();
         let mut stream = futures::stream::iter(wanted)
             .map(move |(info, slice)| {
                 let store = store.clone();
                 async move {
-                    let data = store.read(info).await.inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
+                    let data = store
+                        .read(info)
+                        .await
+                        .inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
                     Ok::<_, ObjectError>(data.slice(slice))
                 }
             })
@@ -292,7 +369,9 @@ impl ObjectStore {
             .boxed();
         match stream.try_next().await? {
             None => Ok(Box::pin(futures::stream::empty())),
-            Some(first) => Ok(Box::pin(futures::stream::once(async move { Ok(first) }).chain(stream))),
+            Some(first) => Ok(Box::pin(
+                futures::stream::once(async move { Ok(first) }).chain(stream),
+            )),
         }
     }
 
@@ -304,12 +383,20 @@ impl ObjectStore {
         start_after: Option<&str>,
         max_entries: usize,
     ) -> Result<ListPage, ObjectError> {
-        Ok(self.meta.list_objects(bucket, prefix, delimiter, start_after, max_entries).await?)
+        Ok(self
+            .meta
+            .list_objects(bucket, prefix, delimiter, start_after, max_entries)
+            .await?)
     }
 
     // ---- multipart ----
 
-    pub async fn create_upload(&self, bucket: &str, key: &str, write: ObjectWrite) -> Result<String, ObjectError> {
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        write: ObjectWrite,
+    ) -> Result<String, ObjectError> {
         let upload_id = ChunkId::random().to_hex();
         let record = UploadRecord {
             initiated_ms: now_ms(),
@@ -328,7 +415,12 @@ impl ObjectStore {
         Ok(upload_id)
     }
 
-    pub async fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, ObjectError> {
+    pub async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord, ObjectError> {
         match self.meta.get_upload(bucket, key, upload_id).await? {
             Some(u) => Ok(u),
             None => {
@@ -347,7 +439,8 @@ impl ObjectStore {
         staged: Staged,
         checksum_algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<PartRecord, ObjectError> {
-        let checksum = checksum_algorithm.and_then(|a| stored_checksums(&staged.digests.checksums, &[a]).pop());
+        let checksum = checksum_algorithm
+            .and_then(|a| stored_checksums(&staged.digests.checksums, &[a]).pop());
         let record = PartRecord {
             size: staged.size,
             etag: staged.digests.md5_hex(),
@@ -362,7 +455,9 @@ impl ObjectStore {
             part_number,
             record: record.clone(),
         };
-        let outcome = self.execute_owning(command, record.payload.chunks()).await?;
+        let outcome = self
+            .execute_owning(command, record.payload.chunks())
+            .await?;
         self.reclaim(outcome.garbage);
         Ok(record)
     }
@@ -377,7 +472,9 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ObjectError> {
         let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
         let Some(etag) = multipart_etag(&etags) else {
-            let bad = parts.iter().find(|p| hex_simd::decode_to_vec(p.etag.as_bytes()).map_or(true, |v| v.len() != 16));
+            let bad = parts.iter().find(|p| {
+                hex_simd::decode_to_vec(p.etag.as_bytes()).map_or(true, |v| v.len() != 16)
+            });
             return Err(ObjectError::InvalidPart(bad.map_or(0, |p| p.part_number)));
         };
         let command = Command::CompleteUpload(CompleteUpload {
@@ -390,17 +487,30 @@ impl ObjectStore {
             etag,
             precondition,
         });
-        let outcome = self.meta.execute(command).await.map_err(|e| match ObjectError::from(e) {
-            ObjectError::EntityTooSmall { part, size, .. } => {
-                ObjectError::EntityTooSmall { part, size, min: self.config.min_part_size }
-            }
-            other => other,
-        })?;
+        let outcome = self
+            .meta
+            .execute(command)
+            .await
+            .map_err(|e| match ObjectError::from(e) {
+                ObjectError::EntityTooSmall { part, size, .. } => ObjectError::EntityTooSmall {
+                    part,
+                    size,
+                    min: self.config.min_part_size,
+                },
+                other => other,
+            })?;
         self.reclaim(outcome.garbage);
-        outcome.object.ok_or_else(|| ObjectError::Internal("completion returned no object".into()))
+        outcome
+            .object
+            .ok_or_else(|| ObjectError::Internal("completion returned no object".into()))
     }
 
-    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), ObjectError> {
+    pub async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), ObjectError> {
         let outcome = self
             .meta
             .execute(Command::AbortUpload {
@@ -422,7 +532,10 @@ impl ObjectStore {
         max_uploads: usize,
     ) -> Result<(Vec<UploadListing>, bool), ObjectError> {
         self.bucket(bucket).await?;
-        Ok(self.meta.list_uploads(bucket, prefix, key_marker, upload_id_marker, max_uploads).await?)
+        Ok(self
+            .meta
+            .list_uploads(bucket, prefix, key_marker, upload_id_marker, max_uploads)
+            .await?)
     }
 
     pub async fn list_parts(
@@ -434,7 +547,10 @@ impl ObjectStore {
         max_parts: usize,
     ) -> Result<(Vec<PartListing>, bool), ObjectError> {
         self.upload(bucket, key, upload_id).await?;
-        Ok(self.meta.list_parts(upload_id, part_number_marker, max_parts).await?)
+        Ok(self
+            .meta
+            .list_parts(upload_id, part_number_marker, max_parts)
+            .await?)
     }
 
     /// The byte range of part `part_number` (1-based) of an object.
@@ -449,19 +565,28 @@ impl ObjectStore {
     }
 }
 
-type ChunkWrite = (Hashers, Result<basalt_data::ChunkInfo, basalt_data::DataError>);
+type ChunkWrite = (
+    Hashers,
+    Result<basalt_data::ChunkInfo, basalt_data::DataError>,
+);
 
 async fn finish_chunk_write(
     task: tokio::task::JoinHandle<ChunkWrite>,
     guard: &mut ChunkGuard,
 ) -> Result<Hashers, ObjectError> {
-    let (hashers, written) = task.await.map_err(|e| ObjectError::Internal(format!("chunk write task: {e}")))?;
+    let (hashers, written) = task
+        .await
+        .map_err(|e| ObjectError::Internal(format!("chunk write task: {e}")))?;
     guard.push(written?);
     Ok(hashers)
 }
 
 fn stored_checksums(computed: &[Checksum], wanted: &[ChecksumAlgorithm]) -> Vec<Checksum> {
-    computed.iter().filter(|c| wanted.contains(&c.algorithm)).cloned().collect()
+    computed
+        .iter()
+        .filter(|c| wanted.contains(&c.algorithm))
+        .cloned()
+        .collect()
 }
 
 #[allow(dead_code)]
@@ -471,5 +596,9 @@ fn _assert_send(s: ObjectStore) -> impl Send {
 
 #[allow(dead_code)]
 fn _unused(_: ChunkRef) -> ChunkRef {
-    to_ref(basalt_data::ChunkInfo { id: ChunkId([0; 16]), len: 0, crc32c: 0 })
+    to_ref(basalt_data::ChunkInfo {
+        id: ChunkId([0; 16]),
+        len: 0,
+        crc32c: 0,
+    })
 }

@@ -7,7 +7,9 @@ use s3s::{S3Result, s3_error};
 
 pub(crate) fn timestamp(ms: i64) -> Timestamp {
     let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH).into()
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .into()
 }
 
 pub(crate) fn millis(ts: &Timestamp) -> i64 {
@@ -58,7 +60,12 @@ pub(crate) fn algorithm_of(a: &dto::ChecksumAlgorithm) -> S3Result<ChecksumAlgor
         "CRC64NVME" => ChecksumAlgorithm::Crc64Nvme,
         "SHA1" => ChecksumAlgorithm::Sha1,
         "SHA256" => ChecksumAlgorithm::Sha256,
-        other => return Err(s3_error!(InvalidArgument, "unsupported checksum algorithm {other}")),
+        other => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "unsupported checksum algorithm {other}"
+            ));
+        }
     })
 }
 
@@ -121,7 +128,12 @@ impl ChecksumFields {
             (ChecksumAlgorithm::Sha256, &self.sha256),
         ];
         all.into_iter()
-            .filter_map(|(algorithm, v)| v.as_ref().map(|value| Checksum { algorithm, value: value.clone() }))
+            .filter_map(|(algorithm, v)| {
+                v.as_ref().map(|value| Checksum {
+                    algorithm,
+                    value: value.clone(),
+                })
+            })
             .collect()
     }
 }
@@ -133,7 +145,8 @@ pub(crate) fn requested_algorithms(
     declared: Option<&dto::ChecksumAlgorithm>,
     headers: &HeaderMap,
 ) -> S3Result<Vec<ChecksumAlgorithm>> {
-    let mut algorithms: Vec<ChecksumAlgorithm> = given.expected().iter().map(|c| c.algorithm).collect();
+    let mut algorithms: Vec<ChecksumAlgorithm> =
+        given.expected().iter().map(|c| c.algorithm).collect();
     if let Some(a) = declared {
         algorithms.push(algorithm_of(a)?);
     }
@@ -156,18 +169,32 @@ pub(crate) fn verify_digests(
     if let Some(md5) = content_md5 {
         let raw = base64_simd::STANDARD
             .decode_to_vec(md5.trim())
-            .map_err(|_| s3_error!(InvalidDigest, "the Content-MD5 you specified is not valid base64"))?;
+            .map_err(|_| {
+                s3_error!(
+                    InvalidDigest,
+                    "the Content-MD5 you specified is not valid base64"
+                )
+            })?;
         if raw.len() != 16 {
-            return Err(s3_error!(InvalidDigest, "the Content-MD5 you specified is not an MD5 digest"));
+            return Err(s3_error!(
+                InvalidDigest,
+                "the Content-MD5 you specified is not an MD5 digest"
+            ));
         }
         if raw != digests.md5 {
-            return Err(s3_error!(BadDigest, "the Content-MD5 you specified did not match what was received"));
+            return Err(s3_error!(
+                BadDigest,
+                "the Content-MD5 you specified did not match what was received"
+            ));
         }
     }
     let mut expected = given.expected();
     for (name, value) in trailers.iter().flat_map(|t| t.iter()) {
         if let (Some(algorithm), Ok(value)) = (algorithm_of_header(name.as_str()), value.to_str()) {
-            expected.push(Checksum { algorithm, value: value.trim().to_owned() });
+            expected.push(Checksum {
+                algorithm,
+                value: value.trim().to_owned(),
+            });
         }
     }
     for c in expected {
@@ -191,7 +218,9 @@ pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -4,7 +4,11 @@ use basalt_object::ObjectError;
 use http::StatusCode;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
-pub(crate) fn custom(code: &'static str, status: StatusCode, message: impl Into<String>) -> S3Error {
+pub(crate) fn custom(
+    code: &'static str,
+    status: StatusCode,
+    message: impl Into<String>,
+) -> S3Error {
     let mut e = S3Error::with_message(S3ErrorCode::Custom(code.into()), message.into());
     e.set_status_code(status);
     e
@@ -24,13 +28,19 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
         ObjectError::EntityTooSmall { .. } => s3_error!(EntityTooSmall, "{message}"),
         ObjectError::IncompleteBody { .. } => s3_error!(IncompleteBody, "{message}"),
         ObjectError::Body(ref detail) if detail.contains("SignatureMismatch") => {
-            s3_error!(SignatureDoesNotMatch, "a chunk signature of the streaming payload does not match")
+            s3_error!(
+                SignatureDoesNotMatch,
+                "a chunk signature of the streaming payload does not match"
+            )
         }
         ObjectError::Body(_) => s3_error!(IncompleteBody, "{message}"),
         ObjectError::Unavailable => s3_error!(ServiceUnavailable, "{message}"),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
-            s3_error!(InternalError, "stored data failed its checksum; the object cannot be served")
+            s3_error!(
+                InternalError,
+                "stored data failed its checksum; the object cannot be served"
+            )
         }
         _ => {
             tracing::error!(error = %message, "internal error");
@@ -61,7 +71,11 @@ mod tests {
             (ObjectError::BucketNotEmpty, "BucketNotEmpty", 409),
             (ObjectError::PreconditionFailed, "PreconditionFailed", 412),
             (ObjectError::InvalidPart(3), "InvalidPart", 400),
-            (ObjectError::Body("AwsChunkedStreamError: SignatureMismatch".into()), "SignatureDoesNotMatch", 403),
+            (
+                ObjectError::Body("AwsChunkedStreamError: SignatureMismatch".into()),
+                "SignatureDoesNotMatch",
+                403,
+            ),
             (ObjectError::Corrupt("x".into()), "InternalError", 500),
             (ObjectError::Unavailable, "ServiceUnavailable", 503),
         ];

@@ -1,8 +1,7 @@
 //! S3 operations over the object layer.
 
 use basalt_object::{
-    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition,
-    StandardHeaders,
+    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition, StandardHeaders,
 };
 use futures::TryStreamExt;
 use http::StatusCode;
@@ -10,8 +9,8 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::{
-    ChecksumFields, HeaderInput, algorithm_name, etag, metadata_map, metadata_vec, millis, requested_algorithms,
-    timestamp, url_encode, verify_digests,
+    ChecksumFields, HeaderInput, algorithm_name, etag, metadata_map, metadata_vec, millis,
+    requested_algorithms, timestamp, url_encode, verify_digests,
 };
 use crate::error::{OrS3, custom, to_s3};
 
@@ -28,23 +27,38 @@ pub struct BasaltS3 {
 
 impl BasaltS3 {
     pub fn new(store: ObjectStore, region: impl Into<String>) -> Self {
-        Self { store, region: region.into() }
+        Self {
+            store,
+            region: region.into(),
+        }
     }
 }
 
 fn owner() -> Owner {
-    Owner { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }
+    Owner {
+        display_name: Some(OWNER_ID.to_owned()),
+        id: Some(OWNER_ID.to_owned()),
+    }
 }
 
-fn precondition_of(if_match: Option<IfMatch>, if_none_match: Option<IfNoneMatch>) -> S3Result<Option<Precondition>> {
+fn precondition_of(
+    if_match: Option<IfMatch>,
+    if_none_match: Option<IfNoneMatch>,
+) -> S3Result<Option<Precondition>> {
     match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(s3_error!(NotImplemented, "If-Match and If-None-Match together are not supported")),
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "If-Match and If-None-Match together are not supported"
+        )),
         (Some(ETagCondition::Any), None) => Ok(Some(Precondition::IfMatch("*".to_owned()))),
-        (Some(ETagCondition::ETag(e)), None) => Ok(Some(Precondition::IfMatch(e.value().to_owned()))),
-        (None, Some(ETagCondition::Any)) => Ok(Some(Precondition::IfNoneMatchAny)),
-        (None, Some(ETagCondition::ETag(_))) => {
-            Err(s3_error!(NotImplemented, "If-None-Match on a write supports only '*'"))
+        (Some(ETagCondition::ETag(e)), None) => {
+            Ok(Some(Precondition::IfMatch(e.value().to_owned())))
         }
+        (None, Some(ETagCondition::Any)) => Ok(Some(Precondition::IfNoneMatchAny)),
+        (None, Some(ETagCondition::ETag(_))) => Err(s3_error!(
+            NotImplemented,
+            "If-None-Match on a write supports only '*'"
+        )),
         (None, None) => Ok(None),
     }
 }
@@ -105,16 +119,34 @@ fn check_copy_source_conditions(
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
-    check_read_conditions(record, if_match, if_none_match, if_modified_since, if_unmodified_since).map_err(|e| {
-        if *e.code() == S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e }
+    check_read_conditions(
+        record,
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    )
+    .map_err(|e| {
+        if *e.code() == S3ErrorCode::NotModified {
+            s3_error!(PreconditionFailed)
+        } else {
+            e
+        }
     })
 }
 
 fn copy_source_of(source: &CopySource) -> S3Result<(&str, &str)> {
     match source {
-        CopySource::Bucket { bucket, key, version_id } => {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
             if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(NotImplemented, "versioned copy sources are not supported yet"));
+                return Err(s3_error!(
+                    NotImplemented,
+                    "versioned copy sources are not supported yet"
+                ));
             }
             Ok((bucket, key))
         }
@@ -134,7 +166,10 @@ fn part_number_of(n: i32) -> S3Result<u32> {
     if (1..=MAX_PART_NUMBER).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(s3_error!(InvalidArgument, "part number must be an integer between 1 and 10000"))
+        Err(s3_error!(
+            InvalidArgument,
+            "part number must be an integer between 1 and 10000"
+        ))
     }
 }
 
@@ -159,7 +194,11 @@ impl BasaltS3 {
         max_keys: usize,
         url: bool,
     ) -> S3Result<Listing> {
-        let page = self.store.list_objects(bucket, prefix, delimiter, start_after, max_keys).await.or_s3()?;
+        let page = self
+            .store
+            .list_objects(bucket, prefix, delimiter, start_after, max_keys)
+            .await
+            .or_s3()?;
         let encode = |s: &str| if url { url_encode(s) } else { s.to_owned() };
         let mut listing = Listing {
             contents: Vec::new(),
@@ -175,14 +214,18 @@ impl BasaltS3 {
                         size: Some(summary.size as i64),
                         e_tag: Some(etag(&summary.etag)),
                         last_modified: Some(timestamp(summary.last_modified_ms)),
-                        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                        storage_class: Some(ObjectStorageClass::from_static(
+                            ObjectStorageClass::STANDARD,
+                        )),
                         owner: Some(owner()),
                         ..Default::default()
                     });
                     listing.last = Some(key);
                 }
                 ListEntry::CommonPrefix(p) => {
-                    listing.common_prefixes.push(CommonPrefix { prefix: Some(encode(&p)) });
+                    listing.common_prefixes.push(CommonPrefix {
+                        prefix: Some(encode(&p)),
+                    });
                     listing.last = Some(p);
                 }
             }
@@ -205,33 +248,65 @@ impl BasaltS3 {
     ) -> S3Result<basalt_object::Staged> {
         let expected_len = content_length.map(|n| u64::try_from(n).unwrap_or(0));
         let staged = match body {
-            Some(body) => self.store.stage(body, &algorithms, expected_len, allow_inline).await,
-            None => self.store.stage(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(), &algorithms, expected_len, allow_inline).await,
+            Some(body) => {
+                self.store
+                    .stage(body, &algorithms, expected_len, allow_inline)
+                    .await
+            }
+            None => {
+                self.store
+                    .stage(
+                        futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>(),
+                        &algorithms,
+                        expected_len,
+                        allow_inline,
+                    )
+                    .await
+            }
         }
         .or_s3()?;
-        verify_digests(&staged.digests, content_md5, given, trailers.and_then(|t| t.take()))?;
+        verify_digests(
+            &staged.digests,
+            content_md5,
+            given,
+            trailers.and_then(|t| t.take()),
+        )?;
         Ok(staged)
     }
 }
 
 #[async_trait::async_trait]
 impl S3 for BasaltS3 {
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
         self.store.create_bucket(&bucket).await.or_s3()?;
-        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")), ..Default::default() }))
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
     }
 
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         self.store.delete_bucket(&req.input.bucket).await.or_s3()?;
         let mut resp = S3Response::new(DeleteBucketOutput {});
         resp.status = Some(StatusCode::NO_CONTENT);
         Ok(resp)
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         self.store.bucket(&req.input.bucket).await.or_s3()?;
-        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
     }
 
     async fn get_bucket_location(
@@ -239,12 +314,17 @@ impl S3 for BasaltS3 {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         self.store.bucket(&req.input.bucket).await.or_s3()?;
-        let location_constraint =
-            (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+        let location_constraint = (self.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
     }
 
-    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let buckets = self
             .store
             .list_buckets()
@@ -257,10 +337,17 @@ impl S3 for BasaltS3 {
                 bucket_region: Some(self.region.clone()),
             })
             .collect();
-        Ok(S3Response::new(ListBucketsOutput { buckets: Some(buckets), owner: Some(owner()), ..Default::default() }))
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner()),
+            ..Default::default()
+        }))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
         let given = ChecksumFields {
@@ -270,7 +357,8 @@ impl S3 for BasaltS3 {
             sha1: input.checksum_sha1,
             sha256: input.checksum_sha256,
         };
-        let algorithms = requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
+        let algorithms =
+            requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
         let staged = self
             .stage_verified(
                 input.body,
@@ -295,7 +383,11 @@ impl S3 for BasaltS3 {
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithms,
         };
-        let record = self.store.put_object(&input.bucket, &input.key, staged, write, precondition).await.or_s3()?;
+        let record = self
+            .store
+            .put_object(&input.bucket, &input.key, staged, write, precondition)
+            .await
+            .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&record.summary.etag)),
@@ -310,9 +402,16 @@ impl S3 for BasaltS3 {
         }))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let record = self.store.head_object(&input.bucket, &input.key).await.or_s3()?;
+        let record = self
+            .store
+            .head_object(&input.bucket, &input.key)
+            .await
+            .or_s3()?;
         check_read_conditions(
             &record,
             input.if_match.as_ref(),
@@ -322,14 +421,25 @@ impl S3 for BasaltS3 {
         )?;
         let size = record.summary.size;
         let (range, content_range, parts_count) = match (input.part_number, input.range) {
-            (Some(_), Some(_)) => return Err(s3_error!(InvalidRequest, "Range and partNumber cannot both be given")),
+            (Some(_), Some(_)) => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Range and partNumber cannot both be given"
+                ));
+            }
             (Some(n), None) => {
-                let n = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+                let n = u32::try_from(n)
+                    .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
                 let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
-                    custom("InvalidPartNumber", StatusCode::RANGE_NOT_SATISFIABLE, "the requested part number is not satisfiable")
+                    custom(
+                        "InvalidPartNumber",
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "the requested part number is not satisfiable",
+                    )
                 })?;
                 let parts = record.details.part_sizes.len().max(1) as i32;
-                let cr = (size > 0).then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
+                let cr = (size > 0)
+                    .then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
                 (r, cr, Some(parts))
             }
             (None, Some(range)) => {
@@ -342,7 +452,9 @@ impl S3 for BasaltS3 {
         let whole = range.start == 0 && range.end == size;
         let content_length = (range.end - range.start) as i64;
         let stream = self.store.read(&record, range).await.or_s3()?;
-        let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(stream.map_err(|e| std::io::Error::other(e.to_string()))));
+        let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(
+            stream.map_err(|e| std::io::Error::other(e.to_string())),
+        ));
         let sums = if whole && input.checksum_mode.is_some() {
             ChecksumFields::of(&record.details.checksums)
         } else {
@@ -357,11 +469,21 @@ impl S3 for BasaltS3 {
             e_tag: Some(etag(&record.summary.etag)),
             last_modified: Some(timestamp(record.summary.last_modified_ms)),
             metadata: metadata_map(&record.details.user_metadata),
-            content_type: input.response_content_type.or_else(|| h.content_type.clone()),
-            content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
-            content_disposition: input.response_content_disposition.or_else(|| h.content_disposition.clone()),
-            content_language: input.response_content_language.or_else(|| h.content_language.clone()),
-            cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+            content_type: input
+                .response_content_type
+                .or_else(|| h.content_type.clone()),
+            content_encoding: input
+                .response_content_encoding
+                .or_else(|| h.content_encoding.clone()),
+            content_disposition: input
+                .response_content_disposition
+                .or_else(|| h.content_disposition.clone()),
+            content_language: input
+                .response_content_language
+                .or_else(|| h.content_language.clone()),
+            cache_control: input
+                .response_cache_control
+                .or_else(|| h.cache_control.clone()),
             expires: input.response_expires.or_else(|| headers_of_record(h).0),
             parts_count,
             checksum_crc32: sums.crc32,
@@ -377,9 +499,16 @@ impl S3 for BasaltS3 {
         Ok(resp)
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let record = self.store.head_object(&input.bucket, &input.key).await.or_s3()?;
+        let record = self
+            .store
+            .head_object(&input.bucket, &input.key)
+            .await
+            .or_s3()?;
         check_read_conditions(
             &record,
             input.if_match.as_ref(),
@@ -390,16 +519,30 @@ impl S3 for BasaltS3 {
         let size = record.summary.size;
         let (content_length, content_range, parts_count) = match (input.part_number, input.range) {
             (Some(n), _) => {
-                let n = u32::try_from(n).map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
+                let n = u32::try_from(n)
+                    .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
                 let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
-                    custom("InvalidPartNumber", StatusCode::RANGE_NOT_SATISFIABLE, "the requested part number is not satisfiable")
+                    custom(
+                        "InvalidPartNumber",
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "the requested part number is not satisfiable",
+                    )
                 })?;
-                let cr = (size > 0).then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
-                (r.end - r.start, cr, Some(record.details.part_sizes.len().max(1) as i32))
+                let cr = (size > 0)
+                    .then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
+                (
+                    r.end - r.start,
+                    cr,
+                    Some(record.details.part_sizes.len().max(1) as i32),
+                )
             }
             (None, Some(range)) => {
                 let r = range.check(size)?;
-                (r.end - r.start, Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)), None)
+                (
+                    r.end - r.start,
+                    Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+                    None,
+                )
             }
             (None, None) => (size, None, None),
         };
@@ -416,11 +559,21 @@ impl S3 for BasaltS3 {
             e_tag: Some(etag(&record.summary.etag)),
             last_modified: Some(timestamp(record.summary.last_modified_ms)),
             metadata: metadata_map(&record.details.user_metadata),
-            content_type: input.response_content_type.or_else(|| h.content_type.clone()),
-            content_encoding: input.response_content_encoding.or_else(|| h.content_encoding.clone()),
-            content_disposition: input.response_content_disposition.or_else(|| h.content_disposition.clone()),
-            content_language: input.response_content_language.or_else(|| h.content_language.clone()),
-            cache_control: input.response_cache_control.or_else(|| h.cache_control.clone()),
+            content_type: input
+                .response_content_type
+                .or_else(|| h.content_type.clone()),
+            content_encoding: input
+                .response_content_encoding
+                .or_else(|| h.content_encoding.clone()),
+            content_disposition: input
+                .response_content_disposition
+                .or_else(|| h.content_disposition.clone()),
+            content_language: input
+                .response_content_language
+                .or_else(|| h.content_language.clone()),
+            cache_control: input
+                .response_cache_control
+                .or_else(|| h.cache_control.clone()),
             expires: input.response_expires.or_else(|| headers_of_record(h).0),
             parts_count,
             checksum_crc32: sums.crc32,
@@ -436,17 +589,29 @@ impl S3 for BasaltS3 {
         Ok(resp)
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.store.delete_object(&req.input.bucket, &req.input.key).await.or_s3()?;
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.store
+            .delete_object(&req.input.bucket, &req.input.key)
+            .await
+            .or_s3()?;
         let mut resp = S3Response::new(DeleteObjectOutput::default());
         resp.status = Some(StatusCode::NO_CONTENT);
         Ok(resp)
     }
 
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
         if input.delete.objects.len() > MAX_DELETE_OBJECTS {
-            return Err(s3_error!(MalformedXML, "a DeleteObjects request may name at most 1000 keys"));
+            return Err(s3_error!(
+                MalformedXML,
+                "a DeleteObjects request may name at most 1000 keys"
+            ));
         }
         self.store.bucket(&input.bucket).await.or_s3()?;
         let quiet = input.delete.quiet.unwrap_or(false);
@@ -456,7 +621,10 @@ impl S3 for BasaltS3 {
             match self.store.delete_object(&input.bucket, &object.key).await {
                 Ok(_) => {
                     if !quiet {
-                        deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
+                        deleted.push(DeletedObject {
+                            key: Some(object.key),
+                            ..Default::default()
+                        });
                     }
                 }
                 Err(e) => {
@@ -477,7 +645,10 @@ impl S3 for BasaltS3 {
         }))
     }
 
-    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
         let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
         let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
@@ -488,7 +659,10 @@ impl S3 for BasaltS3 {
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
         )?;
-        let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let replace = input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if src_bucket == input.bucket && src_key == input.key && !replace {
             return Err(s3_error!(
                 InvalidRequest,
@@ -496,12 +670,25 @@ impl S3 for BasaltS3 {
             ));
         }
         self.store.bucket(&input.bucket).await.or_s3()?;
-        let mut algorithms: Vec<_> = source.details.checksums.iter().map(|c| c.algorithm).collect();
+        let mut algorithms: Vec<_> = source
+            .details
+            .checksums
+            .iter()
+            .map(|c| c.algorithm)
+            .collect();
         if let Some(a) = input.checksum_algorithm.as_ref() {
             algorithms = vec![crate::convert::algorithm_of(a)?];
         }
-        let stream = self.store.read(&source, 0..source.summary.size).await.or_s3()?;
-        let staged = self.store.stage(stream, &algorithms, Some(source.summary.size), true).await.or_s3()?;
+        let stream = self
+            .store
+            .read(&source, 0..source.summary.size)
+            .await
+            .or_s3()?;
+        let staged = self
+            .store
+            .stage(stream, &algorithms, Some(source.summary.size), true)
+            .await
+            .or_s3()?;
         let write = if replace {
             ObjectWrite {
                 headers: HeaderInput {
@@ -523,7 +710,11 @@ impl S3 for BasaltS3 {
                 checksum_algorithms: algorithms,
             }
         };
-        let record = self.store.put_object(&input.bucket, &input.key, staged, write, None).await.or_s3()?;
+        let record = self
+            .store
+            .put_object(&input.bucket, &input.key, staged, write, None)
+            .await
+            .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
@@ -540,19 +731,37 @@ impl S3 for BasaltS3 {
         }))
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
         let max_keys = max_of(input.max_keys, "max-keys")?;
-        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
         let prefix = input.prefix.clone().unwrap_or_default();
         let resume = match &input.continuation_token {
             Some(token) => Some(decode_token(token)?),
             None => input.start_after.clone(),
         };
-        let listing =
-            self.list(&input.bucket, &prefix, input.delimiter.as_deref(), resume.as_deref(), max_keys, url).await?;
+        let listing = self
+            .list(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                resume.as_deref(),
+                max_keys,
+                url,
+            )
+            .await?;
         let key_count = (listing.contents.len() + listing.common_prefixes.len()) as i32;
-        let next = if listing.is_truncated { listing.last.as_deref().map(encode_token) } else { None };
+        let next = if listing.is_truncated {
+            listing.last.as_deref().map(encode_token)
+        } else {
+            None
+        };
         let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -565,21 +774,39 @@ impl S3 for BasaltS3 {
             next_continuation_token: next,
             is_truncated: Some(listing.is_truncated),
             contents: Some(listing.contents),
-            common_prefixes: (!listing.common_prefixes.is_empty()).then_some(listing.common_prefixes),
+            common_prefixes: (!listing.common_prefixes.is_empty())
+                .then_some(listing.common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
         let max_keys = max_of(input.max_keys, "max-keys")?;
-        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
         let prefix = input.prefix.clone().unwrap_or_default();
         let listing = self
-            .list(&input.bucket, &prefix, input.delimiter.as_deref(), input.marker.as_deref(), max_keys, url)
+            .list(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                input.marker.as_deref(),
+                max_keys,
+                url,
+            )
             .await?;
-        let next_marker = if listing.is_truncated { listing.last.clone() } else { None };
+        let next_marker = if listing.is_truncated {
+            listing.last.clone()
+        } else {
+            None
+        };
         let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -590,7 +817,8 @@ impl S3 for BasaltS3 {
             max_keys: Some(max_keys as i32),
             is_truncated: Some(listing.is_truncated),
             contents: Some(listing.contents),
-            common_prefixes: (!listing.common_prefixes.is_empty()).then_some(listing.common_prefixes),
+            common_prefixes: (!listing.common_prefixes.is_empty())
+                .then_some(listing.common_prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
@@ -601,7 +829,11 @@ impl S3 for BasaltS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
-        let algorithm = input.checksum_algorithm.as_ref().map(crate::convert::algorithm_of).transpose()?;
+        let algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(crate::convert::algorithm_of)
+            .transpose()?;
         let write = ObjectWrite {
             headers: HeaderInput {
                 content_type: input.content_type,
@@ -615,7 +847,11 @@ impl S3 for BasaltS3 {
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithm.into_iter().collect(),
         };
-        let upload_id = self.store.create_upload(&input.bucket, &input.key, write).await.or_s3()?;
+        let upload_id = self
+            .store
+            .create_upload(&input.bucket, &input.key, write)
+            .await
+            .or_s3()?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -625,10 +861,17 @@ impl S3 for BasaltS3 {
         }))
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         let part_number = part_number_of(input.part_number)?;
-        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let upload = self
+            .store
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .or_s3()?;
         let given = ChecksumFields {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -636,7 +879,8 @@ impl S3 for BasaltS3 {
             sha1: input.checksum_sha1,
             sha256: input.checksum_sha256,
         };
-        let mut algorithms = requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
+        let mut algorithms =
+            requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
         if let Some(a) = upload.checksum_algorithm
             && !algorithms.contains(&a)
         {
@@ -653,10 +897,19 @@ impl S3 for BasaltS3 {
                 false,
             )
             .await?;
-        let stored_algorithm = upload.checksum_algorithm.or_else(|| algorithms.first().copied());
+        let stored_algorithm = upload
+            .checksum_algorithm
+            .or_else(|| algorithms.first().copied());
         let part = self
             .store
-            .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, staged, stored_algorithm)
+            .upload_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                part_number,
+                staged,
+                stored_algorithm,
+            )
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(part.checksum.as_slice());
@@ -677,7 +930,11 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let part_number = part_number_of(input.part_number)?;
-        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        let upload = self
+            .store
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .or_s3()?;
         let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
         let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
         check_copy_source_conditions(
@@ -691,21 +948,44 @@ impl S3 for BasaltS3 {
         let range = match input.copy_source_range.as_deref() {
             None => 0..size,
             Some(r) => {
-                let parsed = Range::parse(r)
-                    .map_err(|_| s3_error!(InvalidArgument, "x-amz-copy-source-range must be bytes=first-last"))?;
+                let parsed = Range::parse(r).map_err(|_| {
+                    s3_error!(
+                        InvalidArgument,
+                        "x-amz-copy-source-range must be bytes=first-last"
+                    )
+                })?;
                 match parsed {
-                    Range::Int { first, last: Some(last) } if first <= last && last < size => first..last + 1,
-                    _ => return Err(s3_error!(InvalidRange, "the copy source range is not satisfiable")),
+                    Range::Int {
+                        first,
+                        last: Some(last),
+                    } if first <= last && last < size => first..last + 1,
+                    _ => {
+                        return Err(s3_error!(
+                            InvalidRange,
+                            "the copy source range is not satisfiable"
+                        ));
+                    }
                 }
             }
         };
         let len = range.end - range.start;
         let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
         let stream = self.store.read(&source, range).await.or_s3()?;
-        let staged = self.store.stage(stream, &algorithms, Some(len), false).await.or_s3()?;
+        let staged = self
+            .store
+            .stage(stream, &algorithms, Some(len), false)
+            .await
+            .or_s3()?;
         let part = self
             .store
-            .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, staged, upload.checksum_algorithm)
+            .upload_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                part_number,
+                staged,
+                upload.checksum_algorithm,
+            )
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(part.checksum.as_slice());
@@ -729,9 +1009,15 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
-        let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let listed = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
         if listed.is_empty() {
-            return Err(s3_error!(MalformedXML, "the completion must list at least one part"));
+            return Err(s3_error!(
+                MalformedXML,
+                "the completion must list at least one part"
+            ));
         }
         let mut parts = Vec::with_capacity(listed.len());
         for p in listed {
@@ -739,12 +1025,23 @@ impl S3 for BasaltS3 {
                 .part_number
                 .ok_or_else(|| s3_error!(MalformedXML, "every listed part needs a PartNumber"))
                 .and_then(part_number_of)?;
-            let etag = p.e_tag.ok_or_else(|| s3_error!(MalformedXML, "every listed part needs an ETag"))?;
-            parts.push(CompletePart { part_number, etag: etag.value().trim_matches('"').to_owned() });
+            let etag = p
+                .e_tag
+                .ok_or_else(|| s3_error!(MalformedXML, "every listed part needs an ETag"))?;
+            parts.push(CompletePart {
+                part_number,
+                etag: etag.value().trim_matches('"').to_owned(),
+            });
         }
         let record = self
             .store
-            .complete_upload(&input.bucket, &input.key, &input.upload_id, parts, precondition)
+            .complete_upload(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                parts,
+                precondition,
+            )
             .await
             .or_s3()?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -761,19 +1058,41 @@ impl S3 for BasaltS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        self.store.abort_upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
+        self.store
+            .abort_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .or_s3()?;
         let mut resp = S3Response::new(AbortMultipartUploadOutput::default());
         resp.status = Some(StatusCode::NO_CONTENT);
         Ok(resp)
     }
 
-    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let max_parts = max_of(input.max_parts, "max-parts")?;
-        let marker = input.part_number_marker.map(|m| m.max(0) as u32).unwrap_or(0);
-        let upload = self.store.upload(&input.bucket, &input.key, &input.upload_id).await.or_s3()?;
-        let (parts, truncated) =
-            self.store.list_parts(&input.bucket, &input.key, &input.upload_id, marker, max_parts).await.or_s3()?;
+        let marker = input
+            .part_number_marker
+            .map(|m| m.max(0) as u32)
+            .unwrap_or(0);
+        let upload = self
+            .store
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .or_s3()?;
+        let (parts, truncated) = self
+            .store
+            .list_parts(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                marker,
+                max_parts,
+            )
+            .await
+            .or_s3()?;
         let next_marker = parts.last().map(|p| p.part_number as i32);
         let parts = parts
             .into_iter()
@@ -802,9 +1121,14 @@ impl S3 for BasaltS3 {
             is_truncated: Some(truncated),
             parts: Some(parts),
             owner: Some(owner()),
-            initiator: Some(Initiator { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }),
+            initiator: Some(Initiator {
+                display_name: Some(OWNER_ID.to_owned()),
+                id: Some(OWNER_ID.to_owned()),
+            }),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
-            checksum_algorithm: upload.checksum_algorithm.map(|a| ChecksumAlgorithm::from(algorithm_name(a).to_owned())),
+            checksum_algorithm: upload
+                .checksum_algorithm
+                .map(|a| ChecksumAlgorithm::from(algorithm_name(a).to_owned())),
             ..Default::default()
         }))
     }
@@ -836,7 +1160,10 @@ impl S3 for BasaltS3 {
                 upload_id: Some(u.upload_id),
                 initiated: Some(timestamp(u.record.initiated_ms)),
                 owner: Some(owner()),
-                initiator: Some(Initiator { display_name: Some(OWNER_ID.to_owned()), id: Some(OWNER_ID.to_owned()) }),
+                initiator: Some(Initiator {
+                    display_name: Some(OWNER_ID.to_owned()),
+                    id: Some(OWNER_ID.to_owned()),
+                }),
                 storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                 ..Default::default()
             })

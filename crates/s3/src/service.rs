@@ -33,12 +33,19 @@ pub struct HttpService {
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store, config.region.clone()));
-    builder.set_auth(SimpleAuth::from_single(config.access_key.clone(), config.secret_key.clone()));
+    builder.set_auth(SimpleAuth::from_single(
+        config.access_key.clone(),
+        config.secret_key.clone(),
+    ));
     if !config.domains.is_empty() {
-        let host = MultiDomain::new(&config.domains).map_err(|e| format!("invalid virtual-host domain: {e}"))?;
+        let host = MultiDomain::new(&config.domains)
+            .map_err(|e| format!("invalid virtual-host domain: {e}"))?;
         builder.set_host(host);
     }
-    Ok(HttpService { s3: builder.build(), ready: Arc::new(AtomicBool::new(false)) })
+    Ok(HttpService {
+        s3: builder.build(),
+        ready: Arc::new(AtomicBool::new(false)),
+    })
 }
 
 impl HttpService {
@@ -103,14 +110,22 @@ impl ChunkIdLike {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Adds `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
 fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str) {
-    let Some(bytes) = resp.body().bytes() else { return };
-    let Ok(text) = std::str::from_utf8(&bytes) else { return };
-    let Some(end) = text.rfind("</Error>") else { return };
+    let Some(bytes) = resp.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    let Some(end) = text.rfind("</Error>") else {
+        return;
+    };
     let mut extra = String::new();
     if !text.contains("<Resource>") {
         extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
@@ -122,7 +137,8 @@ fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str
         return;
     }
     let body = format!("{}{}{}", &text[..end], extra, &text[end..]);
-    resp.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     *resp.body_mut() = Body::from(body);
 }
 

@@ -19,7 +19,11 @@ pub struct Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Server {
@@ -31,14 +35,24 @@ impl Server {
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self { child: None, port: free_port(), data, _dir: Some(dir) };
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            data,
+            _dir: Some(dir),
+        };
         s.spawn(extra);
         s
     }
 
     /// Starts (again) on an existing data directory.
     pub fn start_on(data: &Path, port: u16) -> Self {
-        let mut s = Self { child: None, port, data: data.to_owned(), _dir: None };
+        let mut s = Self {
+            child: None,
+            port,
+            data: data.to_owned(),
+            _dir: None,
+        };
         s.spawn(&[]);
         s
     }
@@ -53,7 +67,10 @@ impl Server {
             .args(extra)
             .env("BASALT_ROOT_USER", ACCESS_KEY)
             .env("BASALT_ROOT_PASSWORD", SECRET_KEY)
-            .env("BASALT_LOG", std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "BASALT_LOG",
+                std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -95,7 +112,10 @@ impl Server {
     /// SIGTERM, then wait for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         child.wait().expect("wait")
     }
 
@@ -161,12 +181,18 @@ fn exchange(port: u16, request: &[u8], half_close: bool) -> std::io::Result<Stri
 }
 
 pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    http_raw(port, format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
+    http_raw(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes_of(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -226,13 +252,14 @@ impl<'a> RawRequest<'a> {
     /// the signature, so it can be streamed after the head.
     pub fn head(&self, port: u16, unsigned_payload: bool) -> String {
         use aws_sigv4::http_request::{
-            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-            UriPathNormalizationMode, sign,
+            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SigningSettings, UriPathNormalizationMode, sign,
         };
         use aws_sigv4::sign::v4;
         let host = format!("127.0.0.1:{port}");
         let url = format!("http://{host}{}", self.path);
-        let creds = aws_credential_types::Credentials::new(ACCESS_KEY, self.secret, None, None, "test");
+        let creds =
+            aws_credential_types::Credentials::new(ACCESS_KEY, self.secret, None, None, "test");
         let identity = creds.into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -253,7 +280,11 @@ impl<'a> RawRequest<'a> {
             self.method,
             url.as_str(),
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            if unsigned_payload { SignableBody::UnsignedPayload } else { SignableBody::Bytes(self.body) },
+            if unsigned_payload {
+                SignableBody::UnsignedPayload
+            } else {
+                SignableBody::Bytes(self.body)
+            },
         )
         .expect("signable");
         let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
@@ -264,11 +295,17 @@ impl<'a> RawRequest<'a> {
         for (k, v) in instructions.headers() {
             text.push_str(&format!("{k}: {v}\r\n"));
         }
-        text.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", self.declared_len.unwrap_or(self.body.len())));
+        text.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            self.declared_len.unwrap_or(self.body.len())
+        ));
         text
     }
 }
 
 pub fn status_of(response: &str) -> u16 {
-    response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+    response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
