@@ -58,7 +58,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     http.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
-        .keep_alive(true);
+        .keep_alive(true)
+        // A client that half-closes after sending its request still gets the answer.
+        .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {

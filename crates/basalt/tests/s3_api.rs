@@ -34,7 +34,9 @@ fn status<E>(err: &SdkError<E, HttpResponse>) -> u16 {
 }
 
 /// The HTTP status and S3 error code of an SDK error.
-fn failure<E: ProvideErrorMetadata + std::fmt::Debug>(err: &SdkError<E, HttpResponse>) -> (u16, String) {
+fn failure<E: ProvideErrorMetadata + std::fmt::Debug>(
+    err: &SdkError<E, HttpResponse>,
+) -> (u16, String) {
     (status(err), error_code(err))
 }
 
@@ -56,11 +58,19 @@ fn quoted(hex: &str) -> String {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
 }
 
 async fn new_bucket(client: &Client, name: &str) {
-    client.create_bucket().bucket(name).send().await.unwrap_or_else(|e| panic!("create {name}: {e:?}"));
+    client
+        .create_bucket()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
 }
 
 async fn put(client: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
@@ -83,10 +93,20 @@ async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .send()
         .await
         .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
 }
 
-async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) -> (Vec<u8>, Option<String>, Option<i64>) {
+async fn get_range(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    range: &str,
+) -> (Vec<u8>, Option<String>, Option<i64>) {
     let out = client
         .get_object()
         .bucket(bucket)
@@ -97,12 +117,29 @@ async fn get_range(client: &Client, bucket: &str, key: &str, range: &str) -> (Ve
         .unwrap_or_else(|e| panic!("get {bucket}/{key} {range}: {e:?}"));
     let cr = out.content_range().map(str::to_owned);
     let len = out.content_length();
-    (out.body.collect().await.expect("body").into_bytes().to_vec(), cr, len)
+    (
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec(),
+        cr,
+        len,
+    )
 }
 
 async fn list_all_v2(client: &Client, bucket: &str) -> Vec<String> {
-    let out = client.list_objects_v2().bucket(bucket).send().await.expect("list");
-    out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+    let out = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
 }
 
 fn part(n: i32, etag: &str) -> CompletedPart {
@@ -110,7 +147,9 @@ fn part(n: i32, etag: &str) -> CompletedPart {
 }
 
 fn completed(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder().set_parts(Some(parts)).build()
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build()
 }
 
 /// The S3 multipart ETag: md5 of the concatenated binary part md5s, then `-N`.
@@ -122,7 +161,14 @@ fn multipart_etag(parts: &[&[u8]]) -> String {
     format!("\"{}-{}\"", md5_hex(&concat), parts.len())
 }
 
-async fn upload_part(client: &Client, bucket: &str, key: &str, upload_id: &str, n: i32, data: &[u8]) -> String {
+async fn upload_part(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    n: i32,
+    data: &[u8],
+) -> String {
     let out = client
         .upload_part()
         .bucket(bucket)
@@ -174,18 +220,6 @@ fn url_decode(s: &str) -> String {
     String::from_utf8(out).expect("utf8 key")
 }
 
-/// A raw HTTP/1.1 exchange that keeps the write side open until the response is read
-/// (`Connection: close` ends it). Unlike `common::http_raw`, this does not half-close.
-fn http_exchange(port: u16, request: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(request).expect("write");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Splits a raw HTTP response into (status line, lower-cased headers, body).
 fn parse_raw(resp: &str) -> (String, Vec<(String, String)>, String) {
     let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp, ""));
@@ -199,7 +233,10 @@ fn parse_raw(resp: &str) -> (String, Vec<(String, String)>, String) {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,26 +248,70 @@ async fn bucket_create_list_head_location() {
     let server = Server::start();
     let client = server.client();
 
-    let created = client.create_bucket().bucket("alpha").send().await.expect("create alpha");
-    assert!(created.request_id().is_some_and(|id| !id.is_empty()), "x-amz-request-id on CreateBucket");
+    let created = client
+        .create_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect("create alpha");
+    assert!(
+        created.request_id().is_some_and(|id| !id.is_empty()),
+        "x-amz-request-id on CreateBucket"
+    );
     new_bucket(&client, "beta-bucket").await;
 
     let listed = client.list_buckets().send().await.expect("list buckets");
     let names: Vec<_> = listed.buckets().iter().filter_map(|b| b.name()).collect();
-    assert_eq!(names, vec!["alpha", "beta-bucket"], "ListBuckets is sorted by name");
-    assert!(listed.buckets().iter().all(|b| b.creation_date().is_some()), "every bucket has a CreationDate");
+    assert_eq!(
+        names,
+        vec!["alpha", "beta-bucket"],
+        "ListBuckets is sorted by name"
+    );
+    assert!(
+        listed.buckets().iter().all(|b| b.creation_date().is_some()),
+        "every bucket has a CreationDate"
+    );
 
-    client.head_bucket().bucket("alpha").send().await.expect("head existing bucket");
+    client
+        .head_bucket()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect("head existing bucket");
 
-    let err = client.head_bucket().bucket("missing-bucket").send().await.expect_err("head missing bucket");
+    let err = client
+        .head_bucket()
+        .bucket("missing-bucket")
+        .send()
+        .await
+        .expect_err("head missing bucket");
     assert_eq!(status(&err), 404, "HeadBucket on a missing bucket: {err:?}");
-    assert!(err.as_service_error().is_some_and(|e| e.is_not_found()), "HeadBucket error is NotFound: {err:?}");
+    assert!(
+        err.as_service_error().is_some_and(|e| e.is_not_found()),
+        "HeadBucket error is NotFound: {err:?}"
+    );
 
-    let loc = client.get_bucket_location().bucket("alpha").send().await.expect("location");
-    let constraint = loc.location_constraint().map(|c| c.as_str().to_owned()).unwrap_or_default();
-    assert!(constraint.is_empty(), "us-east-1 has an empty LocationConstraint, got {constraint:?}");
+    let loc = client
+        .get_bucket_location()
+        .bucket("alpha")
+        .send()
+        .await
+        .expect("location");
+    let constraint = loc
+        .location_constraint()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    assert!(
+        constraint.is_empty(),
+        "us-east-1 has an empty LocationConstraint, got {constraint:?}"
+    );
 
-    let err = client.get_bucket_location().bucket("missing-bucket").send().await.expect_err("location of missing");
+    let err = client
+        .get_bucket_location()
+        .bucket("missing-bucket")
+        .send()
+        .await
+        .expect_err("location of missing");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
 }
 
@@ -239,7 +320,12 @@ async fn bucket_create_twice_is_already_owned() {
     let server = Server::start();
     let client = server.client();
     new_bucket(&client, "twice").await;
-    let err = client.create_bucket().bucket("twice").send().await.expect_err("second create");
+    let err = client
+        .create_bucket()
+        .bucket("twice")
+        .send()
+        .await
+        .expect_err("second create");
     assert_eq!(failure(&err), (409, "BucketAlreadyOwnedByYou".to_owned()));
     let listed = client.list_buckets().send().await.expect("list");
     assert_eq!(listed.buckets().len(), 1);
@@ -249,8 +335,20 @@ async fn bucket_create_twice_is_already_owned() {
 async fn bucket_invalid_names_are_refused() {
     let server = Server::start();
     let client = server.client();
-    for name in ["Bad_Name", "ab", "UPPER", "-leading-dash", "has..dots", "192.168.5.4"] {
-        let err = client.create_bucket().bucket(name).send().await.expect_err(name);
+    for name in [
+        "Bad_Name",
+        "ab",
+        "UPPER",
+        "-leading-dash",
+        "has..dots",
+        "192.168.5.4",
+    ] {
+        let err = client
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect_err(name);
         // The SDK may refuse client-side (no response); a server answer must be InvalidBucketName.
         if let Some(raw) = err.raw_response() {
             assert_eq!(raw.status().as_u16(), 400, "{name}: {err:?}");
@@ -258,11 +356,20 @@ async fn bucket_invalid_names_are_refused() {
         }
     }
     let listed = client.list_buckets().send().await.expect("list");
-    assert!(listed.buckets().is_empty(), "no bucket was created: {:?}", listed.buckets());
+    assert!(
+        listed.buckets().is_empty(),
+        "no bucket was created: {:?}",
+        listed.buckets()
+    );
 
     // Length limits: 64 characters is too long, 63 and 3 are fine.
     let long = "a".repeat(64);
-    let err = client.create_bucket().bucket(&long).send().await.expect_err("64-char bucket name");
+    let err = client
+        .create_bucket()
+        .bucket(&long)
+        .send()
+        .await
+        .expect_err("64-char bucket name");
     if err.raw_response().is_some() {
         assert_eq!(failure(&err), (400, "InvalidBucketName".to_owned()));
     }
@@ -278,25 +385,76 @@ async fn bucket_delete_rules() {
     new_bucket(&client, "full").await;
     put(&client, "full", "k", b"x").await;
 
-    let err = client.delete_bucket().bucket("full").send().await.expect_err("delete non-empty");
+    let err = client
+        .delete_bucket()
+        .bucket("full")
+        .send()
+        .await
+        .expect_err("delete non-empty");
     assert_eq!(failure(&err), (409, "BucketNotEmpty".to_owned()));
 
-    let err = client.delete_bucket().bucket("nope-bucket").send().await.expect_err("delete missing");
+    let err = client
+        .delete_bucket()
+        .bucket("nope-bucket")
+        .send()
+        .await
+        .expect_err("delete missing");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
 
-    client.delete_object().bucket("full").key("k").send().await.expect("delete object");
-    client.delete_bucket().bucket("full").send().await.expect("delete now-empty bucket");
-    let err = client.head_bucket().bucket("full").send().await.expect_err("gone");
+    client
+        .delete_object()
+        .bucket("full")
+        .key("k")
+        .send()
+        .await
+        .expect("delete object");
+    client
+        .delete_bucket()
+        .bucket("full")
+        .send()
+        .await
+        .expect("delete now-empty bucket");
+    let err = client
+        .head_bucket()
+        .bucket("full")
+        .send()
+        .await
+        .expect_err("gone");
     assert_eq!(status(&err), 404);
-    assert!(client.list_buckets().send().await.expect("list").buckets().is_empty());
+    assert!(
+        client
+            .list_buckets()
+            .send()
+            .await
+            .expect("list")
+            .buckets()
+            .is_empty()
+    );
 
     // Operations on objects of a missing bucket.
-    let err =
-        client.put_object().bucket("full").key("k").body(ByteStream::from_static(b"x")).send().await.expect_err("put");
+    let err = client
+        .put_object()
+        .bucket("full")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("put");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
-    let err = client.get_object().bucket("full").key("k").send().await.expect_err("get");
+    let err = client
+        .get_object()
+        .bucket("full")
+        .key("k")
+        .send()
+        .await
+        .expect_err("get");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
-    let err = client.list_objects_v2().bucket("full").send().await.expect_err("list");
+    let err = client
+        .list_objects_v2()
+        .bucket("full")
+        .send()
+        .await
+        .expect_err("list");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
 }
 
@@ -329,56 +487,133 @@ async fn object_round_trip_with_metadata_and_headers() {
         .await
         .expect("put");
     let etag = out.e_tag().expect("etag").to_owned();
-    assert_eq!(etag, quoted(&md5_hex(&data)), "a single-part ETag is the quoted hex md5");
-    assert!(out.request_id().is_some_and(|id| !id.is_empty()), "x-amz-request-id on PutObject");
+    assert_eq!(
+        etag,
+        quoted(&md5_hex(&data)),
+        "a single-part ETag is the quoted hex md5"
+    );
+    assert!(
+        out.request_id().is_some_and(|id| !id.is_empty()),
+        "x-amz-request-id on PutObject"
+    );
 
-    let got = client.get_object().bucket("objs").key("dir/hello.txt").send().await.expect("get");
+    let got = client
+        .get_object()
+        .bucket("objs")
+        .key("dir/hello.txt")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.e_tag(), Some(etag.as_str()));
     assert_eq!(got.content_length(), Some(data.len() as i64));
     assert_eq!(got.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(got.content_encoding(), Some("identity"));
-    assert_eq!(got.content_disposition(), Some("attachment; filename=\"hello.txt\""));
+    assert_eq!(
+        got.content_disposition(),
+        Some("attachment; filename=\"hello.txt\"")
+    );
     assert_eq!(got.content_language(), Some("en-GB"));
     assert_eq!(got.cache_control(), Some("max-age=3600"));
     let exp = got.expires_string().expect("Expires header");
-    assert_eq!(DateTime::from_str(exp, DateTimeFormat::HttpDate).expect("http date"), expires, "Expires {exp}");
+    assert_eq!(
+        DateTime::from_str(exp, DateTimeFormat::HttpDate).expect("http date"),
+        expires,
+        "Expires {exp}"
+    );
     let md = got.metadata().expect("metadata");
     assert_eq!(md.get("color").map(String::as_str), Some("blue"));
-    assert_eq!(md.get("owner-name").map(String::as_str), Some("Ada Lovelace"));
+    assert_eq!(
+        md.get("owner-name").map(String::as_str),
+        Some("Ada Lovelace")
+    );
     assert_eq!(md.len(), 2, "{md:?}");
     assert!(got.last_modified().is_some());
     assert_eq!(got.accept_ranges(), Some("bytes"));
-    assert!(got.request_id().is_some_and(|id| !id.is_empty()), "x-amz-request-id on GetObject");
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), data.as_slice());
+    assert!(
+        got.request_id().is_some_and(|id| !id.is_empty()),
+        "x-amz-request-id on GetObject"
+    );
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        data.as_slice()
+    );
 
-    let head = client.head_object().bucket("objs").key("dir/hello.txt").send().await.expect("head");
+    let head = client
+        .head_object()
+        .bucket("objs")
+        .key("dir/hello.txt")
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.e_tag(), Some(etag.as_str()));
     assert_eq!(head.content_length(), Some(data.len() as i64));
     assert_eq!(head.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(head.content_encoding(), Some("identity"));
-    assert_eq!(head.content_disposition(), Some("attachment; filename=\"hello.txt\""));
+    assert_eq!(
+        head.content_disposition(),
+        Some("attachment; filename=\"hello.txt\"")
+    );
     assert_eq!(head.content_language(), Some("en-GB"));
     assert_eq!(head.cache_control(), Some("max-age=3600"));
     assert_eq!(
-        DateTime::from_str(head.expires_string().expect("Expires"), DateTimeFormat::HttpDate).expect("date"),
+        DateTime::from_str(
+            head.expires_string().expect("Expires"),
+            DateTimeFormat::HttpDate
+        )
+        .expect("date"),
         expires
     );
-    assert_eq!(head.metadata().and_then(|m| m.get("color")).map(String::as_str), Some("blue"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("color"))
+            .map(String::as_str),
+        Some("blue")
+    );
 
     // Overwrite replaces data and metadata entirely.
     let etag2 = put(&client, "objs", "dir/hello.txt", b"second").await;
     assert_ne!(etag, etag2);
-    let head = client.head_object().bucket("objs").key("dir/hello.txt").send().await.expect("head");
-    assert!(head.metadata().is_none_or(|m| m.is_empty()), "old metadata gone: {:?}", head.metadata());
+    let head = client
+        .head_object()
+        .bucket("objs")
+        .key("dir/hello.txt")
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        head.metadata().is_none_or(|m| m.is_empty()),
+        "old metadata gone: {:?}",
+        head.metadata()
+    );
     assert_eq!(head.content_length(), Some(6));
     assert_eq!(get_bytes(&client, "objs", "dir/hello.txt").await, b"second");
 
     // Missing keys.
-    let err = client.get_object().bucket("objs").key("missing").send().await.expect_err("get missing");
+    let err = client
+        .get_object()
+        .bucket("objs")
+        .key("missing")
+        .send()
+        .await
+        .expect_err("get missing");
     assert_eq!(failure(&err), (404, "NoSuchKey".to_owned()));
-    let err = client.head_object().bucket("objs").key("missing").send().await.expect_err("head missing");
+    let err = client
+        .head_object()
+        .bucket("objs")
+        .key("missing")
+        .send()
+        .await
+        .expect_err("head missing");
     assert_eq!(status(&err), 404);
-    assert!(err.as_service_error().is_some_and(|e| e.is_not_found()), "{err:?}");
+    assert!(
+        err.as_service_error().is_some_and(|e| e.is_not_found()),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -388,10 +623,21 @@ async fn object_empty() {
     new_bucket(&client, "empty").await;
     let etag = put(&client, "empty", "zero", b"").await;
     assert_eq!(etag, "\"d41d8cd98f00b204e9800998ecf8427e\"");
-    let head = client.head_object().bucket("empty").key("zero").send().await.expect("head");
+    let head = client
+        .head_object()
+        .bucket("empty")
+        .key("zero")
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.content_length(), Some(0));
     assert_eq!(get_bytes(&client, "empty", "zero").await, Vec::<u8>::new());
-    let listed = client.list_objects_v2().bucket("empty").send().await.expect("list");
+    let listed = client
+        .list_objects_v2()
+        .bucket("empty")
+        .send()
+        .await
+        .expect("list");
     assert_eq!(listed.contents().len(), 1);
     assert_eq!(listed.contents()[0].size(), Some(0));
     assert_eq!(listed.contents()[0].e_tag(), Some(etag.as_str()));
@@ -407,7 +653,13 @@ async fn object_large_and_ranges() {
     let etag = put(&client, "big", "blob", &data).await;
     assert_eq!(etag, quoted(&md5_hex(&data)));
 
-    let head = client.head_object().bucket("big").key("blob").send().await.expect("head");
+    let head = client
+        .head_object()
+        .bucket("big")
+        .key("blob")
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.content_length(), Some(len as i64));
 
     let whole = get_bytes(&client, "big", "blob").await;
@@ -421,11 +673,17 @@ async fn object_large_and_ranges() {
 
     let (b, cr, _) = get_range(&client, "big", "blob", "bytes=-5").await;
     assert_eq!(b, &data[len - 5..]);
-    assert_eq!(cr.as_deref(), Some(format!("bytes {}-{}/{len}", len - 5, len - 1).as_str()));
+    assert_eq!(
+        cr.as_deref(),
+        Some(format!("bytes {}-{}/{len}", len - 5, len - 1).as_str())
+    );
 
     let (b, cr, cl) = get_range(&client, "big", "blob", "bytes=10-").await;
     assert!(b == data[10..], "open-ended range");
-    assert_eq!(cr.as_deref(), Some(format!("bytes 10-{}/{len}", len - 1).as_str()));
+    assert_eq!(
+        cr.as_deref(),
+        Some(format!("bytes 10-{}/{len}", len - 1).as_str())
+    );
     assert_eq!(cl, Some((len - 10) as i64));
 
     // Across the 4 MiB chunk boundary and the 8 MiB one.
@@ -433,19 +691,38 @@ async fn object_large_and_ranges() {
     let end = 4 * MIB + 99;
     let (b, cr, _) = get_range(&client, "big", "blob", &format!("bytes={start}-{end}")).await;
     assert_eq!(b, &data[start..=end]);
-    assert_eq!(cr.as_deref(), Some(format!("bytes {start}-{end}/{len}").as_str()));
+    assert_eq!(
+        cr.as_deref(),
+        Some(format!("bytes {start}-{end}/{len}").as_str())
+    );
     let start = 3 * MIB;
     let end = 8 * MIB + 17;
     let (b, _, _) = get_range(&client, "big", "blob", &format!("bytes={start}-{end}")).await;
     assert!(b == data[start..=end], "range spanning three chunks");
 
     // A last byte past the end is clamped.
-    let (b, cr, _) = get_range(&client, "big", "blob", &format!("bytes={}-{}", len - 3, len + 1000)).await;
+    let (b, cr, _) = get_range(
+        &client,
+        "big",
+        "blob",
+        &format!("bytes={}-{}", len - 3, len + 1000),
+    )
+    .await;
     assert_eq!(b, &data[len - 3..]);
-    assert_eq!(cr.as_deref(), Some(format!("bytes {}-{}/{len}", len - 3, len - 1).as_str()));
+    assert_eq!(
+        cr.as_deref(),
+        Some(format!("bytes {}-{}/{len}", len - 3, len - 1).as_str())
+    );
 
     // HEAD with a range reports the range.
-    let head = client.head_object().bucket("big").key("blob").range("bytes=0-9").send().await.expect("head range");
+    let head = client
+        .head_object()
+        .bucket("big")
+        .key("blob")
+        .range("bytes=0-9")
+        .send()
+        .await
+        .expect("head range");
     assert_eq!(head.content_length(), Some(10));
 
     // A first byte past the end is not satisfiable.
@@ -460,7 +737,14 @@ async fn object_large_and_ranges() {
     assert_eq!(failure(&err), (416, "InvalidRange".to_owned()));
 
     put(&client, "big", "small", b"0123456789").await;
-    let err = client.get_object().bucket("big").key("small").range("bytes=100-200").send().await.expect_err("oor");
+    let err = client
+        .get_object()
+        .bucket("big")
+        .key("small")
+        .range("bytes=100-200")
+        .send()
+        .await
+        .expect_err("oor");
     assert_eq!(failure(&err), (416, "InvalidRange".to_owned()));
 }
 
@@ -490,11 +774,20 @@ async fn object_response_overrides() {
         .await
         .expect("get with overrides");
     assert_eq!(got.content_type(), Some("application/x-custom"));
-    assert_eq!(got.content_disposition(), Some("attachment; filename=\"x.bin\""));
+    assert_eq!(
+        got.content_disposition(),
+        Some("attachment; filename=\"x.bin\"")
+    );
     assert_eq!(got.cache_control(), Some("no-cache"));
     assert_eq!(got.content_language(), Some("fr"));
     // The stored header is unchanged.
-    let head = client.head_object().bucket("ovr").key("k").send().await.expect("head");
+    let head = client
+        .head_object()
+        .bucket("ovr")
+        .key("k")
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.content_type(), Some("text/plain"));
     assert!(head.content_disposition().is_none());
 }
@@ -509,29 +802,114 @@ async fn object_conditional_reads() {
     let past = DateTime::from_secs(now_secs() - 86_400);
 
     // If-Match.
-    let got = client.get_object().bucket("cond").key("k").if_match(&etag).send().await.expect("if-match ok");
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"conditional");
-    client.get_object().bucket("cond").key("k").if_match("*").send().await.expect("if-match *");
-    let err = client.get_object().bucket("cond").key("k").if_match("\"0000\"").send().await.expect_err("mismatch");
+    let got = client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_match(&etag)
+        .send()
+        .await
+        .expect("if-match ok");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"conditional"
+    );
+    client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_match("*")
+        .send()
+        .await
+        .expect("if-match *");
+    let err = client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_match("\"0000\"")
+        .send()
+        .await
+        .expect_err("mismatch");
     assert_eq!(failure(&err), (412, "PreconditionFailed".to_owned()));
-    let err =
-        client.head_object().bucket("cond").key("k").if_match("\"0000\"").send().await.expect_err("head mismatch");
+    let err = client
+        .head_object()
+        .bucket("cond")
+        .key("k")
+        .if_match("\"0000\"")
+        .send()
+        .await
+        .expect_err("head mismatch");
     assert_eq!(status(&err), 412);
 
     // If-None-Match.
-    let err = client.get_object().bucket("cond").key("k").if_none_match(&etag).send().await.expect_err("304");
-    assert_eq!(status(&err), 304, "If-None-Match with the current ETag: {err:?}");
-    let err = client.head_object().bucket("cond").key("k").if_none_match(&etag).send().await.expect_err("head 304");
+    let err = client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .expect_err("304");
+    assert_eq!(
+        status(&err),
+        304,
+        "If-None-Match with the current ETag: {err:?}"
+    );
+    let err = client
+        .head_object()
+        .bucket("cond")
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .expect_err("head 304");
     assert_eq!(status(&err), 304);
-    client.get_object().bucket("cond").key("k").if_none_match("\"0000\"").send().await.expect("if-none-match other");
+    client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_none_match("\"0000\"")
+        .send()
+        .await
+        .expect("if-none-match other");
 
     // If-Modified-Since.
-    let err = client.get_object().bucket("cond").key("k").if_modified_since(future).send().await.expect_err("ims");
-    assert_eq!(status(&err), 304, "If-Modified-Since in the future: {err:?}");
-    client.get_object().bucket("cond").key("k").if_modified_since(past).send().await.expect("modified since past");
+    let err = client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_modified_since(future)
+        .send()
+        .await
+        .expect_err("ims");
+    assert_eq!(
+        status(&err),
+        304,
+        "If-Modified-Since in the future: {err:?}"
+    );
+    client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_modified_since(past)
+        .send()
+        .await
+        .expect("modified since past");
 
     // If-Unmodified-Since.
-    let err = client.get_object().bucket("cond").key("k").if_unmodified_since(past).send().await.expect_err("ius");
+    let err = client
+        .get_object()
+        .bucket("cond")
+        .key("k")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .expect_err("ius");
     assert_eq!(failure(&err), (412, "PreconditionFailed".to_owned()));
     client
         .get_object()
@@ -584,31 +962,103 @@ async fn object_part_number_reads() {
         .await
         .expect("complete");
 
-    let got = client.get_object().bucket("pnum").key("mp").part_number(1).send().await.expect("part 1");
+    let got = client
+        .get_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(1)
+        .send()
+        .await
+        .expect("part 1");
     assert_eq!(got.parts_count(), Some(2));
     assert_eq!(got.content_length(), Some(p1.len() as i64));
-    assert_eq!(got.content_range(), Some(format!("bytes 0-{}/{}", p1.len() - 1, p1.len() + p2.len()).as_str()));
+    assert_eq!(
+        got.content_range(),
+        Some(format!("bytes 0-{}/{}", p1.len() - 1, p1.len() + p2.len()).as_str())
+    );
     let b = got.body.collect().await.expect("body").into_bytes();
     assert!(b.as_ref() == p1.as_slice(), "part 1 bytes exactly");
 
-    let got = client.get_object().bucket("pnum").key("mp").part_number(2).send().await.expect("part 2");
+    let got = client
+        .get_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(2)
+        .send()
+        .await
+        .expect("part 2");
     assert_eq!(got.parts_count(), Some(2));
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), p2.as_slice());
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        p2.as_slice()
+    );
 
-    let head = client.head_object().bucket("pnum").key("mp").part_number(1).send().await.expect("head part 1");
+    let head = client
+        .head_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(1)
+        .send()
+        .await
+        .expect("head part 1");
     assert_eq!(head.parts_count(), Some(2));
     assert_eq!(head.content_length(), Some(p1.len() as i64));
 
-    let err = client.get_object().bucket("pnum").key("mp").part_number(3).send().await.expect_err("part 3");
-    assert_eq!(failure(&err), (416, "InvalidPartNumber".to_owned()), "part beyond the last");
-    let err = client.head_object().bucket("pnum").key("mp").part_number(3).send().await.expect_err("head part 3");
+    let err = client
+        .get_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(3)
+        .send()
+        .await
+        .expect_err("part 3");
+    assert_eq!(
+        failure(&err),
+        (416, "InvalidPartNumber".to_owned()),
+        "part beyond the last"
+    );
+    let err = client
+        .head_object()
+        .bucket("pnum")
+        .key("mp")
+        .part_number(3)
+        .send()
+        .await
+        .expect_err("head part 3");
     assert_eq!(status(&err), 416);
 
     // A plain object has one part.
     put(&client, "pnum", "plain", b"abc").await;
-    let got = client.get_object().bucket("pnum").key("plain").part_number(1).send().await.expect("plain part 1");
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"abc");
-    let err = client.get_object().bucket("pnum").key("plain").part_number(2).send().await.expect_err("plain part 2");
+    let got = client
+        .get_object()
+        .bucket("pnum")
+        .key("plain")
+        .part_number(1)
+        .send()
+        .await
+        .expect("plain part 1");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        b"abc"
+    );
+    let err = client
+        .get_object()
+        .bucket("pnum")
+        .key("plain")
+        .part_number(2)
+        .send()
+        .await
+        .expect_err("plain part 2");
     assert_eq!(failure(&err), (416, "InvalidPartNumber".to_owned()));
 }
 
@@ -622,11 +1072,29 @@ async fn delete_object_and_missing_key() {
     let client = server.client();
     new_bucket(&client, "del").await;
     put(&client, "del", "k", b"x").await;
-    client.delete_object().bucket("del").key("k").send().await.expect("delete");
-    let err = client.head_object().bucket("del").key("k").send().await.expect_err("deleted");
+    client
+        .delete_object()
+        .bucket("del")
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    let err = client
+        .head_object()
+        .bucket("del")
+        .key("k")
+        .send()
+        .await
+        .expect_err("deleted");
     assert_eq!(status(&err), 404);
     // Deleting a key that does not exist succeeds (204).
-    client.delete_object().bucket("del").key("never-existed").send().await.expect("delete missing key");
+    client
+        .delete_object()
+        .bucket("del")
+        .key("never-existed")
+        .send()
+        .await
+        .expect("delete missing key");
     // The status of a delete of a missing key is 204, seen through a presigned DELETE.
     let req = client
         .delete_object()
@@ -641,7 +1109,13 @@ async fn delete_object_and_missing_key() {
     }
     let resp = r.send().await.expect("delete");
     assert_eq!(resp.status().as_u16(), 204);
-    let err = client.delete_object().bucket("no-such-bucket").key("k").send().await.expect_err("missing bucket");
+    let err = client
+        .delete_object()
+        .bucket("no-such-bucket")
+        .key("k")
+        .send()
+        .await
+        .expect_err("missing bucket");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
 }
 
@@ -654,29 +1128,51 @@ async fn delete_objects_quiet_and_verbose() {
         put(&client, "multi", k, k.as_bytes()).await;
     }
     let ids = |keys: &[&str]| -> Vec<ObjectIdentifier> {
-        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().expect("id")).collect()
+        keys.iter()
+            .map(|k| ObjectIdentifier::builder().key(*k).build().expect("id"))
+            .collect()
     };
 
     let out = client
         .delete_objects()
         .bucket("multi")
-        .delete(Delete::builder().set_objects(Some(ids(&["a", "b", "missing"]))).quiet(false).build().expect("del"))
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&["a", "b", "missing"])))
+                .quiet(false)
+                .build()
+                .expect("del"),
+        )
         .send()
         .await
         .expect("delete objects verbose");
     let mut deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
     deleted.sort();
-    assert_eq!(deleted, vec!["a", "b", "missing"], "a missing key also counts as deleted");
+    assert_eq!(
+        deleted,
+        vec!["a", "b", "missing"],
+        "a missing key also counts as deleted"
+    );
     assert!(out.errors().is_empty(), "{:?}", out.errors());
 
     let out = client
         .delete_objects()
         .bucket("multi")
-        .delete(Delete::builder().set_objects(Some(ids(&["c"]))).quiet(true).build().expect("del"))
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&["c"])))
+                .quiet(true)
+                .build()
+                .expect("del"),
+        )
         .send()
         .await
         .expect("delete objects quiet");
-    assert!(out.deleted().is_empty(), "quiet mode lists no Deleted entries: {:?}", out.deleted());
+    assert!(
+        out.deleted().is_empty(),
+        "quiet mode lists no Deleted entries: {:?}",
+        out.deleted()
+    );
     assert!(out.errors().is_empty());
 
     assert_eq!(list_all_v2(&client, "multi").await, vec!["d"]);
@@ -684,7 +1180,12 @@ async fn delete_objects_quiet_and_verbose() {
     let err = client
         .delete_objects()
         .bucket("nope-bucket")
-        .delete(Delete::builder().set_objects(Some(ids(&["d"]))).build().expect("del"))
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&["d"])))
+                .build()
+                .expect("del"),
+        )
         .send()
         .await
         .expect_err("missing bucket");
@@ -718,12 +1219,33 @@ async fn copy_object_directives_and_errors() {
         .to_owned();
 
     // COPY (default): metadata and headers come from the source.
-    let out = client.copy_object().bucket("src").key("copy").copy_source("src/orig").send().await.expect("copy");
-    assert_eq!(out.copy_object_result().and_then(|r| r.e_tag()), Some(src_etag.as_str()));
-    let head = client.head_object().bucket("src").key("copy").send().await.expect("head copy");
+    let out = client
+        .copy_object()
+        .bucket("src")
+        .key("copy")
+        .copy_source("src/orig")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(
+        out.copy_object_result().and_then(|r| r.e_tag()),
+        Some(src_etag.as_str())
+    );
+    let head = client
+        .head_object()
+        .bucket("src")
+        .key("copy")
+        .send()
+        .await
+        .expect("head copy");
     assert_eq!(head.content_type(), Some("image/png"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
-    assert_eq!(head.metadata().and_then(|m| m.get("k1")).map(String::as_str), Some("lv1"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("k1"))
+            .map(String::as_str),
+        Some("lv1")
+    );
     assert!(get_bytes(&client, "src", "copy").await == data);
 
     // Explicit COPY with new metadata given: the new metadata is ignored.
@@ -737,7 +1259,13 @@ async fn copy_object_directives_and_errors() {
         .send()
         .await
         .expect("copy directive");
-    let head = client.head_object().bucket("src").key("copy2").send().await.expect("head");
+    let head = client
+        .head_object()
+        .bucket("src")
+        .key("copy2")
+        .send()
+        .await
+        .expect("head");
     let md = head.metadata().cloned().unwrap_or_default();
     assert_eq!(md.get("k1").map(String::as_str), Some("lv1"));
     assert!(!md.contains_key("k2"), "{md:?}");
@@ -754,16 +1282,35 @@ async fn copy_object_directives_and_errors() {
         .send()
         .await
         .expect("copy replace across buckets");
-    let head = client.head_object().bucket("dst").key("replaced").send().await.expect("head replaced");
+    let head = client
+        .head_object()
+        .bucket("dst")
+        .key("replaced")
+        .send()
+        .await
+        .expect("head replaced");
     let md = head.metadata().cloned().unwrap_or_default();
     assert_eq!(md.get("k2").map(String::as_str), Some("v2"));
-    assert!(!md.contains_key("k1"), "REPLACE drops the source metadata: {md:?}");
+    assert!(
+        !md.contains_key("k1"),
+        "REPLACE drops the source metadata: {md:?}"
+    );
     assert_eq!(head.content_type(), Some("text/csv"));
-    assert!(head.cache_control().is_none(), "REPLACE drops source Cache-Control");
+    assert!(
+        head.cache_control().is_none(),
+        "REPLACE drops source Cache-Control"
+    );
     assert!(get_bytes(&client, "dst", "replaced").await == data);
 
     // Onto itself without REPLACE.
-    let err = client.copy_object().bucket("src").key("orig").copy_source("src/orig").send().await.expect_err("self");
+    let err = client
+        .copy_object()
+        .bucket("src")
+        .key("orig")
+        .copy_source("src/orig")
+        .send()
+        .await
+        .expect_err("self");
     assert_eq!(failure(&err), (400, "InvalidRequest".to_owned()));
     // Onto itself with REPLACE is allowed and changes metadata.
     client
@@ -776,8 +1323,19 @@ async fn copy_object_directives_and_errors() {
         .send()
         .await
         .expect("self copy with REPLACE");
-    let head = client.head_object().bucket("src").key("orig").send().await.expect("head");
-    assert_eq!(head.metadata().and_then(|m| m.get("k3")).map(String::as_str), Some("v3"));
+    let head = client
+        .head_object()
+        .bucket("src")
+        .key("orig")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("k3"))
+            .map(String::as_str),
+        Some("v3")
+    );
 
     // Source conditions.
     let err = client
@@ -809,15 +1367,42 @@ async fn copy_object_directives_and_errors() {
         .await
         .expect_err("copy if-none-match match");
     assert_eq!(failure(&err), (412, "PreconditionFailed".to_owned()));
-    let err = client.head_object().bucket("dst").key("cond2").send().await.expect_err("not created");
+    let err = client
+        .head_object()
+        .bucket("dst")
+        .key("cond2")
+        .send()
+        .await
+        .expect_err("not created");
     assert_eq!(status(&err), 404);
 
     // Missing source / missing source bucket / missing destination bucket.
-    let err = client.copy_object().bucket("dst").key("x").copy_source("src/missing").send().await.expect_err("nokey");
+    let err = client
+        .copy_object()
+        .bucket("dst")
+        .key("x")
+        .copy_source("src/missing")
+        .send()
+        .await
+        .expect_err("nokey");
     assert_eq!(failure(&err), (404, "NoSuchKey".to_owned()));
-    let err = client.copy_object().bucket("dst").key("x").copy_source("nobucket/orig").send().await.expect_err("nob");
+    let err = client
+        .copy_object()
+        .bucket("dst")
+        .key("x")
+        .copy_source("nobucket/orig")
+        .send()
+        .await
+        .expect_err("nob");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
-    let err = client.copy_object().bucket("nobucket").key("x").copy_source("src/orig").send().await.expect_err("nod");
+    let err = client
+        .copy_object()
+        .bucket("nobucket")
+        .key("x")
+        .copy_source("src/orig")
+        .send()
+        .await
+        .expect_err("nod");
     assert_eq!(failure(&err), (404, "NoSuchBucket".to_owned()));
 }
 
@@ -828,8 +1413,18 @@ async fn copy_object_large_source() {
     new_bucket(&client, "cpl").await;
     let data = bytes_of(6 * MIB + 5, 11);
     let etag = put(&client, "cpl", "big", &data).await;
-    let out = client.copy_object().bucket("cpl").key("big-copy").copy_source("cpl/big").send().await.expect("copy");
-    assert_eq!(out.copy_object_result().and_then(|r| r.e_tag()), Some(etag.as_str()));
+    let out = client
+        .copy_object()
+        .bucket("cpl")
+        .key("big-copy")
+        .copy_source("cpl/big")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(
+        out.copy_object_result().and_then(|r| r.e_tag()),
+        Some(etag.as_str())
+    );
     assert!(get_bytes(&client, "cpl", "big-copy").await == data);
 }
 
@@ -842,15 +1437,38 @@ async fn list_v2_prefix_and_delimiter() {
     let server = Server::start();
     let client = server.client();
     new_bucket(&client, "lst").await;
-    for k in ["a.txt", "dir/one", "dir/two", "dir/sub/three", "dirx", "photos/2024/a.jpg", "photos/2025/b.jpg", "z"] {
+    for k in [
+        "a.txt",
+        "dir/one",
+        "dir/two",
+        "dir/sub/three",
+        "dirx",
+        "photos/2024/a.jpg",
+        "photos/2025/b.jpg",
+        "z",
+    ] {
         put(&client, "lst", k, k.as_bytes()).await;
     }
 
-    let out = client.list_objects_v2().bucket("lst").send().await.expect("list");
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .send()
+        .await
+        .expect("list");
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(
         keys,
-        vec!["a.txt", "dir/one", "dir/sub/three", "dir/two", "dirx", "photos/2024/a.jpg", "photos/2025/b.jpg", "z"]
+        vec![
+            "a.txt",
+            "dir/one",
+            "dir/sub/three",
+            "dir/two",
+            "dirx",
+            "photos/2024/a.jpg",
+            "photos/2025/b.jpg",
+            "z"
+        ]
     );
     assert_eq!(out.key_count(), Some(8));
     assert_eq!(out.is_truncated(), Some(false));
@@ -860,31 +1478,79 @@ async fn list_v2_prefix_and_delimiter() {
     assert_eq!(a.e_tag(), Some(quoted(&md5_hex(b"a.txt")).as_str()));
     assert!(a.last_modified().is_some());
 
-    let out = client.list_objects_v2().bucket("lst").prefix("dir").send().await.expect("prefix");
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .prefix("dir")
+        .send()
+        .await
+        .expect("prefix");
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, vec!["dir/one", "dir/sub/three", "dir/two", "dirx"]);
     assert_eq!(out.prefix(), Some("dir"));
 
-    let out = client.list_objects_v2().bucket("lst").delimiter("/").send().await.expect("delimiter");
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("delimiter");
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(keys, vec!["a.txt", "dirx", "z"]);
     assert_eq!(prefixes, vec!["dir/", "photos/"]);
-    assert_eq!(out.key_count(), Some(5), "KeyCount counts keys and common prefixes");
+    assert_eq!(
+        out.key_count(),
+        Some(5),
+        "KeyCount counts keys and common prefixes"
+    );
     assert_eq!(out.delimiter(), Some("/"));
 
-    let out = client.list_objects_v2().bucket("lst").prefix("dir/").delimiter("/").send().await.expect("p+d");
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .prefix("dir/")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("p+d");
     let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(keys, vec!["dir/one", "dir/two"]);
     assert_eq!(prefixes, vec!["dir/sub/"]);
 
-    let out = client.list_objects_v2().bucket("lst").prefix("photos/").delimiter("/").send().await.expect("photos");
-    let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .prefix("photos/")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("photos");
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, vec!["photos/2024/", "photos/2025/"]);
     assert!(out.contents().is_empty());
 
-    let out = client.list_objects_v2().bucket("lst").prefix("nothing-here").send().await.expect("empty");
+    let out = client
+        .list_objects_v2()
+        .bucket("lst")
+        .prefix("nothing-here")
+        .send()
+        .await
+        .expect("empty");
     assert!(out.contents().is_empty());
     assert_eq!(out.key_count(), Some(0));
 
@@ -901,14 +1567,25 @@ async fn list_v2_prefix_and_delimiter() {
             .send()
             .await
             .expect("page");
-        seen.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
-        seen.extend(out.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+        seen.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        seen.extend(
+            out.common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix().map(str::to_owned)),
+        );
         assert!(out.key_count().unwrap_or(0) <= 2);
         if out.is_truncated() != Some(true) {
             break;
         }
         token = out.next_continuation_token().map(str::to_owned);
-        assert!(token.is_some(), "a truncated page carries a NextContinuationToken");
+        assert!(
+            token.is_some(),
+            "a truncated page carries a NextContinuationToken"
+        );
     }
     seen.sort();
     assert_eq!(seen, vec!["a.txt", "dir/", "dirx", "photos/", "z"]);
@@ -938,13 +1615,25 @@ async fn list_v2_pagination_start_after_and_url_encoding() {
             .expect("page");
         pages += 1;
         assert_eq!(out.max_keys(), Some(7));
-        assert_eq!(out.continuation_token(), token.as_deref(), "the request's token is echoed");
-        let page: Vec<_> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        assert_eq!(
+            out.continuation_token(),
+            token.as_deref(),
+            "the request's token is echoed"
+        );
+        let page: Vec<_> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
         assert_eq!(out.key_count(), Some(page.len() as i32));
         collected.extend(page);
         if out.is_truncated() == Some(true) {
             assert_eq!(out.key_count(), Some(7));
-            token = Some(out.next_continuation_token().expect("next token").to_owned());
+            token = Some(
+                out.next_continuation_token()
+                    .expect("next token")
+                    .to_owned(),
+            );
         } else {
             assert!(out.next_continuation_token().is_none());
             break;
@@ -954,17 +1643,40 @@ async fn list_v2_pagination_start_after_and_url_encoding() {
     assert_eq!(pages, 4, "25 keys at 7 per page");
     assert_eq!(collected, keys, "every key exactly once, in order");
 
-    let out = client.list_objects_v2().bucket("pages").start_after("key-020").send().await.expect("start after");
+    let out = client
+        .list_objects_v2()
+        .bucket("pages")
+        .start_after("key-020")
+        .send()
+        .await
+        .expect("start after");
     let got: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(got, vec!["key-021", "key-022", "key-023", "key-024"]);
     assert_eq!(out.start_after(), Some("key-020"));
 
-    let out = client.list_objects_v2().bucket("pages").start_after("key-0205").max_keys(2).send().await.expect("sa");
+    let out = client
+        .list_objects_v2()
+        .bucket("pages")
+        .start_after("key-0205")
+        .max_keys(2)
+        .send()
+        .await
+        .expect("sa");
     let got: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(got, vec!["key-021", "key-022"], "StartAfter need not be an existing key");
+    assert_eq!(
+        got,
+        vec!["key-021", "key-022"],
+        "StartAfter need not be an existing key"
+    );
     assert_eq!(out.is_truncated(), Some(true));
 
-    let out = client.list_objects_v2().bucket("pages").max_keys(0).send().await.expect("max-keys 0");
+    let out = client
+        .list_objects_v2()
+        .bucket("pages")
+        .max_keys(0)
+        .send()
+        .await
+        .expect("max-keys 0");
     assert!(out.contents().is_empty());
 
     let err = client
@@ -990,7 +1702,10 @@ async fn list_v2_pagination_start_after_and_url_encoding() {
     assert_eq!(out.encoding_type(), Some(&EncodingType::Url));
     assert_eq!(out.contents().len(), 1);
     let raw = out.contents()[0].key().expect("key");
-    assert!(!raw.contains(' '), "encoded key has no literal space: {raw:?}");
+    assert!(
+        !raw.contains(' '),
+        "encoded key has no literal space: {raw:?}"
+    );
     assert_eq!(url_decode(raw), spaced);
     assert_eq!(out.prefix().map(url_decode).as_deref(), Some("dir with"));
 
@@ -1003,7 +1718,11 @@ async fn list_v2_pagination_start_after_and_url_encoding() {
         .send()
         .await
         .expect("url listing with prefixes");
-    let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes.len(), 1);
     assert!(!prefixes[0].contains(' '));
     assert_eq!(url_decode(prefixes[0]), "dir with space/");
@@ -1020,18 +1739,37 @@ async fn list_v1_marker_pagination() {
     }
     put(&client, "lv1", "other", b"v").await;
 
-    let out = client.list_objects().bucket("lv1").max_keys(5).send().await.expect("v1 page 1");
+    let out = client
+        .list_objects()
+        .bucket("lv1")
+        .max_keys(5)
+        .send()
+        .await
+        .expect("v1 page 1");
     let page: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(page, keys[..5].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        page,
+        keys[..5].iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert_eq!(out.is_truncated(), Some(true));
     assert_eq!(out.max_keys(), Some(5));
     if let Some(next) = out.next_marker() {
         assert_eq!(next, "obj/04", "NextMarker is the last key returned");
     }
 
-    let out = client.list_objects().bucket("lv1").marker("obj/04").max_keys(5).send().await.expect("page 2");
+    let out = client
+        .list_objects()
+        .bucket("lv1")
+        .marker("obj/04")
+        .max_keys(5)
+        .send()
+        .await
+        .expect("page 2");
     let page: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(page, keys[5..10].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        page,
+        keys[5..10].iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert_eq!(out.marker(), Some("obj/04"));
 
     // Full pagination, following NextMarker (or the last key when the server omits it).
@@ -1046,21 +1784,43 @@ async fn list_v1_marker_pagination() {
             .send()
             .await
             .expect("page");
-        let page: Vec<String> = out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+        let page: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
         all.extend(page.iter().cloned());
         if out.is_truncated() != Some(true) {
-            assert!(out.next_marker().is_none(), "no NextMarker on the last page");
+            assert!(
+                out.next_marker().is_none(),
+                "no NextMarker on the last page"
+            );
             break;
         }
-        marker = Some(out.next_marker().map(str::to_owned).unwrap_or_else(|| page.last().expect("page").clone()));
+        marker = Some(
+            out.next_marker()
+                .map(str::to_owned)
+                .unwrap_or_else(|| page.last().expect("page").clone()),
+        );
     }
     let mut expected = keys.clone();
     expected.push("other".to_owned());
     assert_eq!(all, expected);
 
     // With a delimiter, NextMarker is mandatory when truncated.
-    let out = client.list_objects().bucket("lv1").delimiter("/").max_keys(1).send().await.expect("delim");
-    let prefixes: Vec<_> = out.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let out = client
+        .list_objects()
+        .bucket("lv1")
+        .delimiter("/")
+        .max_keys(1)
+        .send()
+        .await
+        .expect("delim");
+    let prefixes: Vec<_> = out
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, vec!["obj/"]);
     assert!(out.contents().is_empty());
     assert_eq!(out.is_truncated(), Some(true));
@@ -1143,7 +1903,13 @@ async fn conditional_put() {
         .await
         .expect_err("if-match on a missing key");
     assert_eq!(failure(&err), (404, "NoSuchKey".to_owned()));
-    let err = client.head_object().bucket("cwr").key("absent").send().await.expect_err("not created");
+    let err = client
+        .head_object()
+        .bucket("cwr")
+        .key("absent")
+        .send()
+        .await
+        .expect_err("not created");
     assert_eq!(status(&err), 404);
 }
 
@@ -1180,7 +1946,10 @@ async fn conditional_put_race_has_one_winner() {
     }
     assert_eq!(winners.len(), 1, "exactly one conditional PUT wins");
     assert_eq!(losers, 15);
-    assert!(get_bytes(&client, "race", "contended").await == winners[0], "the winner's bytes are stored");
+    assert!(
+        get_bytes(&client, "race", "contended").await == winners[0],
+        "the winner's bytes are stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1273,8 +2042,19 @@ async fn multipart_full_lifecycle() {
     assert_eq!(e2, quoted(&md5_hex(&p2)));
     assert_eq!(e3, quoted(&md5_hex(&p3)));
 
-    let parts = client.list_parts().bucket("mpu").key("assembled").upload_id(&id).send().await.expect("list parts");
-    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.e_tag(), p.size())).collect();
+    let parts = client
+        .list_parts()
+        .bucket("mpu")
+        .key("assembled")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("list parts");
+    let listed: Vec<_> = parts
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.e_tag(), p.size()))
+        .collect();
     assert_eq!(
         listed,
         vec![
@@ -1305,14 +2085,35 @@ async fn multipart_full_lifecycle() {
         .send()
         .await
         .expect("list parts after 2");
-    assert_eq!(page.parts().iter().map(|p| p.part_number()).collect::<Vec<_>>(), vec![Some(3)]);
+    assert_eq!(
+        page.parts()
+            .iter()
+            .map(|p| p.part_number())
+            .collect::<Vec<_>>(),
+        vec![Some(3)]
+    );
 
-    let uploads = client.list_multipart_uploads().bucket("mpu").send().await.expect("list uploads");
-    let found: Vec<_> = uploads.uploads().iter().map(|u| (u.key(), u.upload_id())).collect();
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .expect("list uploads");
+    let found: Vec<_> = uploads
+        .uploads()
+        .iter()
+        .map(|u| (u.key(), u.upload_id()))
+        .collect();
     assert_eq!(found, vec![(Some("assembled"), Some(id.as_str()))]);
 
     // The object does not exist before completion.
-    let err = client.head_object().bucket("mpu").key("assembled").send().await.expect_err("not yet");
+    let err = client
+        .head_object()
+        .bucket("mpu")
+        .key("assembled")
+        .send()
+        .await
+        .expect_err("not yet");
     assert_eq!(status(&err), 404);
 
     // Failed completions leave the upload intact.
@@ -1363,21 +2164,54 @@ async fn multipart_full_lifecycle() {
     let mut whole = p1.clone();
     whole.extend_from_slice(&p2);
     whole.extend_from_slice(&p3);
-    let got = client.get_object().bucket("mpu").key("assembled").send().await.expect("get");
+    let got = client
+        .get_object()
+        .bucket("mpu")
+        .key("assembled")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(got.e_tag(), Some(etag.as_str()));
     assert_eq!(got.content_length(), Some(whole.len() as i64));
     assert_eq!(got.content_type(), Some("application/octet-stream"));
-    assert_eq!(got.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("multipart"));
+    assert_eq!(
+        got.metadata()
+            .and_then(|m| m.get("origin"))
+            .map(String::as_str),
+        Some("multipart")
+    );
     let body = got.body.collect().await.expect("body").into_bytes();
     assert!(body.as_ref() == whole.as_slice(), "assembled bytes exact");
 
     // Range across the part boundary at 5 MiB.
-    let (b, _, _) = get_range(&client, "mpu", "assembled", &format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9)).await;
+    let (b, _, _) = get_range(
+        &client,
+        "mpu",
+        "assembled",
+        &format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9),
+    )
+    .await;
     assert_eq!(b, &whole[5 * MIB - 10..5 * MIB + 10]);
 
-    let uploads = client.list_multipart_uploads().bucket("mpu").send().await.expect("list uploads");
-    assert!(uploads.uploads().is_empty(), "completed upload is gone: {:?}", uploads.uploads());
-    let err = client.list_parts().bucket("mpu").key("assembled").upload_id(&id).send().await.expect_err("gone");
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        uploads.uploads().is_empty(),
+        "completed upload is gone: {:?}",
+        uploads.uploads()
+    );
+    let err = client
+        .list_parts()
+        .bucket("mpu")
+        .key("assembled")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("gone");
     assert_eq!(failure(&err), (404, "NoSuchUpload".to_owned()));
     let listed = list_all_v2(&client, "mpu").await;
     assert_eq!(listed, vec!["assembled"]);
@@ -1401,7 +2235,13 @@ async fn multipart_entity_too_small() {
         .await
         .expect_err("too small");
     assert_eq!(failure(&err), (400, "EntityTooSmall".to_owned()));
-    let err = client.head_object().bucket("small").key("k").send().await.expect_err("nothing stored");
+    let err = client
+        .head_object()
+        .bucket("small")
+        .key("k")
+        .send()
+        .await
+        .expect_err("nothing stored");
     assert_eq!(status(&err), 404);
 
     // A single small part (it is the last) is fine.
@@ -1414,7 +2254,10 @@ async fn multipart_entity_too_small() {
         .send()
         .await
         .expect("single small last part");
-    assert_eq!(done.e_tag(), Some(multipart_etag(&[&bytes_of(1024, 2)]).as_str()));
+    assert_eq!(
+        done.e_tag(),
+        Some(multipart_etag(&[&bytes_of(1024, 2)]).as_str())
+    );
     assert_eq!(get_bytes(&client, "small", "k").await, bytes_of(1024, 2));
 
     // An empty part list is malformed.
@@ -1450,7 +2293,11 @@ async fn multipart_abort_and_bad_part_numbers() {
             .send()
             .await
             .expect_err("bad part number");
-        assert_eq!(failure(&err), (400, "InvalidArgument".to_owned()), "part number {n}");
+        assert_eq!(
+            failure(&err),
+            (400, "InvalidArgument".to_owned()),
+            "part number {n}"
+        );
     }
     upload_part(&client, "abrt", "k", &id, 10_000, b"max part number").await;
 
@@ -1466,7 +2313,14 @@ async fn multipart_abort_and_bad_part_numbers() {
         .expect_err("unknown upload id");
     assert_eq!(failure(&err), (404, "NoSuchUpload".to_owned()));
 
-    client.abort_multipart_upload().bucket("abrt").key("k").upload_id(&id).send().await.expect("abort");
+    client
+        .abort_multipart_upload()
+        .bucket("abrt")
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort");
     let err = client
         .upload_part()
         .bucket("abrt")
@@ -1478,8 +2332,17 @@ async fn multipart_abort_and_bad_part_numbers() {
         .await
         .expect_err("upload after abort");
     assert_eq!(failure(&err), (404, "NoSuchUpload".to_owned()));
-    let uploads = client.list_multipart_uploads().bucket("abrt").send().await.expect("list uploads");
-    assert!(uploads.uploads().is_empty(), "aborted upload is not listed: {:?}", uploads.uploads());
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket("abrt")
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        uploads.uploads().is_empty(),
+        "aborted upload is not listed: {:?}",
+        uploads.uploads()
+    );
     let err = client
         .complete_multipart_upload()
         .bucket("abrt")
@@ -1490,9 +2353,22 @@ async fn multipart_abort_and_bad_part_numbers() {
         .await
         .expect_err("complete after abort");
     assert_eq!(failure(&err), (404, "NoSuchUpload".to_owned()));
-    let err = client.abort_multipart_upload().bucket("abrt").key("k").upload_id(&id).send().await.expect_err("again");
+    let err = client
+        .abort_multipart_upload()
+        .bucket("abrt")
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("again");
     assert_eq!(failure(&err), (404, "NoSuchUpload".to_owned()));
-    let err = client.head_object().bucket("abrt").key("k").send().await.expect_err("no object");
+    let err = client
+        .head_object()
+        .bucket("abrt")
+        .key("k")
+        .send()
+        .await
+        .expect_err("no object");
     assert_eq!(status(&err), 404);
 
     // An upload that does not exist is NoSuchUpload whatever the part list says.
@@ -1517,15 +2393,32 @@ async fn multipart_list_uploads_multiple() {
     let a2 = create_upload(&client, "lup", "a").await;
     let b = create_upload(&client, "lup", "b/c").await;
     assert_ne!(a1, a2);
-    let out = client.list_multipart_uploads().bucket("lup").send().await.expect("list");
+    let out = client
+        .list_multipart_uploads()
+        .bucket("lup")
+        .send()
+        .await
+        .expect("list");
     let keys: Vec<_> = out.uploads().iter().filter_map(|u| u.key()).collect();
     assert_eq!(keys, vec!["a", "a", "b/c"]);
     let ids: HashSet<_> = out.uploads().iter().filter_map(|u| u.upload_id()).collect();
     assert_eq!(ids, HashSet::from([a1.as_str(), a2.as_str(), b.as_str()]));
-    let out = client.list_multipart_uploads().bucket("lup").prefix("b/").send().await.expect("prefix");
+    let out = client
+        .list_multipart_uploads()
+        .bucket("lup")
+        .prefix("b/")
+        .send()
+        .await
+        .expect("prefix");
     assert_eq!(out.uploads().len(), 1);
     assert_eq!(out.uploads()[0].upload_id(), Some(b.as_str()));
-    let out = client.list_multipart_uploads().bucket("lup").max_uploads(1).send().await.expect("page");
+    let out = client
+        .list_multipart_uploads()
+        .bucket("lup")
+        .max_uploads(1)
+        .send()
+        .await
+        .expect("page");
     assert_eq!(out.uploads().len(), 1);
     assert_eq!(out.is_truncated(), Some(true));
 }
@@ -1550,7 +2443,11 @@ async fn multipart_upload_part_copy() {
         .send()
         .await
         .expect("upload part copy");
-    let e1 = copied.copy_part_result().and_then(|r| r.e_tag()).expect("copy etag").to_owned();
+    let e1 = copied
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .expect("copy etag")
+        .to_owned();
     assert_eq!(e1, quoted(&md5_hex(&source[..5 * MIB])));
 
     // Part 2 is uploaded normally; part 3 (the last) copies the rest of the source.
@@ -1568,7 +2465,11 @@ async fn multipart_upload_part_copy() {
         .send()
         .await
         .expect("upload part copy 3");
-    let e3 = copied.copy_part_result().and_then(|r| r.e_tag()).expect("etag").to_owned();
+    let e3 = copied
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .expect("etag")
+        .to_owned();
     assert_eq!(e3, quoted(&md5_hex(&source[5 * MIB..])));
 
     let err = client
@@ -1607,8 +2508,14 @@ async fn multipart_upload_part_copy() {
     let mut expected = source[..5 * MIB].to_vec();
     expected.extend_from_slice(&middle);
     expected.extend_from_slice(&source[5 * MIB..]);
-    assert_eq!(done.e_tag(), Some(multipart_etag(&[&source[..5 * MIB], &middle, &source[5 * MIB..]]).as_str()));
-    assert!(get_bytes(&client, "upc", "target").await == expected, "copied parts byte-exact");
+    assert_eq!(
+        done.e_tag(),
+        Some(multipart_etag(&[&source[..5 * MIB], &middle, &source[5 * MIB..]]).as_str())
+    );
+    assert!(
+        get_bytes(&client, "upc", "target").await == expected,
+        "copied parts byte-exact"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1630,7 +2537,13 @@ async fn integrity_content_md5() {
         .await
         .expect_err("wrong Content-MD5");
     assert_eq!(failure(&err), (400, "BadDigest".to_owned()));
-    let err = client.head_object().bucket("md5").key("bad").send().await.expect_err("not created");
+    let err = client
+        .head_object()
+        .bucket("md5")
+        .key("bad")
+        .send()
+        .await
+        .expect_err("not created");
     assert_eq!(status(&err), 404);
 
     let err = client
@@ -1746,7 +2659,13 @@ async fn integrity_flexible_checksums() {
         .await
         .expect_err("wrong explicit crc32");
     assert_eq!(failure(&err), (400, "BadDigest".to_owned()));
-    let err = client.head_object().bucket("sums").key("wrong").send().await.expect_err("not stored");
+    let err = client
+        .head_object()
+        .bucket("sums")
+        .key("wrong")
+        .send()
+        .await
+        .expect_err("not stored");
     assert_eq!(status(&err), 404);
     let err = client
         .put_object()
@@ -1758,7 +2677,12 @@ async fn integrity_flexible_checksums() {
         .await
         .expect_err("wrong explicit sha256");
     assert_eq!(status(&err), 400, "{err:?}");
-    assert!(list_all_v2(&client, "sums").await.iter().all(|k| k != "wrong"));
+    assert!(
+        list_all_v2(&client, "sums")
+            .await
+            .iter()
+            .all(|k| k != "wrong")
+    );
 
     // A larger body through the SDK's streaming (aws-chunked, trailer) path.
     let big = bytes_of(5 * MIB + 7, 41);
@@ -1795,7 +2719,11 @@ async fn auth_bad_credentials() {
     new_bucket(&client, "authb").await;
 
     let wrong_secret = common::client_for(&server.endpoint(), common::ACCESS_KEY, "not-the-secret");
-    let err = wrong_secret.list_buckets().send().await.expect_err("wrong secret");
+    let err = wrong_secret
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("wrong secret");
     assert_eq!(failure(&err), (403, "SignatureDoesNotMatch".to_owned()));
     let err = wrong_secret
         .put_object()
@@ -1808,10 +2736,17 @@ async fn auth_bad_credentials() {
     assert_eq!(failure(&err), (403, "SignatureDoesNotMatch".to_owned()));
 
     let unknown = common::client_for(&server.endpoint(), "nobody-knows-me", common::SECRET_KEY);
-    let err = unknown.list_buckets().send().await.expect_err("unknown key");
+    let err = unknown
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("unknown key");
     assert_eq!(failure(&err), (403, "InvalidAccessKeyId".to_owned()));
 
-    assert!(list_all_v2(&client, "authb").await.is_empty(), "nothing was written");
+    assert!(
+        list_all_v2(&client, "authb").await.is_empty(),
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
@@ -1864,7 +2799,10 @@ async fn auth_presigned_urls() {
     }
     let resp = r.send().await.expect("presigned put");
     assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
-    assert_eq!(get_bytes(&client, "pre", "uploaded.txt").await, b"via presigned put");
+    assert_eq!(
+        get_bytes(&client, "pre", "uploaded.txt").await,
+        b"via presigned put"
+    );
 
     // The path is covered by the signature.
     let altered = uri.replacen("/pre/file.txt", "/pre/other.txt", 1);
@@ -1873,10 +2811,17 @@ async fn auth_presigned_urls() {
     let st = resp.status().as_u16();
     let body = resp.text().await.expect("text");
     assert_eq!(st, 403, "{body}");
-    assert!(body.contains("<Code>SignatureDoesNotMatch</Code>"), "{body}");
+    assert!(
+        body.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{body}"
+    );
 
     // So is the query (here: a response override smuggled in).
-    let resp = http.get(format!("{uri}&response-content-type=text/evil")).send().await.expect("extra query");
+    let resp = http
+        .get(format!("{uri}&response-content-type=text/evil"))
+        .send()
+        .await
+        .expect("extra query");
     assert_eq!(resp.status().as_u16(), 403);
 
     // Expiry.
@@ -1896,46 +2841,80 @@ async fn auth_presigned_urls() {
 #[tokio::test]
 async fn every_response_has_a_request_id() {
     let server = Server::start();
-    let raw = http_exchange(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let raw = common::http_raw(
+        server.port,
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .expect("raw GET /");
     let (status_line, headers, body) = parse_raw(&raw);
     assert!(status_line.starts_with("HTTP/1.1 403"), "{raw}");
-    let id = header(&headers, "x-amz-request-id").expect("x-amz-request-id header").to_owned();
+    let id = header(&headers, "x-amz-request-id")
+        .expect("x-amz-request-id header")
+        .to_owned();
     assert!(!id.is_empty());
     assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
-    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")), "body's RequestId equals the header: {body}");
+    assert!(
+        body.contains(&format!("<RequestId>{id}</RequestId>")),
+        "body's RequestId equals the header: {body}"
+    );
 
     // A second request gets a different id.
-    let raw2 = http_exchange(server.port, b"GET /some-bucket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let raw2 = common::http_raw(
+        server.port,
+        b"GET /some-bucket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .expect("raw");
     let (_, headers2, _) = parse_raw(&raw2);
-    let id2 = header(&headers2, "x-amz-request-id").unwrap_or_else(|| panic!("x-amz-request-id missing: {raw2:?}"));
+    let id2 = header(&headers2, "x-amz-request-id")
+        .unwrap_or_else(|| panic!("x-amz-request-id missing: {raw2:?}"));
     assert_ne!(id, id2, "request ids are unique");
 
     // Successful and failed SDK calls carry one as well.
     let client = server.client();
     let out = client.list_buckets().send().await.expect("list");
     assert!(out.request_id().is_some_and(|id| !id.is_empty()));
-    let err = client.head_bucket().bucket("nope-bucket").send().await.expect_err("missing");
-    let rid = err.raw_response().and_then(|r| r.headers().get("x-amz-request-id")).map(str::to_owned);
-    assert!(rid.is_some_and(|id| !id.is_empty()), "404 HEAD carries x-amz-request-id");
+    let err = client
+        .head_bucket()
+        .bucket("nope-bucket")
+        .send()
+        .await
+        .expect_err("missing");
+    let rid = err
+        .raw_response()
+        .and_then(|r| r.headers().get("x-amz-request-id"))
+        .map(str::to_owned);
+    assert!(
+        rid.is_some_and(|id| !id.is_empty()),
+        "404 HEAD carries x-amz-request-id"
+    );
 }
 
-/// A client may half-close its write side after sending a complete request (as
-/// `common::http_raw` does); the server must still answer it (RFC 9112 §9.6).
+/// A client may half-close its write side after sending a *complete* request (as
+/// `common::http_raw_cut_off` does); the server must still answer it (RFC 9112 §9.6).
 #[tokio::test]
 async fn half_closed_requests_are_answered() {
     let server = Server::start();
     let mut empty = 0;
     for _ in 0..20 {
-        let raw = common::http_raw(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .expect("raw GET /");
+        let raw = common::http_raw_cut_off(
+            server.port,
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .expect("raw GET /");
         if raw.is_empty() {
             empty += 1;
         } else {
             assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
-            assert!(raw.to_ascii_lowercase().contains("x-amz-request-id:"), "{raw}");
+            assert!(
+                raw.to_ascii_lowercase().contains("x-amz-request-id:"),
+                "{raw}"
+            );
         }
     }
-    assert_eq!(empty, 0, "of 20 half-closed requests, {empty} got no response at all");
+    assert_eq!(
+        empty, 0,
+        "of 20 half-closed requests, {empty} got no response at all"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1998,20 +2977,45 @@ async fn keys_with_unicode_and_special_characters() {
     for (i, k) in keys.iter().enumerate() {
         let body = format!("body {i}");
         put(&client, "uni", k, body.as_bytes()).await;
-        assert_eq!(get_bytes(&client, "uni", k).await, body.as_bytes(), "round trip of {k:?}");
-        client.head_object().bucket("uni").key(*k).send().await.unwrap_or_else(|e| panic!("head {k:?}: {e:?}"));
+        assert_eq!(
+            get_bytes(&client, "uni", k).await,
+            body.as_bytes(),
+            "round trip of {k:?}"
+        );
+        client
+            .head_object()
+            .bucket("uni")
+            .key(*k)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("head {k:?}: {e:?}"));
     }
     let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     expected.sort();
     assert_eq!(list_all_v2(&client, "uni").await, expected);
 
-    let out = client.list_objects_v2().bucket("uni").prefix("ünïcödé/").send().await.expect("unicode prefix");
+    let out = client
+        .list_objects_v2()
+        .bucket("uni")
+        .prefix("ünïcödé/")
+        .send()
+        .await
+        .expect("unicode prefix");
     let got: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(got, vec!["ünïcödé/日本語のファイル.txt"]);
 
-    let out = client.list_objects_v2().bucket("uni").encoding_type(EncodingType::Url).send().await.expect("url");
+    let out = client
+        .list_objects_v2()
+        .bucket("uni")
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .expect("url");
     let raw: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
-    assert!(raw.iter().all(|k| k.is_ascii() && !k.contains(' ')), "url-encoded keys are plain ASCII: {raw:?}");
+    assert!(
+        raw.iter().all(|k| k.is_ascii() && !k.contains(' ')),
+        "url-encoded keys are plain ASCII: {raw:?}"
+    );
     let mut decoded: Vec<_> = raw.into_iter().map(url_decode).collect();
     decoded.sort();
     assert_eq!(decoded, expected, "url-encoded listing decodes to the keys");
@@ -2025,9 +3029,18 @@ async fn keys_with_unicode_and_special_characters() {
         .send()
         .await
         .expect("copy with an encoded source");
-    assert_eq!(get_bytes(&client, "uni", "copy of emoji 🚀").await, b"body 2");
+    assert_eq!(
+        get_bytes(&client, "uni", "copy of emoji 🚀").await,
+        b"body 2"
+    );
     for k in keys {
-        client.delete_object().bucket("uni").key(k).send().await.unwrap_or_else(|e| panic!("delete {k:?}: {e:?}"));
+        client
+            .delete_object()
+            .bucket("uni")
+            .key(k)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete {k:?}: {e:?}"));
     }
     assert_eq!(list_all_v2(&client, "uni").await, vec!["copy of emoji 🚀"]);
 }

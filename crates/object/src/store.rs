@@ -472,6 +472,8 @@ impl ObjectStore {
     ) -> Result<ObjectRecord, ObjectError> {
         let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
         let Some(etag) = multipart_etag(&etags) else {
+            // A missing upload is reported before anything about its part list, as AWS does.
+            self.upload(bucket, key, upload_id).await?;
             let bad = parts.iter().find(|p| {
                 hex_simd::decode_to_vec(p.etag.as_bytes()).map_or(true, |v| v.len() != 16)
             });

@@ -8,7 +8,7 @@ use basalt_object::ObjectStore;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::host::MultiDomain;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError};
@@ -25,6 +25,26 @@ pub struct FrontConfig {
     pub secret_key: String,
 }
 
+/// The root user's key pair. An unknown access key is `InvalidAccessKeyId`, as AWS answers.
+struct RootAuth {
+    access_key: String,
+    secret_key: SecretKey,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for RootAuth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        if access_key == self.access_key {
+            Ok(self.secret_key.clone())
+        } else {
+            Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "the access key you provided does not exist"
+            ))
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpService {
     s3: S3Service,
@@ -33,10 +53,10 @@ pub struct HttpService {
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store, config.region.clone()));
-    builder.set_auth(SimpleAuth::from_single(
-        config.access_key.clone(),
-        config.secret_key.clone(),
-    ));
+    builder.set_auth(RootAuth {
+        access_key: config.access_key.clone(),
+        secret_key: SecretKey::from(config.secret_key.clone()),
+    });
     if !config.domains.is_empty() {
         let host = MultiDomain::new(&config.domains)
             .map_err(|e| format!("invalid virtual-host domain: {e}"))?;

@@ -69,7 +69,7 @@ impl Server {
             .env("BASALT_ROOT_PASSWORD", SECRET_KEY)
             .env(
                 "BASALT_LOG",
-                std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn,s3s=off".into()),
             )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
