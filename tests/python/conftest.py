@@ -189,10 +189,12 @@ def basalt() -> BasaltServer:
     host_port = f"127.0.0.1:{port}"
     endpoint = f"http://{host_port}"
 
-    env = dict(os.environ)
+    # Only the credentials come from the environment; drop any other BASALT_*
+    # setting (config file, domain, region, ...) a developer may have exported.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BASALT_")}
     env["BASALT_ROOT_USER"] = ROOT_USER
     env["BASALT_ROOT_PASSWORD"] = ROOT_PASSWORD
-    env.setdefault("RUST_LOG", "info")
+    env["BASALT_LOG"] = os.environ.get("BASALT_LOG", "info")
 
     log_fh = open(log_path, "wb")
     proc = subprocess.Popen(

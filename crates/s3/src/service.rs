@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::host::MultiDomain;
+use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError};
 
@@ -45,6 +45,52 @@ impl S3Auth for RootAuth {
     }
 }
 
+/// Virtual-hosted-style addressing for `bucket.<domain>` hosts (any port); every other host,
+/// an IP address included, is path-style.
+struct DomainHost {
+    domains: Vec<String>,
+}
+
+impl DomainHost {
+    fn new(domains: &[String]) -> Result<Self, String> {
+        let domains: Vec<String> = domains
+            .iter()
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = domains
+            .iter()
+            .find(|d| d.is_empty() || d.contains('/') || d.contains(':'))
+        {
+            return Err(format!(
+                "invalid virtual-host domain {bad:?}: give a bare domain name"
+            ));
+        }
+        Ok(Self { domains })
+    }
+}
+
+impl S3Host for DomainHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        for domain in &self.domains {
+            if let Some(bucket) = name
+                .strip_suffix(domain.as_str())
+                .and_then(|b| b.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                return Ok(VirtualHost::new(domain.as_str()).with_bucket(bucket));
+            }
+        }
+        Ok(VirtualHost::new(name))
+    }
+}
+
 #[derive(Clone)]
 pub struct HttpService {
     s3: S3Service,
@@ -58,9 +104,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         secret_key: SecretKey::from(config.secret_key.clone()),
     });
     if !config.domains.is_empty() {
-        let host = MultiDomain::new(&config.domains)
-            .map_err(|e| format!("invalid virtual-host domain: {e}"))?;
-        builder.set_host(host);
+        builder.set_host(DomainHost::new(&config.domains)?);
     }
     Ok(HttpService {
         s3: builder.build(),
@@ -165,6 +209,28 @@ fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_under_a_domain_name_their_bucket_and_others_are_path_style() {
+        let host = DomainHost::new(&["s3.example.test".to_owned()]).unwrap();
+        let vh = host
+            .parse_host_header("photos.s3.example.test:9000")
+            .unwrap();
+        assert_eq!(vh.bucket(), Some("photos"));
+        for path_style in [
+            "s3.example.test",
+            "127.0.0.1:9000",
+            "localhost",
+            "other.example.test",
+        ] {
+            assert_eq!(
+                host.parse_host_header(path_style).unwrap().bucket(),
+                None,
+                "{path_style}"
+            );
+        }
+        assert!(DomainHost::new(&["http://x".to_owned()]).is_err());
+    }
 
     #[test]
     fn error_bodies_gain_resource_and_request_id() {

@@ -57,6 +57,34 @@ impl Server {
         s
     }
 
+    /// Starts on `data` without root credentials in the environment; returns the process's
+    /// stdout, where first-start credentials are printed.
+    pub fn start_without_credentials(data: &Path, port: u16) -> (Self, std::process::ChildStdout) {
+        let mut s = Self {
+            child: None,
+            port,
+            data: data.to_owned(),
+            _dir: None,
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .arg("server")
+            .arg("--address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data")
+            .arg(data)
+            .env_remove("BASALT_ROOT_USER")
+            .env_remove("BASALT_ROOT_PASSWORD")
+            .env("BASALT_LOG", "warn,s3s=off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn basalt");
+        let stdout = child.stdout.take().expect("stdout");
+        s.child = Some(child);
+        s.wait_ready();
+        (s, stdout)
+    }
+
     fn spawn(&mut self, extra: &[&str]) {
         let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
             .arg("server")
@@ -226,6 +254,8 @@ pub struct RawRequest<'a> {
     pub declared_len: Option<usize>,
     /// Close the sending side after the body (for bodies shorter than declared).
     pub cut_off: bool,
+    /// The Host header, when not the loopback address (virtual-hosted-style requests).
+    pub host: Option<String>,
 }
 
 impl<'a> RawRequest<'a> {
@@ -239,6 +269,7 @@ impl<'a> RawRequest<'a> {
             time: std::time::SystemTime::now(),
             declared_len: None,
             cut_off: false,
+            host: None,
         }
     }
 
@@ -256,7 +287,10 @@ impl<'a> RawRequest<'a> {
             SigningSettings, UriPathNormalizationMode, sign,
         };
         use aws_sigv4::sign::v4;
-        let host = format!("127.0.0.1:{port}");
+        let host = self
+            .host
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{port}"));
         let url = format!("http://{host}{}", self.path);
         let creds =
             aws_credential_types::Credentials::new(ACCESS_KEY, self.secret, None, None, "test");
