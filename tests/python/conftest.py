@@ -210,6 +210,8 @@ def basalt() -> BasaltServer:
     except Exception as e:
         _stop(proc)
         log_fh.close()
+        if not os.environ.get("BASALT_KEEP_DATA"):
+            shutil.rmtree(workdir, ignore_errors=True)
         pytest.fail(str(e), pytrace=False)
 
     # Environment for subprocess clients (aws-cli) and env-reading libraries.

@@ -31,6 +31,10 @@ pub struct ServerArgs {
     /// Objects up to this many bytes are stored inline in metadata [default: 32768]
     #[arg(long, env = "BASALT_INLINE_THRESHOLD")]
     pub inline_threshold: Option<usize>,
+    /// Smallest multipart part but the last, in bytes [default: 5242880, as AWS]; lower it
+    /// only to test
+    #[arg(long, env = "BASALT_MIN_PART_SIZE")]
+    pub min_part_size: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -43,6 +47,7 @@ struct FileConfig {
     domains: Option<Vec<String>>,
     chunk_size: Option<usize>,
     inline_threshold: Option<usize>,
+    min_part_size: Option<u64>,
     root_user: Option<String>,
     root_password: Option<String>,
 }
@@ -55,6 +60,7 @@ pub struct ServerConfig {
     pub domains: Vec<String>,
     pub chunk_size: usize,
     pub inline_threshold: usize,
+    pub min_part_size: u64,
     pub root_user: Option<String>,
     pub root_password: Option<String>,
 }
@@ -89,6 +95,7 @@ impl ServerConfig {
                 .inline_threshold
                 .or(file.inline_threshold)
                 .unwrap_or(32 << 10),
+            min_part_size: args.min_part_size.or(file.min_part_size).unwrap_or(5 << 20),
             root_user: env("BASALT_ROOT_USER").or(file.root_user),
             root_password: env("BASALT_ROOT_PASSWORD").or(file.root_password),
         };
@@ -121,6 +128,7 @@ mod tests {
             config: None,
             chunk_size: None,
             inline_threshold: None,
+            min_part_size: None,
         }
     }
 

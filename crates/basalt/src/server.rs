@@ -22,7 +22,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let object_config = ObjectConfig {
         chunk_size: config.chunk_size,
         inline_threshold: config.inline_threshold,
-        ..ObjectConfig::default()
+        min_part_size: config.min_part_size,
     };
     let store =
         tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))
