@@ -30,8 +30,20 @@ type Reply = oneshot::Sender<Result<Outcome, MetaError>>;
 
 pub struct RedbStore {
     db: Arc<Database>,
-    writer: mpsc::Sender<(Command, Reply)>,
+    writer: Option<mpsc::Sender<(Command, Reply)>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     poisoned: Arc<AtomicBool>,
+}
+
+impl Drop for RedbStore {
+    /// Closing the queue ends the writer thread once it has committed what it holds; waiting
+    /// for it releases the database file for the next opener.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl RedbStore {
@@ -48,13 +60,14 @@ impl RedbStore {
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
         let poisoned = Arc::new(AtomicBool::new(false));
         let (writer_db, writer_poisoned) = (db.clone(), poisoned.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("basalt-meta-writer".into())
             .spawn(move || writer_loop(&writer_db, &rx, &writer_poisoned))
             .map_err(|e| MetaError::Storage(format!("cannot start the metadata writer: {e}")))?;
         Ok(Self {
             db,
-            writer: tx,
+            writer: Some(tx),
+            writer_thread: Some(thread),
             poisoned,
         })
     }
@@ -512,6 +525,8 @@ impl MetaStore for RedbStore {
         }
         let (tx, rx) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or(MetaError::Poisoned)?
             .send((command, tx))
             .map_err(|_| MetaError::Poisoned)?;
         rx.await.map_err(|_| MetaError::Poisoned)?
@@ -692,5 +707,395 @@ impl MetaStore for RedbStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{ObjectDetails, StandardHeaders};
+    use crate::{CompletePart, Precondition};
+
+    fn open() -> (tempfile::TempDir, RedbStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn object(etag: &str, chunk: u8) -> ObjectRecord {
+        ObjectRecord {
+            summary: ObjectSummary {
+                size: 1,
+                etag: etag.into(),
+                last_modified_ms: 0,
+            },
+            details: ObjectDetails {
+                headers: StandardHeaders::default(),
+                user_metadata: vec![],
+                checksums: vec![],
+                part_sizes: vec![],
+                payload: Payload::Chunks(vec![ChunkRef {
+                    id: [chunk; 16],
+                    len: 1,
+                    crc32c: 0,
+                }]),
+            },
+        }
+    }
+
+    async fn bucket(store: &RedbStore, name: &str) {
+        store
+            .execute(Command::CreateBucket {
+                name: name.into(),
+                record: BucketRecord { created_ms: 0 },
+            })
+            .await
+            .unwrap();
+    }
+
+    fn put(key: &str, record: ObjectRecord, precondition: Option<Precondition>) -> Command {
+        Command::PutObject {
+            bucket: "b".into(),
+            key: key.into(),
+            record,
+            precondition,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_many_concurrent_if_none_match_writers_exactly_one_wins() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        bucket(&store, "b").await;
+        let tasks: Vec<_> = (0..64u8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .execute(put(
+                            "lock",
+                            object(&format!("e{i}"), i),
+                            Some(Precondition::IfNoneMatchAny),
+                        ))
+                        .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(MetaError::PreconditionFailed) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    #[tokio::test]
+    async fn an_overwrite_returns_the_old_chunks_and_if_match_checks_the_etag() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        store
+            .execute(put("k", object("one", 1), None))
+            .await
+            .unwrap();
+        let err = store
+            .execute(put(
+                "k",
+                object("two", 2),
+                Some(Precondition::IfMatch("nope".into())),
+            ))
+            .await;
+        assert!(matches!(err, Err(MetaError::PreconditionFailed)));
+        let err = store
+            .execute(put(
+                "missing",
+                object("x", 3),
+                Some(Precondition::IfMatch("x".into())),
+            ))
+            .await;
+        assert!(matches!(err, Err(MetaError::NoSuchKey)));
+        let out = store
+            .execute(put(
+                "k",
+                object("two", 2),
+                Some(Precondition::IfMatch("one".into())),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.garbage,
+            vec![ChunkRef {
+                id: [1; 16],
+                len: 1,
+                crc32c: 0
+            }]
+        );
+        assert_eq!(
+            store
+                .get_object("b", "k")
+                .await
+                .unwrap()
+                .unwrap()
+                .summary
+                .etag,
+            "two"
+        );
+    }
+
+    #[tokio::test]
+    async fn listing_rolls_up_common_prefixes_and_resumes_after_them() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        bucket(&store, "b2").await;
+        for key in ["a.txt", "dir/1", "dir/2", "dir/sub/3", "e.txt", "z/9"] {
+            store.execute(put(key, object("e", 0), None)).await.unwrap();
+        }
+        store
+            .execute(Command::PutObject {
+                bucket: "b2".into(),
+                key: "other".into(),
+                record: object("e", 0),
+                precondition: None,
+            })
+            .await
+            .unwrap();
+        let names = |page: &ListPage| -> Vec<String> {
+            page.entries
+                .iter()
+                .map(|e| match e {
+                    ListEntry::Object { key, .. } => key.clone(),
+                    ListEntry::CommonPrefix(p) => format!("{p}*"),
+                })
+                .collect()
+        };
+        let all = store
+            .list_objects("b", "", Some("/"), None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(names(&all), ["a.txt", "dir/*", "e.txt", "z/*"]);
+        assert!(!all.is_truncated);
+
+        let first = store
+            .list_objects("b", "", Some("/"), None, 2)
+            .await
+            .unwrap();
+        assert_eq!(names(&first), ["a.txt", "dir/*"]);
+        assert!(first.is_truncated);
+        let rest = store
+            .list_objects("b", "", Some("/"), Some("dir/"), 2)
+            .await
+            .unwrap();
+        assert_eq!(names(&rest), ["e.txt", "z/*"]);
+        assert!(!rest.is_truncated);
+
+        let inside = store
+            .list_objects("b", "dir/", Some("/"), None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(names(&inside), ["dir/1", "dir/2", "dir/sub/*"]);
+        let flat = store
+            .list_objects("b", "dir/", None, Some("dir/1"), 1000)
+            .await
+            .unwrap();
+        assert_eq!(names(&flat), ["dir/2", "dir/sub/3"]);
+        assert!(matches!(
+            store.list_objects("nope", "", None, None, 10).await,
+            Err(MetaError::NoSuchBucket)
+        ));
+    }
+
+    #[tokio::test]
+    async fn completing_an_upload_checks_parts_and_frees_the_unlisted_ones() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        let upload = UploadRecord {
+            initiated_ms: 0,
+            headers: StandardHeaders::default(),
+            user_metadata: vec![],
+            checksum_algorithm: None,
+        };
+        store
+            .execute(Command::CreateUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u1".into(),
+                record: upload,
+            })
+            .await
+            .unwrap();
+        for (n, size) in [(1u32, 10u64), (2, 3), (3, 10)] {
+            let record = PartRecord {
+                size,
+                etag: format!("etag{n}"),
+                last_modified_ms: 0,
+                checksum: None,
+                payload: Payload::Chunks(vec![ChunkRef {
+                    id: [n as u8; 16],
+                    len: size as u32,
+                    crc32c: 0,
+                }]),
+            };
+            store
+                .execute(Command::PutPart {
+                    bucket: "b".into(),
+                    key: "k".into(),
+                    upload_id: "u1".into(),
+                    part_number: n,
+                    record,
+                })
+                .await
+                .unwrap();
+        }
+        let complete = |parts: Vec<(u32, &str)>| {
+            Command::CompleteUpload(crate::CompleteUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u1".into(),
+                parts: parts
+                    .into_iter()
+                    .map(|(part_number, etag)| CompletePart {
+                        part_number,
+                        etag: etag.into(),
+                    })
+                    .collect(),
+                min_part_size: 5,
+                last_modified_ms: 1,
+                etag: "final-2".into(),
+                precondition: None,
+            })
+        };
+        assert!(matches!(
+            store
+                .execute(complete(vec![(2, "etag2"), (3, "etag3")]))
+                .await,
+            Err(MetaError::EntityTooSmall { part: 2, .. })
+        ));
+        assert!(matches!(
+            store.execute(complete(vec![(1, "wrong")])).await,
+            Err(MetaError::InvalidPart(1))
+        ));
+        assert!(matches!(
+            store
+                .execute(complete(vec![(3, "etag3"), (1, "etag1")]))
+                .await,
+            Err(MetaError::InvalidPartOrder)
+        ));
+        assert!(matches!(
+            store.execute(complete(vec![(4, "etag4")])).await,
+            Err(MetaError::InvalidPart(4))
+        ));
+
+        let out = store
+            .execute(complete(vec![(1, "etag1"), (3, "etag3")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.garbage,
+            vec![ChunkRef {
+                id: [2; 16],
+                len: 3,
+                crc32c: 0
+            }]
+        );
+        let record = store.get_object("b", "k").await.unwrap().unwrap();
+        assert_eq!(record.summary.size, 20);
+        assert_eq!(record.summary.etag, "final-2");
+        assert_eq!(record.details.part_sizes, vec![10, 10]);
+        assert!(store.get_upload("b", "k", "u1").await.unwrap().is_none());
+        assert!(store.list_parts("u1", 0, 100).await.unwrap().0.is_empty());
+        assert!(matches!(
+            store.execute(complete(vec![(1, "etag1")])).await,
+            Err(MetaError::NoSuchUpload)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_bucket_with_objects_is_not_deleted_but_pending_uploads_go_with_it() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        store.execute(put("k", object("e", 1), None)).await.unwrap();
+        assert!(matches!(
+            store
+                .execute(Command::DeleteBucket { name: "b".into() })
+                .await,
+            Err(MetaError::BucketNotEmpty)
+        ));
+        store
+            .execute(Command::DeleteObject {
+                bucket: "b".into(),
+                key: "k".into(),
+            })
+            .await
+            .unwrap();
+        let upload = UploadRecord {
+            initiated_ms: 0,
+            headers: StandardHeaders::default(),
+            user_metadata: vec![],
+            checksum_algorithm: None,
+        };
+        store
+            .execute(Command::CreateUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u".into(),
+                record: upload,
+            })
+            .await
+            .unwrap();
+        let record = PartRecord {
+            size: 1,
+            etag: "p".into(),
+            last_modified_ms: 0,
+            checksum: None,
+            payload: Payload::Chunks(vec![ChunkRef {
+                id: [9; 16],
+                len: 1,
+                crc32c: 0,
+            }]),
+        };
+        store
+            .execute(Command::PutPart {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u".into(),
+                part_number: 1,
+                record,
+            })
+            .await
+            .unwrap();
+        let out = store
+            .execute(Command::DeleteBucket { name: "b".into() })
+            .await
+            .unwrap();
+        assert_eq!(out.garbage.len(), 1);
+        assert!(store.get_bucket("b").await.unwrap().is_none());
+        assert!(store.referenced_chunks().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn committed_records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.redb");
+        {
+            let store = RedbStore::open(&path).unwrap();
+            bucket(&store, "b").await;
+            store
+                .execute(put("k", object("kept", 1), None))
+                .await
+                .unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(
+            store
+                .get_object("b", "k")
+                .await
+                .unwrap()
+                .unwrap()
+                .summary
+                .etag,
+            "kept"
+        );
     }
 }
