@@ -1,6 +1,7 @@
 //! The `basalt` binary: command line, configuration and wiring. The layers live in the
 //! library crates; this file only puts them together.
 
+mod bench;
 mod config;
 mod server;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run a node: S3 on --address, data under --data.
     Server(config::ServerArgs),
+    /// Load-test any S3 endpoint: ops/s, MB/s and latency percentiles per operation.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +36,12 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(server::run(config))
+        }
+        Command::Bench(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(bench::run(args))
         }
     }
 }

@@ -1,0 +1,318 @@
+//! The S3 requests the load generator makes, over one pooled HTTP/1.1 client.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::sigv4::{Signer, encode_path, encode_query};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    #[error("invalid endpoint {0:?}: expected http://host:port")]
+    Endpoint(String),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("{op} answered {status}: {body}")]
+    Status {
+        op: &'static str,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct S3Client {
+    http: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    host: String,
+    signer: Signer,
+}
+
+struct Response {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body_len: u64,
+    body: Option<Bytes>,
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let end = text[start..].find(close)? + start;
+    Some(&text[start..end])
+}
+
+impl S3Client {
+    pub fn new(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        region: &str,
+    ) -> Result<Self, BenchError> {
+        let base = endpoint.trim_end_matches('/').to_owned();
+        let host = base
+            .strip_prefix("http://")
+            .filter(|h| !h.is_empty() && !h.contains('/'))
+            .ok_or_else(|| BenchError::Endpoint(endpoint.to_owned()))?
+            .to_owned();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Ok(Self {
+            http,
+            base,
+            host,
+            signer: Signer::new(access_key, secret_key, region),
+        })
+    }
+
+    /// One signed request. `query` must be canonical: sorted, encoded. The body of the answer
+    /// is drained (counted) unless `keep_body`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: Bytes,
+        extra: &[(&str, String)],
+        keep_body: bool,
+    ) -> Result<Response, BenchError> {
+        let now = time::OffsetDateTime::now_utc();
+        let signed = self
+            .signer
+            .sign(method.as_str(), &self.host, path, query, now);
+        let uri = if query.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}{path}?{query}", self.base)
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", &self.host);
+        for (k, v) in signed.iter() {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        for (k, v) in extra {
+            builder = builder.header(*k, v.as_str());
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| BenchError::Http(e.to_string()))?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| BenchError::Http(e.to_string()))?;
+        let (parts, mut incoming) = response.into_parts();
+        let mut body_len = 0u64;
+        let mut kept = Vec::new();
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| BenchError::Http(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                body_len += data.len() as u64;
+                if keep_body || !parts.status.is_success() {
+                    kept.extend_from_slice(data);
+                }
+            }
+        }
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body_len,
+            body: Some(Bytes::from(kept)),
+        })
+    }
+
+    fn check(op: &'static str, r: Response) -> Result<Response, BenchError> {
+        if r.status.is_success() {
+            Ok(r)
+        } else {
+            let body = r
+                .body
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            Err(BenchError::Status {
+                op,
+                status: r.status,
+                body,
+            })
+        }
+    }
+
+    fn object_path(bucket: &str, key: &str) -> String {
+        encode_path(&format!("/{bucket}/{key}"))
+    }
+
+    pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), BenchError> {
+        let r = self
+            .send(
+                Method::PUT,
+                &encode_path(&format!("/{bucket}")),
+                "",
+                Bytes::new(),
+                &[],
+                true,
+            )
+            .await?;
+        let text = r
+            .body
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        if r.status.is_success() || text.contains("BucketAlreadyOwnedByYou") {
+            Ok(())
+        } else {
+            Err(BenchError::Status {
+                op: "create-bucket",
+                status: r.status,
+                body: text,
+            })
+        }
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, body: Bytes) -> Result<String, BenchError> {
+        let r = self
+            .send(
+                Method::PUT,
+                &Self::object_path(bucket, key),
+                "",
+                body,
+                &[],
+                false,
+            )
+            .await?;
+        let r = Self::check("put", r)?;
+        Ok(r.headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Returns the bytes received. `range` is inclusive.
+    pub async fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<u64, BenchError> {
+        let extra: Vec<(&str, String)> = range
+            .map(|(a, b)| ("range", format!("bytes={a}-{b}")))
+            .into_iter()
+            .collect();
+        let r = self
+            .send(
+                Method::GET,
+                &Self::object_path(bucket, key),
+                "",
+                Bytes::new(),
+                &extra,
+                false,
+            )
+            .await?;
+        Ok(Self::check("get", r)?.body_len)
+    }
+
+    /// One ListObjectsV2 page of up to 1000 keys; returns the keys listed and the next token.
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<(u64, Option<String>), BenchError> {
+        let mut query = String::new();
+        if let Some(t) = token {
+            query.push_str(&format!("continuation-token={}&", encode_query(t)));
+        }
+        query.push_str(&format!(
+            "list-type=2&max-keys=1000&prefix={}",
+            encode_query(prefix)
+        ));
+        let r = self
+            .send(
+                Method::GET,
+                &encode_path(&format!("/{bucket}")),
+                &query,
+                Bytes::new(),
+                &[],
+                true,
+            )
+            .await?;
+        let r = Self::check("list", r)?;
+        let text = r
+            .body
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let count = between(&text, "<KeyCount>", "</KeyCount>")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let next = between(&text, "<NextContinuationToken>", "</NextContinuationToken>")
+            .map(str::to_owned);
+        Ok((count, next))
+    }
+
+    pub async fn multipart_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: &Bytes,
+        part_size: u64,
+    ) -> Result<(), BenchError> {
+        let path = Self::object_path(bucket, key);
+        let r = Self::check(
+            "create-multipart",
+            self.send(Method::POST, &path, "uploads=", Bytes::new(), &[], true)
+                .await?,
+        )?;
+        let text = r
+            .body
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let upload_id = between(&text, "<UploadId>", "</UploadId>")
+            .ok_or_else(|| BenchError::Other("CreateMultipartUpload returned no UploadId".into()))?
+            .to_owned();
+        let part_size = part_size.max(1) as usize;
+        let mut completion = String::from("<CompleteMultipartUpload>");
+        for (i, start) in (0..data.len().max(1)).step_by(part_size).enumerate() {
+            let n = i + 1;
+            let part = data.slice(start..(start + part_size).min(data.len()));
+            let query = format!("partNumber={n}&uploadId={}", encode_query(&upload_id));
+            let r = Self::check(
+                "upload-part",
+                self.send(Method::PUT, &path, &query, part, &[], false)
+                    .await?,
+            )?;
+            let etag = r
+                .headers
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            completion.push_str(&format!(
+                "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        completion.push_str("</CompleteMultipartUpload>");
+        let query = format!("uploadId={}", encode_query(&upload_id));
+        Self::check(
+            "complete-multipart",
+            self.send(
+                Method::POST,
+                &path,
+                &query,
+                Bytes::from(completion),
+                &[],
+                true,
+            )
+            .await?,
+        )?;
+        Ok(())
+    }
+}
