@@ -43,7 +43,8 @@ pub struct BenchArgs {
     /// For --op mixed: share of GETs, the rest are PUTs
     #[arg(long, default_value_t = 0.7)]
     pub get_ratio: f64,
-    /// Objects written first for get, mixed, list and range-get runs
+    /// Objects written first for get, mixed, list and range-get runs (0 with list: list what
+    /// is already under --prefix)
     #[arg(long, default_value_t = 256)]
     pub objects: usize,
     /// Part size for --op multipart

@@ -156,6 +156,13 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
     let data = Bytes::from((0..max).map(|_| rand::random::<u8>()).collect::<Vec<u8>>());
 
     let prepared = match config.op {
+        Op::Get | Op::Mixed | Op::RangeGet if config.objects == 0 => {
+            return Err(BenchError::Other(
+                "get, mixed and range-get runs need --objects of at least 1".into(),
+            ));
+        }
+        // `--objects 0` lists what is already under the prefix.
+        Op::List if config.objects == 0 => Vec::new(),
         Op::Get | Op::Mixed | Op::List | Op::RangeGet => prepare(&client, &config, &data).await?,
         Op::Put | Op::Multipart => Vec::new(),
     };
@@ -229,7 +236,7 @@ async fn prepare(
 ) -> Result<Vec<(String, u64)>, BenchError> {
     use futures::StreamExt;
     let mut rng = rand::rng();
-    let objects: Vec<(String, u64)> = (0..config.objects.max(1))
+    let objects: Vec<(String, u64)> = (0..config.objects)
         .map(|i| {
             (
                 format!("{}prep-{i:08}", config.prefix),
@@ -295,7 +302,11 @@ async fn worker(id: usize, shared: &Shared) -> WorkerSamples {
                     .map(|n| ("range-get", n))
             }
             Op::List => {
-                let prefix = format!("{}prep-", config.prefix);
+                let prefix = if shared.prepared.is_empty() {
+                    config.prefix.clone()
+                } else {
+                    format!("{}prep-", config.prefix)
+                };
                 match shared
                     .client
                     .list_page(&config.bucket, &prefix, list_token.as_deref())

@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
-use crate::stage::{ChunkGuard, Staged, to_info, to_ref};
+use crate::stage::{ChunkGuard, Staged, to_info};
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -589,18 +589,4 @@ fn stored_checksums(computed: &[Checksum], wanted: &[ChecksumAlgorithm]) -> Vec<
         .filter(|c| wanted.contains(&c.algorithm))
         .cloned()
         .collect()
-}
-
-#[allow(dead_code)]
-fn _assert_send(s: ObjectStore) -> impl Send {
-    s
-}
-
-#[allow(dead_code)]
-fn _unused(_: ChunkRef) -> ChunkRef {
-    to_ref(basalt_data::ChunkInfo {
-        id: ChunkId([0; 16]),
-        len: 0,
-        crc32c: 0,
-    })
 }

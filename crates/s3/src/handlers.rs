@@ -1,7 +1,7 @@
 //! S3 operations over the object layer.
 
 use basalt_object::{
-    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition, StandardHeaders,
+    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition,
 };
 use futures::TryStreamExt;
 use http::StatusCode;
@@ -171,10 +171,6 @@ fn part_number_of(n: i32) -> S3Result<u32> {
             "part number must be an integer between 1 and 10000"
         ))
     }
-}
-
-fn headers_of_record(h: &StandardHeaders) -> (Option<Timestamp>,) {
-    (h.expires_ms.map(timestamp),)
 }
 
 struct Listing {
@@ -484,7 +480,9 @@ impl S3 for BasaltS3 {
             cache_control: input
                 .response_cache_control
                 .or_else(|| h.cache_control.clone()),
-            expires: input.response_expires.or_else(|| headers_of_record(h).0),
+            expires: input
+                .response_expires
+                .or_else(|| h.expires_ms.map(timestamp)),
             parts_count,
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
@@ -574,7 +572,9 @@ impl S3 for BasaltS3 {
             cache_control: input
                 .response_cache_control
                 .or_else(|| h.cache_control.clone()),
-            expires: input.response_expires.or_else(|| headers_of_record(h).0),
+            expires: input
+                .response_expires
+                .or_else(|| h.expires_ms.map(timestamp)),
             parts_count,
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
