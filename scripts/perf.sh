@@ -46,7 +46,7 @@ echo
 
 # ---- baselines ----
 dd_runs=$(for _ in $(seq $RUNS); do
-  dd if=/dev/zero of="$DIR/dd.bin" bs=4M count=256 conv=fdatasync 2>&1 | awk -F', ' '/copied/ {print $3}' | awk '{v=$1; u=$2; if (u ~ /^GB/) v*=1000; print v}'
+  dd if=/dev/zero of="$DIR/dd.bin" bs=4M count=256 conv=fdatasync 2>&1 | awk -F', ' '/copied/ {print $NF}' | awk '{v=$1; u=$2; if (u ~ /^GB/) v*=1000; print v}'
   rm -f "$DIR/dd.bin"
 done | median)
 head -c 1073741824 /dev/urandom >"$DIR/www/1g.bin"

@@ -35,6 +35,9 @@ pub struct ServerArgs {
     /// only to test
     #[arg(long, env = "BASALT_MIN_PART_SIZE")]
     pub min_part_size: Option<u64>,
+    /// Metadata page cache in bytes [default: 67108864]
+    #[arg(long, env = "BASALT_META_CACHE")]
+    pub meta_cache: Option<usize>,
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -48,6 +51,7 @@ struct FileConfig {
     chunk_size: Option<usize>,
     inline_threshold: Option<usize>,
     min_part_size: Option<u64>,
+    meta_cache: Option<usize>,
     root_user: Option<String>,
     root_password: Option<String>,
 }
@@ -61,6 +65,7 @@ pub struct ServerConfig {
     pub chunk_size: usize,
     pub inline_threshold: usize,
     pub min_part_size: u64,
+    pub meta_cache: usize,
     pub root_user: Option<String>,
     pub root_password: Option<String>,
 }
@@ -96,6 +101,7 @@ impl ServerConfig {
                 .or(file.inline_threshold)
                 .unwrap_or(32 << 10),
             min_part_size: args.min_part_size.or(file.min_part_size).unwrap_or(5 << 20),
+            meta_cache: args.meta_cache.or(file.meta_cache).unwrap_or(64 << 20),
             root_user: env("BASALT_ROOT_USER").or(file.root_user),
             root_password: env("BASALT_ROOT_PASSWORD").or(file.root_password),
         };
@@ -129,6 +135,7 @@ mod tests {
             chunk_size: None,
             inline_threshold: None,
             min_part_size: None,
+            meta_cache: None,
         }
     }
 

@@ -32,8 +32,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => {
             let config = config::ServerConfig::resolve(args)?;
+            // Blocking threads do the disk I/O and hashing; a cap bounds thread stacks and
+            // allocator arenas under a burst of writes.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                .max_blocking_threads(64)
                 .build()?;
             runtime.block_on(server::run(config))
         }

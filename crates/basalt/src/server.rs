@@ -23,6 +23,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         chunk_size: config.chunk_size,
         inline_threshold: config.inline_threshold,
         min_part_size: config.min_part_size,
+        meta_cache_bytes: config.meta_cache,
     };
     let store =
         tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))

@@ -34,5 +34,5 @@ pub use record::{
     BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, ObjectDetails, ObjectRecord,
     ObjectSummary, PartRecord, Payload, StandardHeaders, UploadRecord,
 };
-pub use redb_store::RedbStore;
+pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};

@@ -23,6 +23,9 @@ const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 
+/// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// How many commands one commit may carry at most.
 const MAX_BATCH: usize = 512;
 
@@ -49,7 +52,16 @@ impl Drop for RedbStore {
 impl RedbStore {
     /// Opens (or creates) the store at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, MetaError> {
-        let db = Arc::new(Database::create(path)?);
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens with a page cache of `cache_bytes`: the engine's share of the node's memory.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, MetaError> {
+        let db = Arc::new(
+            Database::builder()
+                .set_cache_size(cache_bytes)
+                .create(path)?,
+        );
         let txn = db.begin_write()?;
         txn.open_table(BUCKETS)?;
         txn.open_table(OBJECTS)?;

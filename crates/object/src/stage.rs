@@ -3,6 +3,8 @@
 
 use basalt_data::{ChunkId, ChunkInfo, ChunkStore};
 use basalt_meta::{ChunkRef, Payload};
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 
 use crate::Digests;
@@ -41,32 +43,76 @@ pub(crate) fn to_info(r: &ChunkRef) -> ChunkInfo {
 }
 
 /// Chunks written for a write that has not committed. If the write is abandoned (an error, a
-/// failed digest, a client that went away), the guard deletes them.
+/// failed digest, a client that went away — even while a chunk is still being written), the
+/// chunks are deleted: a chunk write that finishes after its guard is gone deletes its own file.
 pub(crate) struct ChunkGuard {
     store: ChunkStore,
+    state: Arc<Mutex<GuardState>>,
+}
+
+#[derive(Default)]
+struct GuardState {
     chunks: Vec<ChunkInfo>,
+    abandoned: bool,
+}
+
+/// Where a chunk write on a blocking thread reports the chunk it wrote.
+#[derive(Clone)]
+pub(crate) struct ChunkSink {
+    store: ChunkStore,
+    state: Arc<Mutex<GuardState>>,
+}
+
+fn lock(state: &Mutex<GuardState>) -> std::sync::MutexGuard<'_, GuardState> {
+    // The state stays consistent even if a holder panicked: it is a list and a flag.
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ChunkSink {
+    /// Keeps a freshly written chunk, or deletes it if its write was abandoned meanwhile.
+    /// Blocking.
+    pub(crate) fn keep(&self, info: ChunkInfo) {
+        let mut state = lock(&self.state);
+        if state.abandoned {
+            drop(state);
+            if let Err(e) = self.store.delete_blocking(info.id) {
+                tracing::warn!(chunk = %info.id, error = %e, "could not delete an abandoned chunk");
+            }
+        } else {
+            state.chunks.push(info);
+        }
+    }
 }
 
 impl ChunkGuard {
     pub(crate) fn new(store: ChunkStore) -> Self {
         Self {
             store,
-            chunks: Vec::new(),
+            state: Arc::default(),
         }
     }
 
-    pub(crate) fn push(&mut self, info: ChunkInfo) {
-        self.chunks.push(info);
+    pub(crate) fn sink(&self) -> ChunkSink {
+        ChunkSink {
+            store: self.store.clone(),
+            state: self.state.clone(),
+        }
     }
 
     pub(crate) fn disarm(&mut self) -> Vec<ChunkInfo> {
-        std::mem::take(&mut self.chunks)
+        std::mem::take(&mut lock(&self.state).chunks)
     }
 }
 
 impl Drop for ChunkGuard {
     fn drop(&mut self) {
-        let ids: Vec<ChunkId> = self.chunks.drain(..).map(|c| c.id).collect();
+        let ids: Vec<ChunkId> = {
+            let mut state = lock(&self.state);
+            state.abandoned = true;
+            state.chunks.drain(..).map(|c| c.id).collect()
+        };
         if ids.is_empty() {
             return;
         }

@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 
 use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
-use crate::stage::{ChunkGuard, Staged, to_info};
+use crate::stage::{ChunkGuard, ChunkSink, Staged, to_info};
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -29,6 +29,8 @@ pub struct ObjectConfig {
     pub inline_threshold: usize,
     /// Every multipart part but the last must be at least this large.
     pub min_part_size: u64,
+    /// Page cache of the metadata engine, in bytes.
+    pub meta_cache_bytes: usize,
 }
 
 impl Default for ObjectConfig {
@@ -37,6 +39,7 @@ impl Default for ObjectConfig {
             chunk_size: 4 << 20,
             inline_threshold: 32 << 10,
             min_part_size: 5 << 20,
+            meta_cache_bytes: basalt_meta::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -78,7 +81,7 @@ impl ObjectStore {
     pub fn open_single_drive(dir: &Path, config: ObjectConfig) -> Result<Self, ObjectError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ObjectError::Internal(format!("{}: {e}", dir.display())))?;
-        let meta = RedbStore::open(&dir.join("meta.redb"))?;
+        let meta = RedbStore::open_with_cache(&dir.join("meta.redb"), config.meta_cache_bytes)?;
         let chunks = ChunkStore::open(dir)?;
         Ok(Self::new(Arc::new(meta), chunks, config))
     }
@@ -178,29 +181,35 @@ impl ObjectStore {
         E: std::fmt::Display,
     {
         let chunk_size = self.config.chunk_size;
-        let mut guard = ChunkGuard::new(self.chunks.clone());
+        let guard = ChunkGuard::new(self.chunks.clone());
         let mut hashers = Some(Hashers::new(algorithms));
         let mut pending: Option<tokio::task::JoinHandle<ChunkWrite>> = None;
         let mut buf = BytesMut::new();
         let mut size: u64 = 0;
 
         while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| ObjectError::Body(e.to_string()))?;
+            let piece = match piece {
+                Ok(piece) => piece,
+                Err(e) => {
+                    // A chunk still being written reports to the guard, which deletes it.
+                    return Err(ObjectError::Body(e.to_string()));
+                }
+            };
             size += piece.len() as u64;
             buf.extend_from_slice(&piece);
             while buf.len() >= chunk_size {
                 let chunk = buf.split_to(chunk_size).freeze();
                 if let Some(task) = pending.take() {
-                    hashers = Some(finish_chunk_write(task, &mut guard).await?);
+                    hashers = Some(finish_chunk_write(task).await?);
                 }
                 let h = hashers
                     .take()
                     .ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
-                pending = Some(self.spawn_chunk_write(h, chunk));
+                pending = Some(self.spawn_chunk_write(h, chunk, guard.sink()));
             }
         }
         if let Some(task) = pending.take() {
-            hashers = Some(finish_chunk_write(task, &mut guard).await?);
+            hashers = Some(finish_chunk_write(task).await?);
         }
         if let Some(expected) = expected_len
             && expected != size
@@ -217,8 +226,8 @@ impl ObjectStore {
             Some(tail)
         } else {
             if !tail.is_empty() || size == 0 {
-                hashers =
-                    finish_chunk_write(self.spawn_chunk_write(hashers, tail), &mut guard).await?;
+                let sink = guard.sink();
+                hashers = finish_chunk_write(self.spawn_chunk_write(hashers, tail, sink)).await?;
             }
             None
         };
@@ -234,11 +243,12 @@ impl ObjectStore {
         &self,
         mut hashers: Hashers,
         chunk: Bytes,
+        sink: ChunkSink,
     ) -> tokio::task::JoinHandle<ChunkWrite> {
         let store = self.chunks.clone();
         tokio::task::spawn_blocking(move || {
             hashers.update(&chunk);
-            let written = store.write_blocking(&chunk);
+            let written = store.write_blocking(&chunk).map(|info| sink.keep(info));
             (hashers, written)
         })
     }
@@ -567,19 +577,15 @@ impl ObjectStore {
     }
 }
 
-type ChunkWrite = (
-    Hashers,
-    Result<basalt_data::ChunkInfo, basalt_data::DataError>,
-);
+type ChunkWrite = (Hashers, Result<(), basalt_data::DataError>);
 
 async fn finish_chunk_write(
     task: tokio::task::JoinHandle<ChunkWrite>,
-    guard: &mut ChunkGuard,
 ) -> Result<Hashers, ObjectError> {
     let (hashers, written) = task
         .await
         .map_err(|e| ObjectError::Internal(format!("chunk write task: {e}")))?;
-    guard.push(written?);
+    written?;
     Ok(hashers)
 }
 
