@@ -52,7 +52,8 @@ pub(crate) struct ChunkGuard {
 
 #[derive(Default)]
 struct GuardState {
-    chunks: Vec<ChunkInfo>,
+    /// Chunks by their position in the object; writes may finish out of order.
+    chunks: Vec<(usize, ChunkInfo)>,
     abandoned: bool,
 }
 
@@ -73,7 +74,7 @@ fn lock(state: &Mutex<GuardState>) -> std::sync::MutexGuard<'_, GuardState> {
 impl ChunkSink {
     /// Keeps a freshly written chunk, or deletes it if its write was abandoned meanwhile.
     /// Blocking.
-    pub(crate) fn keep(&self, info: ChunkInfo) {
+    pub(crate) fn keep(&self, index: usize, info: ChunkInfo) {
         let mut state = lock(&self.state);
         if state.abandoned {
             drop(state);
@@ -81,7 +82,7 @@ impl ChunkSink {
                 tracing::warn!(chunk = %info.id, error = %e, "could not delete an abandoned chunk");
             }
         } else {
-            state.chunks.push(info);
+            state.chunks.push((index, info));
         }
     }
 }
@@ -101,8 +102,11 @@ impl ChunkGuard {
         }
     }
 
+    /// Hands over the chunks, in object order; the guard no longer deletes them.
     pub(crate) fn disarm(&mut self) -> Vec<ChunkInfo> {
-        std::mem::take(&mut lock(&self.state).chunks)
+        let mut chunks = std::mem::take(&mut lock(&self.state).chunks);
+        chunks.sort_unstable_by_key(|(index, _)| *index);
+        chunks.into_iter().map(|(_, info)| info).collect()
     }
 }
 
@@ -111,7 +115,7 @@ impl Drop for ChunkGuard {
         let ids: Vec<ChunkId> = {
             let mut state = lock(&self.state);
             state.abandoned = true;
-            state.chunks.drain(..).map(|c| c.id).collect()
+            state.chunks.drain(..).map(|(_, c)| c.id).collect()
         };
         if ids.is_empty() {
             return;

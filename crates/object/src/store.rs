@@ -17,6 +17,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
 use crate::stage::{ChunkGuard, ChunkSink, Staged, to_info};
+use basalt_data::DataError;
+use std::collections::VecDeque;
+use tokio::task::JoinHandle;
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -182,34 +185,24 @@ impl ObjectStore {
     {
         let chunk_size = self.config.chunk_size;
         let guard = ChunkGuard::new(self.chunks.clone());
-        let mut hashers = Some(Hashers::new(algorithms));
-        let mut pending: Option<tokio::task::JoinHandle<ChunkWrite>> = None;
-        let mut buf = BytesMut::new();
+        let mut pipeline =
+            ChunkPipeline::new(self.chunks.clone(), guard.sink(), Hashers::new(algorithms));
+        // Each chunk gets a buffer of exactly its size: no reallocation as it fills.
+        let mut buf = BytesMut::with_capacity(chunk_size);
         let mut size: u64 = 0;
 
         while let Some(piece) = body.next().await {
-            let piece = match piece {
-                Ok(piece) => piece,
-                Err(e) => {
-                    // A chunk still being written reports to the guard, which deletes it.
-                    return Err(ObjectError::Body(e.to_string()));
-                }
-            };
+            // On an error, chunks still being written report to the guard, which deletes them.
+            let mut piece = piece.map_err(|e| ObjectError::Body(e.to_string()))?;
             size += piece.len() as u64;
-            buf.extend_from_slice(&piece);
-            while buf.len() >= chunk_size {
-                let chunk = buf.split_to(chunk_size).freeze();
-                if let Some(task) = pending.take() {
-                    hashers = Some(finish_chunk_write(task).await?);
+            while !piece.is_empty() {
+                let take = piece.len().min(chunk_size - buf.len());
+                buf.extend_from_slice(&piece.split_to(take));
+                if buf.len() == chunk_size {
+                    let full = std::mem::replace(&mut buf, BytesMut::with_capacity(chunk_size));
+                    pipeline.push(full.freeze()).await?;
                 }
-                let h = hashers
-                    .take()
-                    .ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
-                pending = Some(self.spawn_chunk_write(h, chunk, guard.sink()));
             }
-        }
-        if let Some(task) = pending.take() {
-            hashers = Some(finish_chunk_write(task).await?);
         }
         if let Some(expected) = expected_len
             && expected != size
@@ -219,37 +212,21 @@ impl ObjectStore {
                 expected,
             });
         }
-        let mut hashers = hashers.ok_or_else(|| ObjectError::Internal("hasher lost".into()))?;
         let tail = buf.freeze();
-        let inline = if allow_inline && size as usize <= self.config.inline_threshold {
+        let inline = allow_inline && size as usize <= self.config.inline_threshold;
+        if !inline && (!tail.is_empty() || size == 0) {
+            pipeline.push(tail.clone()).await?;
+        }
+        let mut hashers = pipeline.finish().await?;
+        let inline = inline.then(|| {
             hashers.update(&tail);
-            Some(tail)
-        } else {
-            if !tail.is_empty() || size == 0 {
-                let sink = guard.sink();
-                hashers = finish_chunk_write(self.spawn_chunk_write(hashers, tail, sink)).await?;
-            }
-            None
-        };
+            tail
+        });
         Ok(Staged {
             size,
             digests: hashers.finish(),
             inline,
             guard,
-        })
-    }
-
-    fn spawn_chunk_write(
-        &self,
-        mut hashers: Hashers,
-        chunk: Bytes,
-        sink: ChunkSink,
-    ) -> tokio::task::JoinHandle<ChunkWrite> {
-        let store = self.chunks.clone();
-        tokio::task::spawn_blocking(move || {
-            hashers.update(&chunk);
-            let written = store.write_blocking(&chunk).map(|info| sink.keep(info));
-            (hashers, written)
         })
     }
 
@@ -577,16 +554,74 @@ impl ObjectStore {
     }
 }
 
-type ChunkWrite = (Hashers, Result<(), basalt_data::DataError>);
+/// How many chunk writes (each ending in an fsync) one PUT keeps in flight.
+const WRITES_IN_FLIGHT: usize = 2;
 
-async fn finish_chunk_write(
-    task: tokio::task::JoinHandle<ChunkWrite>,
-) -> Result<Hashers, ObjectError> {
-    let (hashers, written) = task
-        .await
-        .map_err(|e| ObjectError::Internal(format!("chunk write task: {e}")))?;
-    written?;
-    Ok(hashers)
+/// Hashing runs on one blocking thread in chunk order while chunk writes run on others, so a
+/// PUT goes as fast as the slower of the two rather than their sum. Memory: the chunk being
+/// hashed and the chunks being written.
+struct ChunkPipeline {
+    store: ChunkStore,
+    sink: ChunkSink,
+    hashers: Option<Hashers>,
+    hashing: Option<JoinHandle<Hashers>>,
+    writes: VecDeque<JoinHandle<Result<(), DataError>>>,
+    next_index: usize,
+}
+
+fn task_failed(e: tokio::task::JoinError) -> ObjectError {
+    ObjectError::Internal(format!("blocking task failed: {e}"))
+}
+
+impl ChunkPipeline {
+    fn new(store: ChunkStore, sink: ChunkSink, hashers: Hashers) -> Self {
+        Self {
+            store,
+            sink,
+            hashers: Some(hashers),
+            hashing: None,
+            writes: VecDeque::new(),
+            next_index: 0,
+        }
+    }
+
+    async fn hashers(&mut self) -> Result<Hashers, ObjectError> {
+        if let Some(task) = self.hashing.take() {
+            return task.await.map_err(task_failed);
+        }
+        self.hashers
+            .take()
+            .ok_or_else(|| ObjectError::Internal("hasher lost".into()))
+    }
+
+    async fn push(&mut self, chunk: Bytes) -> Result<(), ObjectError> {
+        let mut hashers = self.hashers().await?;
+        let to_hash = chunk.clone();
+        self.hashing = Some(tokio::task::spawn_blocking(move || {
+            hashers.update(&to_hash);
+            hashers
+        }));
+        while self.writes.len() >= WRITES_IN_FLIGHT {
+            if let Some(write) = self.writes.pop_front() {
+                write.await.map_err(task_failed)??;
+            }
+        }
+        let (store, sink, index) = (self.store.clone(), self.sink.clone(), self.next_index);
+        self.next_index += 1;
+        self.writes.push_back(tokio::task::spawn_blocking(move || {
+            store
+                .write_blocking(&chunk)
+                .map(|info| sink.keep(index, info))
+        }));
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Hashers, ObjectError> {
+        while let Some(write) = self.writes.pop_front() {
+            write.await.map_err(task_failed)??;
+        }
+        self.hashers().await
+    }
 }
 
 fn stored_checksums(computed: &[Checksum], wanted: &[ChecksumAlgorithm]) -> Vec<Checksum> {
