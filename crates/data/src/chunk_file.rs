@@ -27,6 +27,18 @@ impl ChunkId {
         Self(rand::random())
     }
 
+    /// A random id whose fan-out directory is `group`.
+    pub fn random_in_group(group: u8) -> Self {
+        let mut id: [u8; 16] = rand::random();
+        id[0] = group;
+        Self(id)
+    }
+
+    /// The fan-out directory the chunk lives in.
+    pub fn group(self) -> u8 {
+        self.0[0]
+    }
+
     pub fn to_hex(self) -> String {
         hex_simd::encode_to_string(self.0, hex_simd::AsciiCase::Lower)
     }

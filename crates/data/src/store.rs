@@ -61,11 +61,20 @@ impl ChunkStore {
 
     /// Writes a chunk durably. Blocking: call from a blocking thread.
     pub fn write_blocking(&self, data: &[u8]) -> Result<ChunkInfo, DataError> {
+        let info = self.write_in_group_blocking(rand::random(), data)?;
+        self.sync_group_blocking(info.id.group())?;
+        Ok(info)
+    }
+
+    /// Writes a chunk into fan-out directory `group`, with its data fsynced but its directory
+    /// entry not yet: the caller writes every chunk of an object into one group and then calls
+    /// [`ChunkStore::sync_group_blocking`] once before the chunks are referenced. Blocking.
+    pub fn write_in_group_blocking(&self, group: u8, data: &[u8]) -> Result<ChunkInfo, DataError> {
         self.check_poison()?;
         let len =
             u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
         let info = ChunkInfo {
-            id: ChunkId::random(),
+            id: ChunkId::random_in_group(group),
             len,
             crc32c: chunk_file::crc32c(data),
         };
@@ -83,10 +92,13 @@ impl ChunkStore {
         file.sync_data().map_err(|e| self.fsync_failed(e))?;
         drop(file);
         fs::rename(&tmp, &path)?;
-        if let Some(dir) = path.parent() {
-            sync_dir(dir).map_err(|e| self.fsync_failed(e))?;
-        }
         Ok(info)
+    }
+
+    /// Makes the directory entries of every chunk written into `group` durable. Blocking.
+    pub fn sync_group_blocking(&self, group: u8) -> Result<(), DataError> {
+        self.check_poison()?;
+        sync_dir(&self.inner.root.join(format!("{group:02x}"))).map_err(|e| self.fsync_failed(e))
     }
 
     /// Reads and verifies a whole chunk. Blocking: call from a blocking thread.

@@ -567,6 +567,8 @@ struct ChunkPipeline {
     hashing: Option<JoinHandle<Hashers>>,
     writes: VecDeque<JoinHandle<Result<(), DataError>>>,
     next_index: usize,
+    /// The fan-out directory of all of this write's chunks.
+    group: u8,
 }
 
 fn task_failed(e: tokio::task::JoinError) -> ObjectError {
@@ -582,6 +584,7 @@ impl ChunkPipeline {
             hashing: None,
             writes: VecDeque::new(),
             next_index: 0,
+            group: rand::random(),
         }
     }
 
@@ -606,11 +609,12 @@ impl ChunkPipeline {
                 write.await.map_err(task_failed)??;
             }
         }
-        let (store, sink, index) = (self.store.clone(), self.sink.clone(), self.next_index);
+        let (store, sink) = (self.store.clone(), self.sink.clone());
+        let (index, group) = (self.next_index, self.group);
         self.next_index += 1;
         self.writes.push_back(tokio::task::spawn_blocking(move || {
             store
-                .write_blocking(&chunk)
+                .write_in_group_blocking(group, &chunk)
                 .map(|info| sink.keep(index, info))
         }));
         Ok(())
@@ -619,6 +623,13 @@ impl ChunkPipeline {
     async fn finish(mut self) -> Result<Hashers, ObjectError> {
         while let Some(write) = self.writes.pop_front() {
             write.await.map_err(task_failed)??;
+        }
+        if self.next_index > 0 {
+            // All chunks share one directory: one fsync makes all their names durable.
+            let (store, group) = (self.store.clone(), self.group);
+            tokio::task::spawn_blocking(move || store.sync_group_blocking(group))
+                .await
+                .map_err(task_failed)??;
         }
         self.hashers().await
     }
