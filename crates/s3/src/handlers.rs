@@ -173,6 +173,119 @@ fn part_number_of(n: i32) -> S3Result<u32> {
     }
 }
 
+/// Which bytes a GET or HEAD covers, and how the response describes them.
+struct ReadPlan {
+    range: std::ops::Range<u64>,
+    content_range: Option<String>,
+    parts_count: Option<i32>,
+}
+
+fn plan_read(
+    record: &ObjectRecord,
+    part_number: Option<i32>,
+    range: Option<Range>,
+) -> S3Result<ReadPlan> {
+    let size = record.summary.size;
+    let content_range =
+        |r: &std::ops::Range<u64>| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1));
+    match (part_number, range) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Range and partNumber cannot both be given"
+        )),
+        (Some(n), None) => {
+            let r = u32::try_from(n)
+                .ok()
+                .and_then(|n| ObjectStore::part_range(record, n))
+                .ok_or_else(|| {
+                    custom(
+                        "InvalidPartNumber",
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "the requested part number is not satisfiable",
+                    )
+                })?;
+            Ok(ReadPlan {
+                content_range: (size > 0).then(|| content_range(&r)),
+                parts_count: Some(record.details.part_sizes.len().max(1) as i32),
+                range: r,
+            })
+        }
+        (None, Some(range)) => {
+            let r = range.check(size)?;
+            Ok(ReadPlan {
+                content_range: Some(content_range(&r)),
+                parts_count: None,
+                range: r,
+            })
+        }
+        (None, None) => Ok(ReadPlan {
+            range: 0..size,
+            content_range: None,
+            parts_count: None,
+        }),
+    }
+}
+
+/// The `response-*` query parameters of GET and HEAD.
+struct Overrides {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<Timestamp>,
+}
+
+/// Everything a GET answers but the body.
+fn describe(
+    record: &ObjectRecord,
+    plan: &ReadPlan,
+    overrides: Overrides,
+    checksum_mode: bool,
+) -> GetObjectOutput {
+    let h = &record.details.headers;
+    // S3 returns checksums only when asked, and only for the whole object.
+    let sums = if checksum_mode && plan.content_range.is_none() {
+        ChecksumFields::of(&record.details.checksums)
+    } else {
+        ChecksumFields::default()
+    };
+    GetObjectOutput {
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: Some((plan.range.end - plan.range.start) as i64),
+        content_range: plan.content_range.clone(),
+        e_tag: Some(etag(&record.summary.etag)),
+        last_modified: Some(timestamp(record.summary.last_modified_ms)),
+        metadata: metadata_map(&record.details.user_metadata),
+        content_type: overrides.content_type.or_else(|| h.content_type.clone()),
+        content_encoding: overrides
+            .content_encoding
+            .or_else(|| h.content_encoding.clone()),
+        content_disposition: overrides
+            .content_disposition
+            .or_else(|| h.content_disposition.clone()),
+        content_language: overrides
+            .content_language
+            .or_else(|| h.content_language.clone()),
+        cache_control: overrides.cache_control.or_else(|| h.cache_control.clone()),
+        expires: overrides.expires.or_else(|| h.expires_ms.map(timestamp)),
+        parts_count: plan.parts_count,
+        checksum_crc32: sums.crc32,
+        checksum_crc32c: sums.crc32c,
+        checksum_crc64nvme: sums.crc64nvme,
+        checksum_sha1: sums.sha1,
+        checksum_sha256: sums.sha256,
+        ..Default::default()
+    }
+}
+
+fn partial_if_ranged<T>(mut resp: S3Response<T>, plan: &ReadPlan) -> S3Response<T> {
+    if plan.content_range.is_some() {
+        resp.status = Some(StatusCode::PARTIAL_CONTENT);
+    }
+    resp
+}
+
 struct Listing {
     contents: Vec<Object>,
     common_prefixes: Vec<CommonPrefix>,
@@ -415,88 +528,24 @@ impl S3 for BasaltS3 {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        let size = record.summary.size;
-        let (range, content_range, parts_count) = match (input.part_number, input.range) {
-            (Some(_), Some(_)) => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "Range and partNumber cannot both be given"
-                ));
-            }
-            (Some(n), None) => {
-                let n = u32::try_from(n)
-                    .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
-                let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
-                    custom(
-                        "InvalidPartNumber",
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "the requested part number is not satisfiable",
-                    )
-                })?;
-                let parts = record.details.part_sizes.len().max(1) as i32;
-                let cr = (size > 0)
-                    .then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
-                (r, cr, Some(parts))
-            }
-            (None, Some(range)) => {
-                let r = range.check(size)?;
-                let cr = format!("bytes {}-{}/{size}", r.start, r.end - 1);
-                (r, Some(cr), None)
-            }
-            (None, None) => (0..size, None, None),
+        let plan = plan_read(&record, input.part_number, input.range)?;
+        let overrides = Overrides {
+            content_type: input.response_content_type,
+            content_encoding: input.response_content_encoding,
+            content_disposition: input.response_content_disposition,
+            content_language: input.response_content_language,
+            cache_control: input.response_cache_control,
+            expires: input.response_expires,
         };
-        let whole = range.start == 0 && range.end == size;
-        let content_length = (range.end - range.start) as i64;
-        let stream = self.store.read(&record, range).await.or_s3()?;
-        let body = StreamingBlob::wrap(sync_wrapper::SyncStream::new(
+        let mut output = describe(&record, &plan, overrides, input.checksum_mode.is_some());
+        let stream = self.store.read(&record, plan.range.clone()).await.or_s3()?;
+        output.body = Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(
             stream.map_err(|e| std::io::Error::other(e.to_string())),
-        ));
-        let sums = if whole && input.checksum_mode.is_some() {
-            ChecksumFields::of(&record.details.checksums)
-        } else {
-            ChecksumFields::default()
-        };
-        let h = &record.details.headers;
-        let mut resp = S3Response::new(GetObjectOutput {
-            body: Some(body),
-            accept_ranges: Some("bytes".to_owned()),
-            content_length: Some(content_length),
-            content_range: content_range.clone(),
-            e_tag: Some(etag(&record.summary.etag)),
-            last_modified: Some(timestamp(record.summary.last_modified_ms)),
-            metadata: metadata_map(&record.details.user_metadata),
-            content_type: input
-                .response_content_type
-                .or_else(|| h.content_type.clone()),
-            content_encoding: input
-                .response_content_encoding
-                .or_else(|| h.content_encoding.clone()),
-            content_disposition: input
-                .response_content_disposition
-                .or_else(|| h.content_disposition.clone()),
-            content_language: input
-                .response_content_language
-                .or_else(|| h.content_language.clone()),
-            cache_control: input
-                .response_cache_control
-                .or_else(|| h.cache_control.clone()),
-            expires: input
-                .response_expires
-                .or_else(|| h.expires_ms.map(timestamp)),
-            parts_count,
-            checksum_crc32: sums.crc32,
-            checksum_crc32c: sums.crc32c,
-            checksum_crc64nvme: sums.crc64nvme,
-            checksum_sha1: sums.sha1,
-            checksum_sha256: sums.sha256,
-            ..Default::default()
-        });
-        if content_range.is_some() {
-            resp.status = Some(StatusCode::PARTIAL_CONTENT);
-        }
-        Ok(resp)
+        )));
+        Ok(partial_if_ranged(S3Response::new(output), &plan))
     }
 
+    /// GET without the body: the same conditions, range checks and headers.
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
@@ -514,79 +563,38 @@ impl S3 for BasaltS3 {
             input.if_modified_since.as_ref(),
             input.if_unmodified_since.as_ref(),
         )?;
-        let size = record.summary.size;
-        let (content_length, content_range, parts_count) = match (input.part_number, input.range) {
-            (Some(n), _) => {
-                let n = u32::try_from(n)
-                    .map_err(|_| s3_error!(InvalidArgument, "invalid part number"))?;
-                let r = ObjectStore::part_range(&record, n).ok_or_else(|| {
-                    custom(
-                        "InvalidPartNumber",
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "the requested part number is not satisfiable",
-                    )
-                })?;
-                let cr = (size > 0)
-                    .then(|| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
-                (
-                    r.end - r.start,
-                    cr,
-                    Some(record.details.part_sizes.len().max(1) as i32),
-                )
-            }
-            (None, Some(range)) => {
-                let r = range.check(size)?;
-                (
-                    r.end - r.start,
-                    Some(format!("bytes {}-{}/{size}", r.start, r.end - 1)),
-                    None,
-                )
-            }
-            (None, None) => (size, None, None),
+        let plan = plan_read(&record, input.part_number, input.range)?;
+        let overrides = Overrides {
+            content_type: input.response_content_type,
+            content_encoding: input.response_content_encoding,
+            content_disposition: input.response_content_disposition,
+            content_language: input.response_content_language,
+            cache_control: input.response_cache_control,
+            expires: input.response_expires,
         };
-        let sums = if input.checksum_mode.is_some() && content_range.is_none() {
-            ChecksumFields::of(&record.details.checksums)
-        } else {
-            ChecksumFields::default()
-        };
-        let h = &record.details.headers;
-        let mut resp = S3Response::new(HeadObjectOutput {
-            accept_ranges: Some("bytes".to_owned()),
-            content_length: Some(content_length as i64),
-            content_range: content_range.clone(),
-            e_tag: Some(etag(&record.summary.etag)),
-            last_modified: Some(timestamp(record.summary.last_modified_ms)),
-            metadata: metadata_map(&record.details.user_metadata),
-            content_type: input
-                .response_content_type
-                .or_else(|| h.content_type.clone()),
-            content_encoding: input
-                .response_content_encoding
-                .or_else(|| h.content_encoding.clone()),
-            content_disposition: input
-                .response_content_disposition
-                .or_else(|| h.content_disposition.clone()),
-            content_language: input
-                .response_content_language
-                .or_else(|| h.content_language.clone()),
-            cache_control: input
-                .response_cache_control
-                .or_else(|| h.cache_control.clone()),
-            expires: input
-                .response_expires
-                .or_else(|| h.expires_ms.map(timestamp)),
-            parts_count,
-            checksum_crc32: sums.crc32,
-            checksum_crc32c: sums.crc32c,
-            checksum_crc64nvme: sums.crc64nvme,
-            checksum_sha1: sums.sha1,
-            checksum_sha256: sums.sha256,
+        let g = describe(&record, &plan, overrides, input.checksum_mode.is_some());
+        let output = HeadObjectOutput {
+            accept_ranges: g.accept_ranges,
+            content_length: g.content_length,
+            content_range: g.content_range,
+            e_tag: g.e_tag,
+            last_modified: g.last_modified,
+            metadata: g.metadata,
+            content_type: g.content_type,
+            content_encoding: g.content_encoding,
+            content_disposition: g.content_disposition,
+            content_language: g.content_language,
+            cache_control: g.cache_control,
+            expires: g.expires,
+            parts_count: g.parts_count,
+            checksum_crc32: g.checksum_crc32,
+            checksum_crc32c: g.checksum_crc32c,
+            checksum_crc64nvme: g.checksum_crc64nvme,
+            checksum_sha1: g.checksum_sha1,
+            checksum_sha256: g.checksum_sha256,
             ..Default::default()
-        });
-        if content_range.is_some() {
-            resp.status = Some(StatusCode::PARTIAL_CONTENT);
-        }
-        Ok(resp)
+        };
+        Ok(partial_if_ranged(S3Response::new(output), &plan))
     }
 
     async fn delete_object(
