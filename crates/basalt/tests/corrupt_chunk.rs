@@ -1,5 +1,7 @@
 //! A chunk whose bytes changed on disk is never served: the GET fails with InternalError.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::PathBuf;
@@ -27,22 +29,57 @@ async fn a_flipped_byte_on_disk_turns_a_get_into_an_internal_error() {
     let client = server.client();
     client.create_bucket().bucket("rot").send().await.unwrap();
     let body = common::bytes_of(200_000, 3);
-    client.put_object().bucket("rot").key("victim").body(body.clone().into()).send().await.unwrap();
-    let got = client.get_object().bucket("rot").key("victim").send().await.unwrap();
-    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+    client
+        .put_object()
+        .bucket("rot")
+        .key("victim")
+        .body(body.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let got = client
+        .get_object()
+        .bucket("rot")
+        .key("victim")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        body.as_slice()
+    );
 
     let files = chunk_files(&server.data);
     assert_eq!(files.len(), 1, "a 200 KB object is one chunk file");
     flip_last_byte(&files[0]);
 
-    let err = client.get_object().bucket("rot").key("victim").send().await.expect_err("corrupt data must not be served");
+    let err = client
+        .get_object()
+        .bucket("rot")
+        .key("victim")
+        .send()
+        .await
+        .expect_err("corrupt data must not be served");
     assert_eq!(common::error_code(&err), "InternalError");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
-    let err = client.get_object().bucket("rot").key("victim").range("bytes=0-99").send().await.expect_err("nor part of it");
+    let err = client
+        .get_object()
+        .bucket("rot")
+        .key("victim")
+        .range("bytes=0-99")
+        .send()
+        .await
+        .expect_err("nor part of it");
     assert_eq!(common::error_code(&err), "InternalError");
 
     // The object's record is intact: HEAD still describes it.
-    let head = client.head_object().bucket("rot").key("victim").send().await.unwrap();
+    let head = client
+        .head_object()
+        .bucket("rot")
+        .key("victim")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_length(), Some(200_000));
 }
 
@@ -51,10 +88,23 @@ async fn a_missing_chunk_file_turns_a_get_into_an_internal_error() {
     let server = common::Server::start();
     let client = server.client();
     client.create_bucket().bucket("gone").send().await.unwrap();
-    client.put_object().bucket("gone").key("k").body(common::bytes_of(100_000, 4).into()).send().await.unwrap();
+    client
+        .put_object()
+        .bucket("gone")
+        .key("k")
+        .body(common::bytes_of(100_000, 4).into())
+        .send()
+        .await
+        .unwrap();
     for f in chunk_files(&server.data) {
         std::fs::remove_file(f).unwrap();
     }
-    let err = client.get_object().bucket("gone").key("k").send().await.expect_err("missing data");
+    let err = client
+        .get_object()
+        .bucket("gone")
+        .key("k")
+        .send()
+        .await
+        .expect_err("missing data");
     assert_eq!(common::error_code(&err), "InternalError");
 }
