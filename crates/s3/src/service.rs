@@ -179,7 +179,31 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Adds `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
+/// AWS's wording for errors that `s3s` raises without a message.
+fn default_message(code: &str) -> &'static str {
+    match code {
+        "AccessDenied" => "Access Denied",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "KeyTooLongError" => "Your key is too long.",
+        "InvalidAccessKeyId" => "The AWS access key ID you provided does not exist in our records.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "InvalidRange" => "The requested range is not satisfiable.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => {
+            "A header or query parameter you provided implies functionality that is not implemented."
+        }
+        _ => "The request could not be processed.",
+    }
+}
+
+/// Adds `<Message>`, `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
 fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str) {
     let Some(bytes) = resp.body().bytes() else {
         return;
@@ -191,6 +215,13 @@ fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str
         return;
     };
     let mut extra = String::new();
+    if !text.contains("<Message>") {
+        let code = text
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map_or("", |(code, _)| code);
+        extra.push_str(&format!("<Message>{}</Message>", default_message(code)));
+    }
     if !text.contains("<Resource>") {
         extra.push_str(&format!("<Resource>{}</Resource>", xml_escape(resource)));
     }
@@ -233,12 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_gain_resource_and_request_id() {
+    fn error_bodies_gain_message_resource_and_request_id() {
         let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code></Error>";
         let mut resp = Response::new(Body::from(xml.to_owned()));
         add_error_details(&mut resp, "ABC", "/b/k&1");
         let body = resp.body().bytes().unwrap();
         let text = std::str::from_utf8(&body).unwrap();
-        assert!(text.ends_with("<Code>NoSuchKey</Code><Resource>/b/k&amp;1</Resource><RequestId>ABC</RequestId></Error>"));
+        assert!(text.ends_with(
+            "<Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Resource>/b/k&amp;1</Resource><RequestId>ABC</RequestId></Error>"
+        ));
     }
 }
