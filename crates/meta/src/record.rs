@@ -52,8 +52,9 @@ pub struct ChunkRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// Small objects live in their record: one metadata commit, no chunk file.
-    Inline(Vec<u8>),
+    /// Small objects live in their record: one metadata commit, no chunk file. Encoded as a
+    /// byte string (the same bytes postcard gives a sequence of `u8`, without a per-byte call).
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     Chunks(Vec<ChunkRef>),
 }
 
@@ -184,6 +185,19 @@ mod tests {
             decode::<ObjectRecord>(&[]),
             Err(MetaError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn inline_bytes_keep_the_wire_format_of_a_u8_sequence() {
+        #[derive(Serialize)]
+        enum AsSequence {
+            #[allow(dead_code)]
+            Inline(Vec<u8>),
+        }
+        let bytes = vec![0u8, 1, 200, 255];
+        let fast = postcard::to_stdvec(&Payload::Inline(bytes.clone())).unwrap();
+        let plain = postcard::to_stdvec(&AsSequence::Inline(bytes)).unwrap();
+        assert_eq!(fast, plain);
     }
 
     /// A record written by format version 1: every later version must still read it.

@@ -187,8 +187,10 @@ impl ObjectStore {
         let guard = ChunkGuard::new(self.chunks.clone());
         let mut pipeline =
             ChunkPipeline::new(self.chunks.clone(), guard.sink(), Hashers::new(algorithms));
-        // Each chunk gets a buffer of exactly its size: no reallocation as it fills.
-        let mut buf = BytesMut::with_capacity(chunk_size);
+        // Each chunk gets a buffer of exactly its size: no reallocation as it fills. A body
+        // known to be smaller gets a buffer of its own size.
+        let first = expected_len.map_or(chunk_size, |n| (n as usize).min(chunk_size));
+        let mut buf = BytesMut::with_capacity(first);
         let mut size: u64 = 0;
 
         while let Some(piece) = body.next().await {
