@@ -108,3 +108,50 @@ async fn a_missing_chunk_file_turns_a_get_into_an_internal_error() {
         .expect_err("missing data");
     assert_eq!(common::error_code(&err), "InternalError");
 }
+
+#[tokio::test]
+async fn damage_past_the_first_chunk_never_reaches_a_reader_or_a_copy() {
+    let server = common::Server::start();
+    let client = server.client();
+    client.create_bucket().bucket("rot2").send().await.unwrap();
+    let body = common::bytes_of((4 << 20) + 1000, 5);
+    client
+        .put_object()
+        .bucket("rot2")
+        .key("two-chunks")
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+    // The second chunk is the small one.
+    let second = chunk_files(&server.data)
+        .into_iter()
+        .min_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    flip_last_byte(&second);
+
+    // The status line went out with the first chunk: the body is cut short, never wrong.
+    let got = client
+        .get_object()
+        .bucket("rot2")
+        .key("two-chunks")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        got.body.collect().await.is_err(),
+        "a body with a corrupt chunk was delivered whole"
+    );
+
+    let err = client
+        .copy_object()
+        .bucket("rot2")
+        .key("copy")
+        .copy_source("rot2/two-chunks")
+        .send()
+        .await
+        .expect_err("a corrupt source must not be copied");
+    assert_eq!(common::error_code(&err), "InternalError");
+    let missing = client.head_object().bucket("rot2").key("copy").send().await;
+    assert!(missing.is_err(), "a copy of corrupt data was stored");
+}

@@ -232,6 +232,25 @@ impl ObjectStore {
         })
     }
 
+    /// Stages `range` of an existing object as a new body (CopyObject, UploadPartCopy). A
+    /// source that fails to read is stored data gone bad, not a client's broken body.
+    pub async fn stage_copy(
+        &self,
+        source: &ObjectRecord,
+        range: Range<u64>,
+        algorithms: &[ChecksumAlgorithm],
+        allow_inline: bool,
+    ) -> Result<Staged, ObjectError> {
+        let len = range.end - range.start;
+        let stream = self.read(source, range).await?;
+        self.stage(stream, algorithms, Some(len), allow_inline)
+            .await
+            .map_err(|e| match e {
+                ObjectError::Body(detail) => ObjectError::Corrupt(format!("copy source: {detail}")),
+                other => other,
+            })
+    }
+
     pub async fn put_object(
         &self,
         bucket: &str,

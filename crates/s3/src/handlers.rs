@@ -687,14 +687,9 @@ impl S3 for BasaltS3 {
         if let Some(a) = input.checksum_algorithm.as_ref() {
             algorithms = vec![crate::convert::algorithm_of(a)?];
         }
-        let stream = self
-            .store
-            .read(&source, 0..source.summary.size)
-            .await
-            .or_s3()?;
         let staged = self
             .store
-            .stage(stream, &algorithms, Some(source.summary.size), true)
+            .stage_copy(&source, 0..source.summary.size, &algorithms, true)
             .await
             .or_s3()?;
         let write = if replace {
@@ -976,12 +971,10 @@ impl S3 for BasaltS3 {
                 }
             }
         };
-        let len = range.end - range.start;
         let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
-        let stream = self.store.read(&source, range).await.or_s3()?;
         let staged = self
             .store
-            .stage(stream, &algorithms, Some(len), false)
+            .stage_copy(&source, range, &algorithms, false)
             .await
             .or_s3()?;
         let part = self
