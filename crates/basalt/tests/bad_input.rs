@@ -8,18 +8,6 @@ use common::{RawRequest, Server, status_of};
 
 const BUCKET: &str = "bad-input";
 
-async fn server_with_bucket() -> (Server, aws_sdk_s3::Client) {
-    let server = Server::start();
-    let client = server.client();
-    client
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create bucket");
-    (server, client)
-}
-
 async fn assert_absent(client: &aws_sdk_s3::Client, key: &str) {
     let err = client
         .head_object()
@@ -63,7 +51,7 @@ fn chunk_files(server: &Server) -> usize {
 
 #[tokio::test]
 async fn an_unsigned_request_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let raw = format!(
         "PUT /{BUCKET}/anon HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
     );
@@ -75,7 +63,7 @@ async fn an_unsigned_request_is_refused() {
 
 #[tokio::test]
 async fn a_signature_made_with_the_wrong_secret_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let path = format!("/{BUCKET}/forged");
     let mut req = RawRequest::new("PUT", &path, b"forged body");
     req.secret = "not-the-secret";
@@ -94,7 +82,7 @@ async fn a_signature_made_with_the_wrong_secret_is_refused() {
 
 #[tokio::test]
 async fn a_request_outside_the_clock_skew_window_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let path = format!("/{BUCKET}/old");
     let mut req = RawRequest::new("PUT", &path, b"replayed");
     req.time = SystemTime::now() - Duration::from_secs(20 * 60);
@@ -106,7 +94,7 @@ async fn a_request_outside_the_clock_skew_window_is_refused() {
 
 #[tokio::test]
 async fn a_body_shorter_than_its_content_length_stores_nothing() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     // Small (would be inline) and large (chunks were already written when the body ends).
     for (key, sent, declared) in [
         ("short", 500usize, 1000usize),
@@ -141,7 +129,7 @@ async fn a_body_shorter_than_its_content_length_stores_nothing() {
 
 #[tokio::test]
 async fn malformed_xml_bodies_are_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     client
         .put_object()
         .bucket(BUCKET)
@@ -182,7 +170,7 @@ async fn malformed_xml_bodies_are_refused() {
 
 #[tokio::test]
 async fn an_invalid_content_md5_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let path = format!("/{BUCKET}/md5");
     let mut req = RawRequest::new("PUT", &path, b"payload");
     req.headers.push(("content-md5", "not base64!".into()));
@@ -203,7 +191,7 @@ async fn an_invalid_content_md5_is_refused() {
 
 #[tokio::test]
 async fn a_wrong_checksum_header_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let path = format!("/{BUCKET}/crc");
     let mut req = RawRequest::new("PUT", &path, b"payload");
     req.headers
@@ -244,7 +232,7 @@ async fn invalid_bucket_names_are_refused() {
 
 #[tokio::test]
 async fn keys_over_1024_bytes_or_not_utf8_are_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let long = "k".repeat(1025);
     let path = format!("/{BUCKET}/{long}");
     let resp = RawRequest::new("PUT", &path, b"x").send(server.port);
@@ -269,7 +257,7 @@ async fn keys_over_1024_bytes_or_not_utf8_are_refused() {
 
 #[tokio::test]
 async fn an_expired_presigned_url_is_refused() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = common::server_with_bucket(BUCKET).await;
     client
         .put_object()
         .bucket(BUCKET)
@@ -299,7 +287,7 @@ async fn an_expired_presigned_url_is_refused() {
 
 #[tokio::test]
 async fn out_of_range_reads_and_part_numbers_are_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     client
         .put_object()
         .bucket(BUCKET)

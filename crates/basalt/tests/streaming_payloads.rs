@@ -16,18 +16,6 @@ const SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 const SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
 const UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 
-async fn server_with_bucket() -> (Server, aws_sdk_s3::Client) {
-    let server = Server::start();
-    let client = server.client();
-    client
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create bucket");
-    (server, client)
-}
-
 /// 64 KiB, 64 KiB and 100 bytes: two full chunks and a short last one.
 fn three_chunks(seed: u64) -> Vec<Vec<u8>> {
     vec![
@@ -187,20 +175,14 @@ fn streaming_head(
     encoded_len: usize,
     time: SystemTime,
 ) -> (String, String, String) {
-    use aws_sigv4::http_request::{
-        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
     use aws_sigv4::sign::v4;
     let host = format!("127.0.0.1:{port}");
     let path = format!("/{BUCKET}/{key}");
     let url = format!("http://{host}{path}");
     let creds = aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
     let identity = creds.into();
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let settings = common::s3_signing_settings();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(REGION)
@@ -362,7 +344,7 @@ fn the_test_crc32_is_the_ieee_one() {
 
 #[tokio::test]
 async fn signed_chunks_are_stored_byte_for_byte() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(11);
     let resp = put_signed(&server, "signed", &chunks, None, Fault::None);
     assert_eq!(status_of(&resp), 200, "{resp}");
@@ -371,7 +353,7 @@ async fn signed_chunks_are_stored_byte_for_byte() {
 
 #[tokio::test]
 async fn a_chunk_altered_after_signing_is_refused_and_nothing_is_stored() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(21);
     let cases = [
         ("tampered-first", Fault::TamperData(0)),
@@ -393,7 +375,7 @@ async fn a_chunk_altered_after_signing_is_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn an_unsigned_body_with_a_trailing_crc32_is_stored_with_that_checksum() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(31);
     let data = chunks.concat();
     let crc = crc32_b64(&data);
@@ -413,7 +395,7 @@ async fn an_unsigned_body_with_a_trailing_crc32_is_stored_with_that_checksum() {
 
 #[tokio::test]
 async fn an_unsigned_body_with_a_wrong_trailing_crc32_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(41);
     let wrong = crc32_b64(b"something else");
     let resp = put_unsigned_trailer(
@@ -428,7 +410,7 @@ async fn an_unsigned_body_with_a_wrong_trailing_crc32_is_refused() {
 
 #[tokio::test]
 async fn signed_chunks_with_a_signed_crc32_trailer_are_stored_with_that_checksum() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(51);
     let data = chunks.concat();
     let crc = crc32_b64(&data);
@@ -449,7 +431,7 @@ async fn signed_chunks_with_a_signed_crc32_trailer_are_stored_with_that_checksum
 
 #[tokio::test]
 async fn a_signed_trailer_that_is_forged_or_wrong_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks = three_chunks(61);
     let crc = crc32_b64(&chunks.concat());
 
@@ -514,7 +496,7 @@ async fn chunk_files_settled(server: &Server) -> usize {
 async fn a_large_refused_upload_leaves_no_chunk_files() {
     // 6 MiB in 64 KiB aws-chunks: the first 4 MiB storage chunk is being written when the
     // fault arrives.
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = common::server_with_bucket(BUCKET).await;
     let chunks: Vec<Vec<u8>> = (0..96)
         .map(|i| common::bytes_of(64 << 10, 70 + i))
         .collect();

@@ -765,6 +765,24 @@ mod tests {
             .unwrap();
     }
 
+    async fn create_upload(store: &RedbStore, upload_id: &str) {
+        let record = UploadRecord {
+            initiated_ms: 0,
+            headers: StandardHeaders::default(),
+            user_metadata: vec![],
+            checksum_algorithm: None,
+        };
+        store
+            .execute(Command::CreateUpload {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: upload_id.into(),
+                record,
+            })
+            .await
+            .unwrap();
+    }
+
     fn put(key: &str, record: ObjectRecord, precondition: Option<Precondition>) -> Command {
         Command::PutObject {
             bucket: "b".into(),
@@ -922,21 +940,7 @@ mod tests {
     async fn completing_an_upload_checks_parts_and_frees_the_unlisted_ones() {
         let (_dir, store) = open();
         bucket(&store, "b").await;
-        let upload = UploadRecord {
-            initiated_ms: 0,
-            headers: StandardHeaders::default(),
-            user_metadata: vec![],
-            checksum_algorithm: None,
-        };
-        store
-            .execute(Command::CreateUpload {
-                bucket: "b".into(),
-                key: "k".into(),
-                upload_id: "u1".into(),
-                record: upload,
-            })
-            .await
-            .unwrap();
+        create_upload(&store, "u1").await;
         for (n, size) in [(1u32, 10u64), (2, 3), (3, 10)] {
             let record = PartRecord {
                 size,
@@ -1041,21 +1045,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let upload = UploadRecord {
-            initiated_ms: 0,
-            headers: StandardHeaders::default(),
-            user_metadata: vec![],
-            checksum_algorithm: None,
-        };
-        store
-            .execute(Command::CreateUpload {
-                bucket: "b".into(),
-                key: "k".into(),
-                upload_id: "u".into(),
-                record: upload,
-            })
-            .await
-            .unwrap();
+        create_upload(&store, "u").await;
         let record = PartRecord {
             size: 1,
             etag: "p".into(),

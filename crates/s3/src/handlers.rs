@@ -173,6 +173,36 @@ fn part_number_of(n: i32) -> S3Result<u32> {
     }
 }
 
+/// GET and HEAD take the same inputs, under the same names, in two s3s types: look the object
+/// up, check its conditions, plan the range and describe it once for both.
+macro_rules! prepare_read {
+    ($self:ident, $input:ident) => {{
+        let record = $self
+            .store
+            .head_object(&$input.bucket, &$input.key)
+            .await
+            .or_s3()?;
+        check_read_conditions(
+            &record,
+            $input.if_match.as_ref(),
+            $input.if_none_match.as_ref(),
+            $input.if_modified_since.as_ref(),
+            $input.if_unmodified_since.as_ref(),
+        )?;
+        let plan = plan_read(&record, $input.part_number, $input.range)?;
+        let overrides = Overrides {
+            content_type: $input.response_content_type,
+            content_encoding: $input.response_content_encoding,
+            content_disposition: $input.response_content_disposition,
+            content_language: $input.response_content_language,
+            cache_control: $input.response_cache_control,
+            expires: $input.response_expires,
+        };
+        let output = describe(&record, &plan, overrides, $input.checksum_mode.is_some());
+        (record, plan, output)
+    }};
+}
+
 /// Which bytes a GET or HEAD covers, and how the response describes them.
 struct ReadPlan {
     range: std::ops::Range<u64>,
@@ -516,28 +546,7 @@ impl S3 for BasaltS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let record = self
-            .store
-            .head_object(&input.bucket, &input.key)
-            .await
-            .or_s3()?;
-        check_read_conditions(
-            &record,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        let plan = plan_read(&record, input.part_number, input.range)?;
-        let overrides = Overrides {
-            content_type: input.response_content_type,
-            content_encoding: input.response_content_encoding,
-            content_disposition: input.response_content_disposition,
-            content_language: input.response_content_language,
-            cache_control: input.response_cache_control,
-            expires: input.response_expires,
-        };
-        let mut output = describe(&record, &plan, overrides, input.checksum_mode.is_some());
+        let (record, plan, mut output) = prepare_read!(self, input);
         let stream = self.store.read(&record, plan.range.clone()).await.or_s3()?;
         output.body = Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(
             stream.map_err(|e| std::io::Error::other(e.to_string())),
@@ -551,28 +560,7 @@ impl S3 for BasaltS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let record = self
-            .store
-            .head_object(&input.bucket, &input.key)
-            .await
-            .or_s3()?;
-        check_read_conditions(
-            &record,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )?;
-        let plan = plan_read(&record, input.part_number, input.range)?;
-        let overrides = Overrides {
-            content_type: input.response_content_type,
-            content_encoding: input.response_content_encoding,
-            content_disposition: input.response_content_disposition,
-            content_language: input.response_content_language,
-            cache_control: input.response_cache_control,
-            expires: input.response_expires,
-        };
-        let g = describe(&record, &plan, overrides, input.checksum_mode.is_some());
+        let (_, plan, g) = prepare_read!(self, input);
         let output = HeadObjectOutput {
             accept_ranges: g.accept_ranges,
             content_length: g.content_length,

@@ -282,10 +282,7 @@ impl<'a> RawRequest<'a> {
     /// The request line and signed headers. With `unsigned_payload` the body is not part of
     /// the signature, so it can be streamed after the head.
     pub fn head(&self, port: u16, unsigned_payload: bool) -> String {
-        use aws_sigv4::http_request::{
-            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-            SigningSettings, UriPathNormalizationMode, sign,
-        };
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
         use aws_sigv4::sign::v4;
         let host = self
             .host
@@ -295,10 +292,7 @@ impl<'a> RawRequest<'a> {
         let creds =
             aws_credential_types::Credentials::new(ACCESS_KEY, self.secret, None, None, "test");
         let identity = creds.into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let settings = s3_signing_settings();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -342,4 +336,29 @@ pub fn status_of(response: &str) -> u16 {
         .get(9..12)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// SigV4 settings as S3 uses them: paths signed as sent, payload hash in a header.
+pub fn s3_signing_settings() -> aws_sigv4::http_request::SigningSettings {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SigningSettings, UriPathNormalizationMode,
+    };
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings
+}
+
+/// A fresh server with one bucket, and a client for it.
+pub async fn server_with_bucket(bucket: &str) -> (Server, aws_sdk_s3::Client) {
+    let server = Server::start();
+    let client = server.client();
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    (server, client)
 }
