@@ -3,19 +3,127 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use basalt_object::Redundancy;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
+
+/// Where a node keeps its data: shared by `server` and `fsck`.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// A drive (a directory, normally a mount point); repeat for several drives, or give a
+    /// pattern like /data{1...6} [default: ./basalt-data]
+    #[arg(long = "data", env = "BASALT_DATA", value_delimiter = ',')]
+    pub data: Vec<String>,
+    /// Directory of the metadata database and root credentials [default: the first drive]
+    #[arg(long, env = "BASALT_META_DIR")]
+    pub meta_dir: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    /// The drives (patterns expanded) and the metadata directory; `fallback` applies when no
+    /// drive is given.
+    pub fn resolve(&self, fallback: Option<&[PathBuf]>) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
+        let mut drives = Vec::new();
+        for pattern in &self.data {
+            drives.extend(expand_braces(pattern)?.into_iter().map(PathBuf::from));
+        }
+        if drives.is_empty() {
+            drives = fallback.map_or_else(|| vec![PathBuf::from("basalt-data")], <[_]>::to_vec);
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = drives.iter().find(|d| !seen.insert(*d)) {
+            bail!("drive {} is given twice", dup.display());
+        }
+        let meta_dir = self.meta_dir.clone().unwrap_or_else(|| drives[0].clone());
+        Ok((drives, meta_dir))
+    }
+}
+
+/// Expands `{a...b}` (integers, as MinIO writes them) in a drive path: `/d{1...3}` is `/d1`,
+/// `/d2`, `/d3`. Several patterns multiply.
+pub fn expand_braces(pattern: &str) -> anyhow::Result<Vec<String>> {
+    let Some(open) = pattern.find('{') else {
+        return Ok(vec![pattern.to_owned()]);
+    };
+    let close = pattern[open..]
+        .find('}')
+        .map(|i| open + i)
+        .with_context(|| format!("unclosed brace in {pattern}"))?;
+    let inner = &pattern[open + 1..close];
+    let (from, to) = inner
+        .split_once("...")
+        .with_context(|| format!("{pattern}: a brace holds a range like {{1...6}}"))?;
+    let width = if from.starts_with('0') { from.len() } else { 0 };
+    let (from, to): (u32, u32) = (
+        from.parse()
+            .with_context(|| format!("{pattern}: {from} is not a number"))?,
+        to.parse()
+            .with_context(|| format!("{pattern}: {to} is not a number"))?,
+    );
+    if from > to || to - from >= 4096 {
+        bail!("{pattern}: the range {from}...{to} is empty or too large");
+    }
+    let mut out = Vec::new();
+    for n in from..=to {
+        let head = format!("{}{n:0width$}", &pattern[..open]);
+        for tail in expand_braces(&pattern[close + 1..])? {
+            out.push(format!("{head}{tail}"));
+        }
+    }
+    Ok(out)
+}
+
+/// A pause between runs of a background task; `None`: never run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Option<Duration>);
+
+fn parse_interval_arg(s: &str) -> Result<Interval, String> {
+    parse_interval(s).map(Interval)
+}
+
+/// Parses a duration like `90s`, `15m`, `24h`, `7d` (seconds without a unit); `0` or `off`
+/// means never.
+pub fn parse_interval(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    if s == "0" || s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (90s, 15m, 24h, 7d, off)"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
+    };
+    Ok(Some(Duration::from_secs(seconds)))
+}
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Address of the S3 listener [default: 127.0.0.1:9000]
     #[arg(long, env = "BASALT_ADDRESS")]
     pub address: Option<SocketAddr>,
-    /// Data directory [default: ./basalt-data]
-    #[arg(long, env = "BASALT_DATA")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Redundancy of new chunks: none, replica:N or ec:K+M [default: from the drive count:
+    /// 1 none, 2 replica:2, 3 ec:2+1, 4-5 ec:(n-2)+2, 6-11 ec:4+2, 12+ ec:8+4]
+    #[arg(long, env = "BASALT_REDUNDANCY")]
+    pub redundancy: Option<Redundancy>,
+    /// Pause between background scrubs that re-read and verify every shard (90s, 15m, 24h,
+    /// off) [default: 24h]
+    #[arg(long, env = "BASALT_SCRUB_INTERVAL", value_parser = parse_interval_arg)]
+    pub scrub_interval: Option<Interval>,
+    /// Most bytes per second a scrub reads [default: 64MiB]
+    #[arg(long, env = "BASALT_SCRUB_RATE", value_parser = basalt_bench::parse_size)]
+    pub scrub_rate: Option<u64>,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -45,7 +153,11 @@ pub struct ServerArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     address: Option<SocketAddr>,
-    data: Option<PathBuf>,
+    data: Option<DataPaths>,
+    meta_dir: Option<PathBuf>,
+    redundancy: Option<String>,
+    scrub_interval: Option<String>,
+    scrub_rate: Option<u64>,
     region: Option<String>,
     domains: Option<Vec<String>>,
     chunk_size: Option<usize>,
@@ -56,10 +168,22 @@ struct FileConfig {
     root_password: Option<String>,
 }
 
+/// `data = "/d1"` or `data = ["/d1", "/d{2...6}"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DataPaths {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub address: SocketAddr,
-    pub data: PathBuf,
+    pub drives: Vec<PathBuf>,
+    pub meta_dir: PathBuf,
+    pub redundancy: Option<Redundancy>,
+    pub scrub_interval: Option<Duration>,
+    pub scrub_rate: u64,
     pub region: String,
     pub domains: Vec<String>,
     pub chunk_size: usize,
@@ -77,15 +201,44 @@ impl ServerConfig {
             None => FileConfig::default(),
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let file_drives = match &file.data {
+            Some(DataPaths::One(p)) => expand_braces(p)?,
+            Some(DataPaths::Many(ps)) => {
+                let mut all = Vec::new();
+                for p in ps {
+                    all.extend(expand_braces(p)?);
+                }
+                all
+            }
+            None => Vec::new(),
+        };
+        let file_drives: Vec<PathBuf> = file_drives.into_iter().map(PathBuf::from).collect();
+        let mut storage = args.storage;
+        if storage.meta_dir.is_none() {
+            storage.meta_dir = file.meta_dir.clone();
+        }
+        let (drives, meta_dir) =
+            storage.resolve((!file_drives.is_empty()).then_some(file_drives.as_slice()))?;
+        let redundancy = match (args.redundancy, &file.redundancy) {
+            (Some(r), _) => Some(r),
+            (None, Some(text)) => Some(text.parse().map_err(anyhow::Error::msg)?),
+            (None, None) => None,
+        };
+        let scrub_interval = match (args.scrub_interval, &file.scrub_interval) {
+            (Some(i), _) => i.0,
+            (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
+            (None, None) => Some(Duration::from_secs(24 * 3600)),
+        };
         let config = Self {
             address: args
                 .address
                 .or(file.address)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
-            data: args
-                .data
-                .or(file.data)
-                .unwrap_or_else(|| PathBuf::from("basalt-data")),
+            drives,
+            meta_dir,
+            redundancy,
+            scrub_interval,
+            scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
             region: args
                 .region
                 .or(file.region)
@@ -128,7 +281,13 @@ mod tests {
     fn args() -> ServerArgs {
         ServerArgs {
             address: None,
-            data: None,
+            storage: StorageArgs {
+                data: vec![],
+                meta_dir: None,
+            },
+            redundancy: None,
+            scrub_interval: None,
+            scrub_rate: None,
             region: None,
             domains: vec![],
             config: None,
@@ -154,7 +313,39 @@ mod tests {
         let c = ServerConfig::resolve(a).unwrap();
         assert_eq!(c.address.port(), 9200);
         assert_eq!(c.region, "eu-west-1");
-        assert_eq!(c.data, PathBuf::from("basalt-data"));
+        assert_eq!(c.drives, vec![PathBuf::from("basalt-data")]);
+        assert_eq!(c.meta_dir, PathBuf::from("basalt-data"));
+    }
+
+    #[test]
+    fn drive_patterns_expand_and_the_file_may_list_drives() {
+        assert_eq!(expand_braces("/d{1...3}").unwrap(), ["/d1", "/d2", "/d3"]);
+        assert_eq!(
+            expand_braces("/n{1...2}/d{08...09}").unwrap(),
+            ["/n1/d08", "/n1/d09", "/n2/d08", "/n2/d09"]
+        );
+        assert!(expand_braces("/d{3...1}").is_err());
+        assert!(expand_braces("/d{1..3}").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(
+            &path,
+            "data = [\"/a\", \"/b{1...2}\"]\nredundancy = \"ec:2+1\"\nscrub_interval = \"off\"\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let c = ServerConfig::resolve(a).unwrap();
+        assert_eq!(c.drives.len(), 3);
+        assert_eq!(c.meta_dir, PathBuf::from("/a"));
+        assert_eq!(c.redundancy, Some("ec:2+1".parse().unwrap()));
+        assert_eq!(c.scrub_interval, None);
+        assert_eq!(
+            parse_interval("15m").unwrap(),
+            Some(Duration::from_secs(900))
+        );
+        assert!(parse_interval("15x").is_err());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The `basalt` binary: command line, configuration and wiring. The layers live in the
 //! library crates; this file only puts them together.
 
+mod admin;
 mod bench;
 mod config;
+mod fsck;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,10 @@ enum Command {
     Server(config::ServerArgs),
     /// Load-test any S3 endpoint: ops/s, MB/s and latency percentiles per operation.
     Bench(bench::BenchArgs),
+    /// Administer a running node: status, heal.
+    Admin(admin::AdminArgs),
+    /// Check a stopped node's drives and metadata; --repair fixes what can be fixed.
+    Fsck(fsck::FsckArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,13 +46,22 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(server::run(config))
         }
-        Command::Bench(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(bench::run(args))
+        Command::Bench(args) => client_runtime()?.block_on(bench::run(args)),
+        Command::Admin(args) => client_runtime()?.block_on(admin::run(args)),
+        Command::Fsck(args) => {
+            if client_runtime()?.block_on(fsck::run(args))? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }
     }
+}
+
+fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 fn init_tracing() {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use basalt_object::{ObjectConfig, ObjectStore};
+use basalt_object::{ObjectConfig, ObjectStore, ScrubSchedule};
 use basalt_s3::{FrontConfig, build_service};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -18,17 +18,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const CREDENTIALS_FILE: &str = "root-credentials";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    let data = config.data.clone();
+    let (drives, meta_dir) = (config.drives.clone(), config.meta_dir.clone());
     let object_config = ObjectConfig {
         chunk_size: config.chunk_size,
         inline_threshold: config.inline_threshold,
         min_part_size: config.min_part_size,
         meta_cache_bytes: config.meta_cache,
+        redundancy: config.redundancy,
     };
     let store =
-        tokio::task::spawn_blocking(move || ObjectStore::open_single_drive(&data, object_config))
+        tokio::task::spawn_blocking(move || ObjectStore::open(&drives, &meta_dir, object_config))
             .await?
-            .with_context(|| format!("opening the store at {}", config.data.display()))?;
+            .with_context(|| format!("opening the store at {}", config.meta_dir.display()))?;
     let (access_key, secret_key) = root_credentials(&config)?;
 
     let service = build_service(
@@ -52,8 +53,18 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if removed > 0 {
         tracing::info!(removed, "removed chunks left by interrupted writes");
     }
+    store.start_background(ScrubSchedule {
+        interval: config.scrub_interval,
+        bytes_per_second: config.scrub_rate,
+    });
     service.set_ready(true);
-    tracing::info!(address = %listener.local_addr()?, data = %config.data.display(), "basalt is serving S3");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        drives = config.drives.len(),
+        redundancy = %store.redundancy(),
+        meta = %config.meta_dir.display(),
+        "basalt is serving S3"
+    );
 
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1()
@@ -127,7 +138,7 @@ fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
     if config.root_user.is_some() != config.root_password.is_some() {
         anyhow::bail!("set both BASALT_ROOT_USER and BASALT_ROOT_PASSWORD, or neither");
     }
-    let path = config.data.join(CREDENTIALS_FILE);
+    let path = config.meta_dir.join(CREDENTIALS_FILE);
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut lines = text.lines();
         if let (Some(user), Some(password)) = (lines.next(), lines.next()) {

@@ -277,15 +277,18 @@ async fn verify(client: &aws_sdk_s3::Client, model: &Model) -> u64 {
     expected_chunks
 }
 
-fn chunk_files(data: &std::path::Path) -> (u64, u64) {
+/// Shard files and leftover temporary files across the drives.
+fn chunk_files(drives: &[std::path::PathBuf]) -> (u64, u64) {
     let (mut files, mut tmp) = (0, 0);
-    for dir in std::fs::read_dir(data.join("chunks")).expect("chunks dir") {
-        for f in std::fs::read_dir(dir.expect("entry").path()).expect("fan-out dir") {
-            let name = f.expect("entry").file_name();
-            if name.to_string_lossy().ends_with(".tmp") {
-                tmp += 1;
-            } else {
-                files += 1;
+    for drive in drives {
+        for dir in std::fs::read_dir(drive.join("chunks")).expect("chunks dir") {
+            for f in std::fs::read_dir(dir.expect("entry").path()).expect("fan-out dir") {
+                let name = f.expect("entry").file_name();
+                if name.to_string_lossy().ends_with(".tmp") {
+                    tmp += 1;
+                } else {
+                    files += 1;
+                }
             }
         }
     }
@@ -298,11 +301,39 @@ async fn acknowledged_writes_survive_sigkill_at_any_point() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    // The test owns the data directory: it must outlive every server process.
+    crash_rounds(rounds, 1, None).await;
+}
+
+/// The same workload on a six-drive node writing every chunk as an ec:4+2 stripe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_sigkill_on_an_erasure_coded_node() {
+    let rounds: usize = std::env::var("BASALT_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    crash_rounds(rounds, 6, Some("ec:4+2")).await;
+}
+
+async fn crash_rounds(rounds: usize, drive_count: usize, redundancy: Option<&str>) {
+    // The test owns the drives: they must outlive every server process.
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let drives: Vec<_> = (1..=drive_count)
+        .map(|i| dir.path().join(format!("d{i}")))
+        .collect();
+    let shards_per_chunk = drive_count as u64;
+    let mut extra = Vec::new();
+    for d in &drives[1..] {
+        extra.push("--data".to_owned());
+        extra.push(d.display().to_string());
+    }
+    if let Some(r) = redundancy {
+        extra.push("--redundancy".to_owned());
+        extra.push(r.to_owned());
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let data = drives[0].clone();
     let port = common::free_port();
-    let mut server = Server::start_on(&data, port);
+    let mut server = Server::start_on_with(&data, port, &extra);
     server
         .client()
         .create_bucket()
@@ -344,16 +375,17 @@ async fn acknowledged_writes_survive_sigkill_at_any_point() {
             acknowledged += t.await.expect("writer task");
         }
 
-        server = Server::start_on(&data, port);
+        server = Server::start_on_with(&data, port, &extra);
         let expected_chunks = verify(&server.client(), &model).await;
-        let (files, tmp) = chunk_files(&data);
+        let (files, tmp) = chunk_files(&drives);
         assert_eq!(
             tmp, 0,
             "round {round}: temporary chunk files survived the restart"
         );
         assert_eq!(
-            files, expected_chunks,
-            "round {round}: chunk files of interrupted or deleted writes were not reclaimed"
+            files,
+            expected_chunks * shards_per_chunk,
+            "round {round}: shard files of interrupted or deleted writes were not reclaimed"
         );
     }
     eprintln!("{rounds} crash rounds, {acknowledged} acknowledged operations verified");

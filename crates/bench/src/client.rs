@@ -130,6 +130,17 @@ impl S3Client {
         })
     }
 
+    /// A signed request to any path of the endpoint (an admin API, say): its status and body.
+    pub async fn signed_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), BenchError> {
+        let r = self.send(method, path, "", body, &[], true).await?;
+        Ok((r.status, r.body.unwrap_or_default()))
+    }
+
     fn check(op: &'static str, r: Response) -> Result<Response, BenchError> {
         if r.status.is_success() {
             Ok(r)

@@ -13,4 +13,14 @@ pub enum DataError {
     Io(#[from] std::io::Error),
     #[error("the chunk store is poisoned by an earlier fsync failure; restart the node")]
     Poisoned,
+    #[error("only {readable} of the {needed} shards needed to rebuild the chunk are readable")]
+    TooFewShards { readable: usize, needed: usize },
+    #[error(
+        "only {written} of the {needed} shards a write needs reached their drives; too many drives are unavailable"
+    )]
+    WriteQuorum { written: usize, needed: usize },
+    #[error("drive layout: {0}")]
+    Layout(String),
+    #[error("erasure codec: {0}")]
+    Codec(String),
 }

@@ -23,19 +23,33 @@ struct Inner {
 }
 
 impl ChunkStore {
-    /// Opens the chunk directory of a drive, creating its fan-out directories.
-    pub fn open(drive: &Path) -> Result<Self, DataError> {
-        let root = drive.join("chunks");
-        for b in 0..=255u8 {
-            fs::create_dir_all(root.join(format!("{b:02x}")))?;
-        }
-        sync_dir(drive)?;
-        Ok(Self {
+    /// The chunk files of the drive at `drive`; nothing is touched until
+    /// [`ChunkStore::prepare_blocking`] or the first write.
+    pub fn new(drive: &Path) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                root,
+                root: drive.join("chunks"),
                 poisoned: AtomicBool::new(false),
             }),
-        })
+        }
+    }
+
+    /// Opens the chunk directory of a drive, creating its fan-out directories.
+    pub fn open(drive: &Path) -> Result<Self, DataError> {
+        let store = Self::new(drive);
+        store.prepare_blocking()?;
+        Ok(store)
+    }
+
+    /// Creates the fan-out directories (a new or replaced drive). Blocking.
+    pub fn prepare_blocking(&self) -> Result<(), DataError> {
+        for b in 0..=255u8 {
+            fs::create_dir_all(self.inner.root.join(format!("{b:02x}")))?;
+        }
+        if let Some(drive) = self.inner.root.parent() {
+            sync_dir(drive)?;
+        }
+        Ok(())
     }
 
     fn path_of(&self, id: ChunkId) -> PathBuf {
@@ -70,7 +84,6 @@ impl ChunkStore {
     /// entry not yet: the caller writes every chunk of an object into one group and then calls
     /// [`ChunkStore::sync_group_blocking`] once before the chunks are referenced. Blocking.
     pub fn write_in_group_blocking(&self, group: u8, data: &[u8]) -> Result<ChunkInfo, DataError> {
-        self.check_poison()?;
         let len =
             u32::try_from(data.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
         let info = ChunkInfo {
@@ -78,12 +91,28 @@ impl ChunkStore {
             len,
             crc32c: chunk_file::crc32c(data),
         };
-        tracing::debug!(chunk = %info.id, len, "writing chunk");
+        self.write_file_blocking(&info, data)?;
+        Ok(info)
+    }
+
+    /// Writes the file of a chunk whose id and checksum the caller chose (a shard of a stripe),
+    /// fsynced; its directory entry becomes durable with [`ChunkStore::sync_group_blocking`].
+    /// Blocking.
+    pub fn write_file_blocking(&self, info: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
+        self.check_poison()?;
+        if u64::from(info.len) != data.len() as u64 {
+            return Err(io::Error::other("chunk length does not match its data").into());
+        }
+        tracing::trace!(chunk = %info.id, len = info.len, "writing chunk");
         let path = self.path_of(info.id);
         let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         let written = file
-            .write_all(&chunk_file::header(u64::from(len), info.crc32c))
+            .write_all(&chunk_file::header(u64::from(info.len), info.crc32c))
             .and_then(|()| file.write_all(data));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
@@ -92,13 +121,16 @@ impl ChunkStore {
         file.sync_data().map_err(|e| self.fsync_failed(e))?;
         drop(file);
         fs::rename(&tmp, &path)?;
-        Ok(info)
+        Ok(())
     }
 
     /// Makes the directory entries of every chunk written into `group` durable. Blocking.
     pub fn sync_group_blocking(&self, group: u8) -> Result<(), DataError> {
         self.check_poison()?;
-        sync_dir(&self.inner.root.join(format!("{group:02x}"))).map_err(|e| self.fsync_failed(e))
+        // A directory that cannot be opened (a drive that vanished) is an I/O error; only a
+        // failed fsync may have lost pages and poisons the store.
+        let dir = File::open(self.inner.root.join(format!("{group:02x}")))?;
+        dir.sync_all().map_err(|e| self.fsync_failed(e))
     }
 
     /// Reads and verifies a whole chunk. Blocking: call from a blocking thread.
@@ -133,6 +165,16 @@ impl ChunkStore {
     /// Every chunk file on the drive; leftover temporary files (a write cut off by a crash)
     /// are removed on the way. Blocking.
     pub fn scan_blocking(&self) -> Result<Vec<ChunkId>, DataError> {
+        self.scan_files_blocking(true).map(|(ids, _)| ids)
+    }
+
+    /// Every chunk file on the drive, and the temporary files left by cut-off writes (removed
+    /// when `remove_temporary` is set, else only counted). Blocking.
+    pub fn scan_files_blocking(
+        &self,
+        remove_temporary: bool,
+    ) -> Result<(Vec<ChunkId>, usize), DataError> {
+        let mut temporary = 0;
         let mut ids = Vec::new();
         for dir in fs::read_dir(&self.inner.root)? {
             let dir = dir?;
@@ -144,13 +186,16 @@ impl ChunkStore {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if name.ends_with(TMP_SUFFIX) {
-                    fs::remove_file(entry.path())?;
+                    temporary += 1;
+                    if remove_temporary {
+                        fs::remove_file(entry.path())?;
+                    }
                 } else if let Some(id) = ChunkId::from_hex(name) {
                     ids.push(id);
                 }
             }
         }
-        Ok(ids)
+        Ok((ids, temporary))
     }
 
     pub async fn write(&self, data: Bytes) -> Result<ChunkInfo, DataError> {
@@ -180,7 +225,7 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| DataError::Io(io::Error::other(format!("blocking task failed: {e}"))))?
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

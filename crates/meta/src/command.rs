@@ -1,7 +1,7 @@
 //! The commands of the metadata state machine. Each is applied atomically; a command that is
 //! refused (its error is returned) changes nothing.
 
-use crate::record::{BucketRecord, ChunkRef, ObjectRecord, PartRecord, UploadRecord};
+use crate::record::{BucketRecord, ObjectRecord, PartRecord, StripeRef, UploadRecord};
 
 /// A condition on the current object, checked inside the transaction that writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct CompleteUpload {
 /// deletes their files once the command is durable.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    pub garbage: Vec<ChunkRef>,
+    pub garbage: Vec<StripeRef>,
     /// For `CompleteUpload`: the object as written.
     pub object: Option<ObjectRecord>,
     /// For `DeleteObject`: whether an object was there.
@@ -87,15 +87,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn garbage_of(record: Option<&ObjectRecord>) -> Vec<ChunkRef> {
+    pub(crate) fn garbage_of(record: Option<&ObjectRecord>) -> Vec<StripeRef> {
         record
-            .map(|r| r.details.payload.chunks().to_vec())
+            .map(|r| r.details.payload.stripes())
             .unwrap_or_default()
     }
 
-    pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<ChunkRef> {
-        record
-            .map(|r| r.payload.chunks().to_vec())
-            .unwrap_or_default()
+    pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<StripeRef> {
+        record.map(|r| r.payload.stripes()).unwrap_or_default()
     }
 }

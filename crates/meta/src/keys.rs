@@ -13,6 +13,14 @@ pub fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// Splits an object key into (bucket, key).
+pub fn split_object_key(raw: &[u8]) -> Option<(String, String)> {
+    let sep = raw.iter().position(|b| *b == 0)?;
+    let bucket = std::str::from_utf8(&raw[..sep]).ok()?;
+    let key = std::str::from_utf8(&raw[sep + 1..]).ok()?;
+    Some((bucket.to_owned(), key.to_owned()))
+}
+
 /// The range start of all entries of a bucket (inclusive) and its end (exclusive).
 pub fn bucket_range(bucket: &str) -> (Vec<u8>, Vec<u8>) {
     let mut start = bucket.as_bytes().to_vec();

@@ -31,8 +31,11 @@ mod store;
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, ObjectDetails, ObjectRecord,
-    ObjectSummary, PartRecord, Payload, StandardHeaders, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, ObjectDetails, ObjectRecord,
+    ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, UploadRecord,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
-pub use store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};
+pub use store::{
+    ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
+    UploadListing,
+};

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::MetaError;
 
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 2 added [`Payload::Stripes`] (erasure-coded and replicated chunks across drives).
+/// The change only appends an enum variant, so version-1 records decode with the same types.
+pub const FORMAT_VERSION: u8 = 2;
+const OLDEST_READABLE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION];
@@ -19,7 +22,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn body(bytes: &[u8]) -> Result<&[u8], MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => Ok(rest),
+        Some((&v, rest)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => Ok(rest),
         Some((&v, _)) => Err(MetaError::UnsupportedFormat(v)),
         None => Err(MetaError::Corrupt("empty record".into())),
     }
@@ -42,7 +45,8 @@ pub struct BucketRecord {
     pub created_ms: i64,
 }
 
-/// Where one chunk of an object lives and how to check it.
+/// A chunk file on the node's only drive (format version 1); read as shard 0 of a stripe
+/// with [`Codec::None`] on drive 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {
     pub id: [u8; 16],
@@ -50,19 +54,72 @@ pub struct ChunkRef {
     pub crc32c: u32,
 }
 
+/// How a stripe's shards were made from its chunk. Recorded per stripe, so a change of the
+/// node's policy never affects data already written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Codec {
+    /// One shard: the chunk.
+    None,
+    /// Identical copies.
+    Replica { copies: u8 },
+    /// Reed–Solomon over GF(2^16) in the Leopard-RS construction, as `reed-solomon-simd` 3
+    /// computes it: `data` shards (the chunk cut in equal, even-length pieces, the last
+    /// zero-padded) then `parity` recovery shards.
+    ReedSolomonLeopard { data: u8, parity: u8 },
+}
+
+/// Where one shard of a stripe was written and its CRC32C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// Index of the drive in the node's drive set.
+    pub drive: u16,
+    pub crc32c: u32,
+}
+
+/// One chunk of an object, stored as a stripe of shards on distinct drives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StripeRef {
+    /// Shard `i`'s file id is this id with its last byte XORed with `i`.
+    pub id: [u8; 16],
+    /// Bytes of the chunk.
+    pub len: u32,
+    pub codec: Codec,
+    /// In shard order: data shards, then parity.
+    pub shards: Vec<ShardRef>,
+}
+
+impl From<&ChunkRef> for StripeRef {
+    fn from(c: &ChunkRef) -> Self {
+        Self {
+            id: c.id,
+            len: c.len,
+            codec: Codec::None,
+            shards: vec![ShardRef {
+                drive: 0,
+                crc32c: c.crc32c,
+            }],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     /// Small objects live in their record: one metadata commit, no chunk file. Encoded as a
     /// byte string (the same bytes postcard gives a sequence of `u8`, without a per-byte call).
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Chunk files on one drive (format version 1).
     Chunks(Vec<ChunkRef>),
+    /// Chunks as stripes across drives (format version 2).
+    Stripes(Vec<StripeRef>),
 }
 
 impl Payload {
-    pub fn chunks(&self) -> &[ChunkRef] {
+    /// The payload's chunks as stripes, in object order (version-1 chunks converted).
+    pub fn stripes(&self) -> Vec<StripeRef> {
         match self {
-            Payload::Inline(_) => &[],
-            Payload::Chunks(c) => c,
+            Payload::Inline(_) => Vec::new(),
+            Payload::Chunks(c) => c.iter().map(StripeRef::from).collect(),
+            Payload::Stripes(s) => s.clone(),
         }
     }
 }

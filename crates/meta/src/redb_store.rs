@@ -13,10 +13,13 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, ChunkRef, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload,
+    BucketRecord, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload, StripeRef,
     UploadRecord, decode, decode_summary, encode,
 };
-use crate::store::{ListEntry, ListPage, MetaStore, PartListing, UploadListing};
+use crate::store::{
+    ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
+    UploadListing,
+};
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
@@ -290,7 +293,7 @@ impl<'txn> Tables<'txn> {
                 let garbage = self
                     .remove_parts(upload_id)?
                     .into_iter()
-                    .flat_map(|(_, p)| p.payload.chunks().to_vec())
+                    .flat_map(|(_, p)| p.payload.stripes())
                     .collect();
                 self.uploads
                     .remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
@@ -370,7 +373,7 @@ impl<'txn> Tables<'txn> {
             garbage.extend(
                 self.remove_parts(&id)?
                     .into_iter()
-                    .flat_map(|(_, p)| p.payload.chunks().to_vec()),
+                    .flat_map(|(_, p)| p.payload.stripes()),
             );
         }
         self.buckets.remove(name)?;
@@ -437,10 +440,10 @@ impl<'txn> Tables<'txn> {
                 user_metadata: upload.user_metadata,
                 checksums: Vec::new(),
                 part_sizes: chosen.iter().map(|(_, p)| p.size).collect(),
-                payload: Payload::Chunks(
+                payload: Payload::Stripes(
                     chosen
                         .iter()
-                        .flat_map(|(_, p)| p.payload.chunks().to_vec())
+                        .flat_map(|(_, p)| p.payload.stripes())
                         .collect(),
                 ),
             },
@@ -450,7 +453,7 @@ impl<'txn> Tables<'txn> {
         let listed_numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
         for (number, part) in self.remove_parts(upload_id)? {
             if listed_numbers.binary_search(&number).is_err() {
-                garbage.extend_from_slice(part.payload.chunks());
+                garbage.extend(part.payload.stripes());
             }
         }
         self.uploads
@@ -704,17 +707,73 @@ impl MetaStore for RedbStore {
         .await
     }
 
-    async fn referenced_chunks(&self) -> Result<Vec<ChunkRef>, MetaError> {
+    async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError> {
         self.read(|db| {
             let txn = db.begin_read()?;
             let mut out = Vec::new();
             for entry in txn.open_table(OBJECTS)?.iter()? {
                 let (_, v) = entry?;
-                out.extend_from_slice(decode::<ObjectRecord>(v.value())?.details.payload.chunks());
+                out.extend(decode::<ObjectRecord>(v.value())?.details.payload.stripes());
             }
             for entry in txn.open_table(PARTS)?.iter()? {
                 let (_, v) = entry?;
-                out.extend_from_slice(decode::<PartRecord>(v.value())?.payload.chunks());
+                out.extend(decode::<PartRecord>(v.value())?.payload.stripes());
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn payload_page(
+        &self,
+        after: Option<PayloadCursor>,
+        max: usize,
+    ) -> Result<Vec<PayloadEntry>, MetaError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let mut out = Vec::new();
+            let start_table = after.as_ref().map_or(0, PayloadCursor::table);
+            for table_id in start_table..=1u8 {
+                let table = txn.open_table(if table_id == 0 { OBJECTS } else { PARTS })?;
+                let range = match after.as_ref().filter(|c| c.table() == table_id) {
+                    Some(c) => table.range::<&[u8]>((
+                        std::ops::Bound::Excluded(c.key()),
+                        std::ops::Bound::Unbounded,
+                    ))?,
+                    None => table.iter()?,
+                };
+                for entry in range {
+                    if out.len() == max {
+                        return Ok(out);
+                    }
+                    let (k, v) = entry?;
+                    let raw = k.value();
+                    let (owner, payload) = if table_id == 0 {
+                        let (bucket, key) = keys::split_object_key(raw)
+                            .ok_or_else(|| MetaError::Corrupt("object key".into()))?;
+                        let record: ObjectRecord = decode(v.value())?;
+                        (PayloadOwner::Object { bucket, key }, record.details.payload)
+                    } else {
+                        let part_number = keys::part_number_of(raw)
+                            .ok_or_else(|| MetaError::Corrupt("part key".into()))?;
+                        let upload_id =
+                            String::from_utf8_lossy(&raw[..raw.len().saturating_sub(5)])
+                                .into_owned();
+                        let record: PartRecord = decode(v.value())?;
+                        (
+                            PayloadOwner::Part {
+                                upload_id,
+                                part_number,
+                            },
+                            record.payload,
+                        )
+                    };
+                    out.push(PayloadEntry {
+                        cursor: PayloadCursor::new(table_id, raw.to_vec()),
+                        owner,
+                        payload,
+                    });
+                }
             }
             Ok(out)
         })
@@ -725,7 +784,7 @@ impl MetaStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{ObjectDetails, StandardHeaders};
+    use crate::record::{ChunkRef, ObjectDetails, StandardHeaders};
     use crate::{CompletePart, Precondition};
 
     fn open() -> (tempfile::TempDir, RedbStore) {
@@ -792,6 +851,53 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn payload_pages_walk_every_object_and_part_once() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        for (i, key) in ["a", "b/c", "z"].iter().enumerate() {
+            store
+                .execute(put(key, object("e", i as u8), None))
+                .await
+                .unwrap();
+        }
+        create_upload(&store, "u1").await;
+        let part = PartRecord {
+            size: 1,
+            etag: "p".into(),
+            last_modified_ms: 0,
+            checksum: None,
+            payload: Payload::Chunks(vec![]),
+        };
+        store
+            .execute(Command::PutPart {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u1".into(),
+                part_number: 7,
+                record: part,
+            })
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.payload_page(cursor.clone(), 2).await.unwrap();
+            let Some(last) = page.last() else { break };
+            cursor = Some(last.cursor.clone());
+            seen.extend(page.into_iter().map(|e| e.owner.to_string()));
+        }
+        assert_eq!(
+            seen,
+            [
+                "object b/a",
+                "object b/b/c",
+                "object b/z",
+                "part 7 of upload u1"
+            ]
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn of_many_concurrent_if_none_match_writers_exactly_one_wins() {
         let (_dir, store) = open();
@@ -856,11 +962,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             out.garbage,
-            vec![ChunkRef {
+            vec![StripeRef::from(&ChunkRef {
                 id: [1; 16],
                 len: 1,
                 crc32c: 0
-            }]
+            })]
         );
         assert_eq!(
             store
@@ -1009,11 +1115,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             out.garbage,
-            vec![ChunkRef {
+            vec![StripeRef::from(&ChunkRef {
                 id: [2; 16],
                 len: 3,
                 crc32c: 0
-            }]
+            })]
         );
         let record = store.get_object("b", "k").await.unwrap().unwrap();
         assert_eq!(record.summary.size, 20);
@@ -1073,7 +1179,8 @@ mod tests {
             .unwrap();
         assert_eq!(out.garbage.len(), 1);
         assert!(store.get_bucket("b").await.unwrap().is_none());
-        assert!(store.referenced_chunks().await.unwrap().is_empty());
+        assert!(store.referenced_stripes().await.unwrap().is_empty());
+        assert!(store.payload_page(None, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

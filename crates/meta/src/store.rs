@@ -1,6 +1,6 @@
 use crate::{
-    BucketRecord, ChunkRef, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord,
-    UploadRecord,
+    BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
+    StripeRef, UploadRecord,
 };
 
 /// One entry of an object listing, in key order.
@@ -33,6 +33,54 @@ pub struct UploadListing {
 pub struct PartListing {
     pub part_number: u32,
     pub record: PartRecord,
+}
+
+/// A position in the walk of [`MetaStore::payload_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadCursor {
+    /// 0: objects, 1: parts.
+    table: u8,
+    key: Vec<u8>,
+}
+
+impl PayloadCursor {
+    pub(crate) fn new(table: u8, key: Vec<u8>) -> Self {
+        Self { table, key }
+    }
+
+    pub(crate) fn table(&self) -> u8 {
+        self.table
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// Which record a payload belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadOwner {
+    Object { bucket: String, key: String },
+    Part { upload_id: String, part_number: u32 },
+}
+
+impl std::fmt::Display for PayloadOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Object { bucket, key } => write!(f, "object {bucket}/{key}"),
+            Self::Part {
+                upload_id,
+                part_number,
+            } => write!(f, "part {part_number} of upload {upload_id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PayloadEntry {
+    pub cursor: PayloadCursor,
+    pub owner: PayloadOwner,
+    pub payload: Payload,
 }
 
 /// The metadata store. Implementations must apply each [`Command`] atomically and durably
@@ -82,6 +130,15 @@ pub trait MetaStore: Send + Sync + 'static {
         max_parts: usize,
     ) -> Result<(Vec<PartListing>, bool), MetaError>;
 
-    /// Every chunk any record references: the live set for garbage collection.
-    async fn referenced_chunks(&self) -> Result<Vec<ChunkRef>, MetaError>;
+    /// Every stripe any record references: the live set for garbage collection.
+    async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError>;
+
+    /// The payloads of objects and of uploaded parts, in a stable order, after `after` (a
+    /// cursor from an earlier page): how scrubbing, healing and fsck walk all data in bounded
+    /// memory.
+    async fn payload_page(
+        &self,
+        after: Option<PayloadCursor>,
+        max: usize,
+    ) -> Result<Vec<PayloadEntry>, MetaError>;
 }

@@ -34,6 +34,10 @@ pub enum ObjectError {
     Internal(String),
     #[error("the store is refusing writes after a storage failure; restart the node")]
     Unavailable,
+    #[error("{0}")]
+    InsufficientDrives(String),
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<MetaError> for ObjectError {
@@ -57,7 +61,10 @@ impl From<MetaError> for ObjectError {
 impl From<DataError> for ObjectError {
     fn from(e: DataError) -> Self {
         match e {
-            DataError::Corrupt { .. } | DataError::NotFound(_) => Self::Corrupt(e.to_string()),
+            DataError::Corrupt { .. } | DataError::NotFound(_) | DataError::TooFewShards { .. } => {
+                Self::Corrupt(e.to_string())
+            }
+            DataError::WriteQuorum { .. } => Self::InsufficientDrives(e.to_string()),
             DataError::Poisoned => Self::Unavailable,
             other => Self::Internal(other.to_string()),
         }

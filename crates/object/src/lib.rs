@@ -9,14 +9,19 @@
 
 mod digest;
 mod error;
+mod maintenance;
 mod stage;
 mod store;
 
+pub use basalt_data::Redundancy;
 pub use basalt_meta::{
     Checksum, ChecksumAlgorithm, CompletePart, ListEntry, ListPage, ObjectRecord, ObjectSummary,
     PartListing, Precondition, StandardHeaders, UploadListing, UploadRecord,
 };
 pub use digest::Digests;
 pub use error::ObjectError;
+pub use maintenance::{
+    FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
+};
 pub use stage::Staged;
 pub use store::{ByteStream, ObjectConfig, ObjectStore, ObjectWrite, now_ms};

@@ -1,10 +1,10 @@
-//! A body written to durable chunks but not yet visible: the window in which the caller
-//! checks the client's digests. Dropping it uncommitted deletes its chunks.
+//! A body written to durable stripes but not yet visible: the window in which the caller
+//! checks the client's digests. Dropping it uncommitted deletes its stripes.
 
-use basalt_data::{ChunkId, ChunkInfo, ChunkStore};
-use basalt_meta::{ChunkRef, Payload};
 use std::sync::{Arc, Mutex};
 
+use basalt_data::{ChunkId, Redundancy, ShardInfo, StripeInfo, StripeStore, WrittenStripe};
+use basalt_meta::{Codec, Payload, ShardRef, StripeRef};
 use bytes::Bytes;
 
 use crate::Digests;
@@ -13,54 +13,89 @@ pub struct Staged {
     pub size: u64,
     pub digests: Digests,
     pub(crate) inline: Option<Bytes>,
-    pub(crate) guard: ChunkGuard,
+    pub(crate) guard: StripeGuard,
 }
 
 impl Staged {
-    /// Hands the payload to a metadata record; from here on the record owns the chunks.
-    pub(crate) fn into_payload(mut self) -> Payload {
+    /// Hands the payload to a metadata record; from here on the record owns the stripes. Also
+    /// returns the stripes written with shards missing, to be healed once committed.
+    pub(crate) fn into_payload(mut self) -> (Payload, Vec<StripeInfo>) {
         match self.inline.take() {
-            Some(bytes) => Payload::Inline(bytes.to_vec()),
-            None => Payload::Chunks(self.guard.disarm().into_iter().map(to_ref).collect()),
+            Some(bytes) => (Payload::Inline(bytes.to_vec()), Vec::new()),
+            None => {
+                let written = self.guard.disarm();
+                let degraded = written
+                    .iter()
+                    .filter(|w| w.degraded())
+                    .map(|w| w.info.clone())
+                    .collect();
+                let stripes = written.iter().map(|w| to_ref(&w.info)).collect();
+                (Payload::Stripes(stripes), degraded)
+            }
         }
     }
 }
 
-pub(crate) fn to_ref(info: ChunkInfo) -> ChunkRef {
-    ChunkRef {
+pub(crate) fn to_ref(info: &StripeInfo) -> StripeRef {
+    StripeRef {
         id: info.id.0,
         len: info.len,
-        crc32c: info.crc32c,
+        codec: match info.redundancy {
+            Redundancy::None => Codec::None,
+            Redundancy::Replica { copies } => Codec::Replica { copies },
+            Redundancy::ErasureCoded { data, parity } => Codec::ReedSolomonLeopard { data, parity },
+        },
+        shards: info
+            .shards
+            .iter()
+            .map(|s| ShardRef {
+                drive: s.drive,
+                crc32c: s.crc32c,
+            })
+            .collect(),
     }
 }
 
-pub(crate) fn to_info(r: &ChunkRef) -> ChunkInfo {
-    ChunkInfo {
+pub(crate) fn to_info(r: &StripeRef) -> StripeInfo {
+    StripeInfo {
         id: ChunkId(r.id),
         len: r.len,
-        crc32c: r.crc32c,
+        redundancy: match r.codec {
+            Codec::None => Redundancy::None,
+            Codec::Replica { copies } => Redundancy::Replica { copies },
+            Codec::ReedSolomonLeopard { data, parity } => Redundancy::ErasureCoded { data, parity },
+        },
+        shards: r
+            .shards
+            .iter()
+            .map(|s| ShardInfo {
+                drive: s.drive,
+                crc32c: s.crc32c,
+            })
+            .collect(),
     }
 }
 
-/// Chunks written for a write that has not committed. If the write is abandoned (an error, a
-/// failed digest, a client that went away — even while a chunk is still being written), the
-/// chunks are deleted: a chunk write that finishes after its guard is gone deletes its own file.
-pub(crate) struct ChunkGuard {
-    store: ChunkStore,
+/// Stripes written for a write that has not committed. If the write is abandoned (an error, a
+/// failed digest, a client that went away — even while a stripe is still being written), the
+/// stripes are deleted: a stripe write that finishes after its guard is gone deletes its own
+/// shards.
+pub(crate) struct StripeGuard {
+    store: StripeStore,
     state: Arc<Mutex<GuardState>>,
 }
 
 #[derive(Default)]
 struct GuardState {
-    /// Chunks by their position in the object; writes may finish out of order.
-    chunks: Vec<(usize, ChunkInfo)>,
+    /// Stripes by their position in the object; writes may finish out of order.
+    stripes: Vec<(usize, WrittenStripe)>,
     abandoned: bool,
 }
 
-/// Where a chunk write on a blocking thread reports the chunk it wrote.
+/// Where a stripe write on a blocking thread reports the stripe it wrote.
 #[derive(Clone)]
-pub(crate) struct ChunkSink {
-    store: ChunkStore,
+pub(crate) struct StripeSink {
+    store: StripeStore,
     state: Arc<Mutex<GuardState>>,
 }
 
@@ -71,63 +106,68 @@ fn lock(state: &Mutex<GuardState>) -> std::sync::MutexGuard<'_, GuardState> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl ChunkSink {
-    /// Keeps a freshly written chunk, or deletes it if its write was abandoned meanwhile.
+impl StripeSink {
+    /// Keeps a freshly written stripe, or deletes it if its write was abandoned meanwhile.
     /// Blocking.
-    pub(crate) fn keep(&self, index: usize, info: ChunkInfo) {
+    pub(crate) fn keep(&self, index: usize, stripe: WrittenStripe) {
         let mut state = lock(&self.state);
         if state.abandoned {
             drop(state);
-            if let Err(e) = self.store.delete_blocking(info.id) {
-                tracing::warn!(chunk = %info.id, error = %e, "could not delete an abandoned chunk");
-            }
+            self.store.delete_blocking(&stripe.info);
         } else {
-            state.chunks.push((index, info));
+            state.stripes.push((index, stripe));
         }
     }
 }
 
-impl ChunkGuard {
-    pub(crate) fn new(store: ChunkStore) -> Self {
+impl StripeGuard {
+    pub(crate) fn new(store: StripeStore) -> Self {
         Self {
             store,
             state: Arc::default(),
         }
     }
 
-    pub(crate) fn sink(&self) -> ChunkSink {
-        ChunkSink {
+    pub(crate) fn sink(&self) -> StripeSink {
+        StripeSink {
             store: self.store.clone(),
             state: self.state.clone(),
         }
     }
 
-    /// Hands over the chunks, in object order; the guard no longer deletes them.
-    pub(crate) fn disarm(&mut self) -> Vec<ChunkInfo> {
-        let mut chunks = std::mem::take(&mut lock(&self.state).chunks);
-        chunks.sort_unstable_by_key(|(index, _)| *index);
-        chunks.into_iter().map(|(_, info)| info).collect()
+    /// The stripes written so far, in no particular order (to make their names durable).
+    pub(crate) fn written(&self) -> Vec<WrittenStripe> {
+        lock(&self.state)
+            .stripes
+            .iter()
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Hands over the stripes, in object order; the guard no longer deletes them.
+    pub(crate) fn disarm(&mut self) -> Vec<WrittenStripe> {
+        let mut stripes = std::mem::take(&mut lock(&self.state).stripes);
+        stripes.sort_unstable_by_key(|(index, _)| *index);
+        stripes.into_iter().map(|(_, s)| s).collect()
     }
 }
 
-impl Drop for ChunkGuard {
+impl Drop for StripeGuard {
     fn drop(&mut self) {
-        let ids: Vec<ChunkId> = {
+        let stripes: Vec<WrittenStripe> = {
             let mut state = lock(&self.state);
             state.abandoned = true;
-            state.chunks.drain(..).map(|(_, c)| c.id).collect()
+            state.stripes.drain(..).map(|(_, s)| s).collect()
         };
-        if ids.is_empty() {
+        if stripes.is_empty() {
             return;
         }
         let store = self.store.clone();
         // Deleting files blocks; without a runtime (shutdown) the startup collector removes them.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn_blocking(move || {
-                for id in ids {
-                    if let Err(e) = store.delete_blocking(id) {
-                        tracing::warn!(chunk = %id, error = %e, "could not delete an abandoned chunk");
-                    }
+                for stripe in stripes {
+                    store.delete_blocking(&stripe.info);
                 }
             });
         }

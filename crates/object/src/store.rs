@@ -1,25 +1,24 @@
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use basalt_data::{ChunkId, ChunkStore};
+use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
 use basalt_meta::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Command, CompletePart, CompleteUpload,
-    ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
-    Payload, Precondition, RedbStore, StandardHeaders, UploadListing, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, ListPage,
+    MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord, Payload,
+    Precondition, RedbStore, StandardHeaders, StripeRef, UploadListing, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::task::JoinHandle;
 
 use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
-use crate::stage::{ChunkGuard, ChunkSink, Staged, to_info};
-use basalt_data::DataError;
-use std::collections::VecDeque;
-use tokio::task::JoinHandle;
+use crate::maintenance::Maintenance;
+use crate::stage::{Staged, StripeGuard, StripeSink, to_info};
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -34,6 +33,8 @@ pub struct ObjectConfig {
     pub min_part_size: u64,
     /// Page cache of the metadata engine, in bytes.
     pub meta_cache_bytes: usize,
+    /// How new chunks are protected; `None` picks the default for the number of drives.
+    pub redundancy: Option<Redundancy>,
 }
 
 impl Default for ObjectConfig {
@@ -43,6 +44,7 @@ impl Default for ObjectConfig {
             inline_threshold: 32 << 10,
             min_part_size: 5 << 20,
             meta_cache_bytes: basalt_meta::DEFAULT_CACHE_BYTES,
+            redundancy: None,
         }
     }
 }
@@ -65,69 +67,109 @@ pub fn now_ms() -> i64 {
 
 #[derive(Clone)]
 pub struct ObjectStore {
-    meta: Arc<dyn MetaStore>,
-    chunks: ChunkStore,
+    pub(crate) meta: Arc<dyn MetaStore>,
+    pub(crate) stripes: StripeStore,
     config: ObjectConfig,
+    pub(crate) maintenance: Arc<Maintenance>,
 }
 
 impl ObjectStore {
-    pub fn new(meta: Arc<dyn MetaStore>, chunks: ChunkStore, config: ObjectConfig) -> Self {
+    pub fn new(meta: Arc<dyn MetaStore>, stripes: StripeStore, config: ObjectConfig) -> Self {
         Self {
             meta,
-            chunks,
+            stripes,
             config,
+            maintenance: Arc::new(Maintenance::new()),
         }
+    }
+
+    /// A node's store: metadata in `<meta_dir>/meta.redb`, chunks as stripes over `drives`
+    /// (each drive's shard files under `<drive>/chunks`).
+    pub fn open(
+        drives: &[PathBuf],
+        meta_dir: &Path,
+        config: ObjectConfig,
+    ) -> Result<Self, ObjectError> {
+        std::fs::create_dir_all(meta_dir)
+            .map_err(|e| ObjectError::Internal(format!("{}: {e}", meta_dir.display())))?;
+        let stripes = StripeStore::open(drives, config.redundancy)?;
+        let meta =
+            RedbStore::open_with_cache(&meta_dir.join("meta.redb"), config.meta_cache_bytes)?;
+        Ok(Self::new(Arc::new(meta), stripes, config))
     }
 
     /// A single-node store with one drive: metadata in `<dir>/meta.redb`, chunks under
     /// `<dir>/chunks`.
     pub fn open_single_drive(dir: &Path, config: ObjectConfig) -> Result<Self, ObjectError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ObjectError::Internal(format!("{}: {e}", dir.display())))?;
-        let meta = RedbStore::open_with_cache(&dir.join("meta.redb"), config.meta_cache_bytes)?;
-        let chunks = ChunkStore::open(dir)?;
-        Ok(Self::new(Arc::new(meta), chunks, config))
+        Self::open(&[dir.to_path_buf()], dir, config)
     }
 
     pub fn config(&self) -> &ObjectConfig {
         &self.config
     }
 
-    /// Removes chunk files that no record references: writes cut off by a crash, and deletes
-    /// whose file removal did not happen. Run before serving requests. Returns how many went.
-    pub async fn collect_garbage(&self) -> Result<usize, ObjectError> {
-        let live: HashSet<[u8; 16]> = self
-            .meta
-            .referenced_chunks()
-            .await?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        let store = self.chunks.clone();
-        let on_disk = tokio::task::spawn_blocking(move || store.scan_blocking())
-            .await
-            .map_err(|e| ObjectError::Internal(e.to_string()))??;
-        let orphans: Vec<ChunkId> = on_disk
-            .into_iter()
-            .filter(|id| !live.contains(&id.0))
-            .collect();
-        let count = orphans.len();
-        self.chunks.delete_many(orphans).await?;
-        Ok(count)
+    /// The policy new chunks are written with.
+    pub fn redundancy(&self) -> Redundancy {
+        self.stripes.redundancy()
     }
 
-    fn reclaim(&self, garbage: Vec<ChunkRef>) {
+    /// Every shard file any record references, by (drive, file id).
+    pub(crate) async fn live_shards(&self) -> Result<HashSet<(u16, ChunkId)>, ObjectError> {
+        Ok(self
+            .meta
+            .referenced_stripes()
+            .await?
+            .iter()
+            .flat_map(|stripe| {
+                stripe
+                    .shards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, shard)| (shard.drive, shard_id(ChunkId(stripe.id), i)))
+            })
+            .collect())
+    }
+
+    /// Removes shard files that no record references: writes cut off by a crash, and deletes
+    /// whose file removal did not happen. Run before serving requests. Returns how many went.
+    pub async fn collect_garbage(&self) -> Result<usize, ObjectError> {
+        let live = self.live_shards().await?;
+        let store = self.stripes.clone();
+        blocking(move || {
+            let scan = store.scan_blocking(true);
+            for (drive, reason) in &scan.unreadable {
+                tracing::warn!(drive, %reason, "cannot list a drive's shards");
+            }
+            let mut removed = 0;
+            for (drive, id) in scan.files {
+                if !live.contains(&(drive, id)) {
+                    store.delete_file_blocking(drive, id)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
+    fn reclaim(&self, garbage: Vec<StripeRef>) {
         if garbage.is_empty() {
             return;
         }
-        let store = self.chunks.clone();
-        tokio::spawn(async move {
-            let ids = garbage.iter().map(|c| ChunkId(c.id)).collect();
-            if let Err(e) = store.delete_many(ids).await {
-                // The startup collector removes whatever is left.
-                tracing::warn!(error = %e, "could not delete unreferenced chunks");
+        let store = self.stripes.clone();
+        // Whatever a failure leaves behind, the startup collector removes.
+        tokio::task::spawn_blocking(move || {
+            for stripe in &garbage {
+                store.delete_blocking(&to_info(stripe));
             }
         });
+    }
+
+    /// Hands stripes found damaged (or written short of shards) to the background healer.
+    pub(crate) fn queue_heal(&self, stripes: impl IntoIterator<Item = StripeInfo>) {
+        for stripe in stripes {
+            self.maintenance.queue(stripe);
+        }
     }
 
     // ---- buckets ----
@@ -184,9 +226,9 @@ impl ObjectStore {
         E: std::fmt::Display,
     {
         let chunk_size = self.config.chunk_size;
-        let guard = ChunkGuard::new(self.chunks.clone());
+        let guard = StripeGuard::new(self.stripes.clone());
         let mut pipeline =
-            ChunkPipeline::new(self.chunks.clone(), guard.sink(), Hashers::new(algorithms));
+            ChunkPipeline::new(self.stripes.clone(), &guard, Hashers::new(algorithms));
         // Each chunk gets a buffer of exactly its size: no reallocation as it fills. A body
         // known to be smaller gets a buffer of its own size.
         let first = expected_len.map_or(chunk_size, |n| (n as usize).min(chunk_size));
@@ -259,18 +301,21 @@ impl ObjectStore {
         write: ObjectWrite,
         precondition: Option<Precondition>,
     ) -> Result<ObjectRecord, ObjectError> {
+        let summary = ObjectSummary {
+            size: staged.size,
+            etag: staged.digests.md5_hex(),
+            last_modified_ms: now_ms(),
+        };
+        let checksums = stored_checksums(&staged.digests.checksums, &write.checksum_algorithms);
+        let (payload, degraded) = staged.into_payload();
         let record = ObjectRecord {
-            summary: ObjectSummary {
-                size: staged.size,
-                etag: staged.digests.md5_hex(),
-                last_modified_ms: now_ms(),
-            },
+            summary,
             details: ObjectDetails {
                 headers: write.headers,
                 user_metadata: write.user_metadata,
-                checksums: stored_checksums(&staged.digests.checksums, &write.checksum_algorithms),
+                checksums,
                 part_sizes: Vec::new(),
-                payload: staged.into_payload(),
+                payload,
             },
         };
         let command = Command::PutObject {
@@ -280,22 +325,23 @@ impl ObjectStore {
             precondition,
         };
         let outcome = self
-            .execute_owning(command, record.details.payload.chunks())
+            .execute_owning(command, record.details.payload.stripes())
             .await?;
         self.reclaim(outcome.garbage);
+        self.queue_heal(degraded);
         Ok(record)
     }
 
-    /// Runs a command whose record owns `chunks`: if the command is refused, they are freed.
+    /// Runs a command whose record owns `stripes`: if the command is refused, they are freed.
     async fn execute_owning(
         &self,
         command: Command,
-        chunks: &[ChunkRef],
+        stripes: Vec<StripeRef>,
     ) -> Result<basalt_meta::Outcome, ObjectError> {
         match self.meta.execute(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                self.reclaim(chunks.to_vec());
+                self.reclaim(stripes);
                 Err(e.into())
             }
         }
@@ -325,14 +371,16 @@ impl ObjectStore {
         }
     }
 
-    /// Streams `range` of the object. The first chunk is read and verified before this
-    /// returns, so damage there is an error the caller can still report in the status line.
+    /// Streams `range` of the object, reading only the chunks the range covers. The first
+    /// chunk is read and verified before this returns, so damage there is an error the caller
+    /// can still report in the status line. Stripes read with a shard missing or corrupt are
+    /// queued for healing.
     pub async fn read(
         &self,
         record: &ObjectRecord,
         range: Range<u64>,
     ) -> Result<ByteStream, ObjectError> {
-        let chunks = match &record.details.payload {
+        let stripes = match &record.details.payload {
             Payload::Inline(data) => {
                 let slice = data
                     .get(range.start as usize..range.end as usize)
@@ -342,38 +390,43 @@ impl ObjectStore {
                 let bytes = Bytes::copy_from_slice(slice);
                 return Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })));
             }
-            Payload::Chunks(chunks) => chunks,
+            other => other.stripes(),
         };
         let mut wanted = Vec::new();
         let mut offset = 0u64;
-        for chunk in chunks {
-            let chunk_range = offset..offset + u64::from(chunk.len);
+        for stripe in &stripes {
+            let chunk_range = offset..offset + u64::from(stripe.len);
             offset = chunk_range.end;
-            if chunk_range.end <= range.start || chunk_range.start >= range.end || chunk.len == 0 {
+            if chunk_range.end <= range.start || chunk_range.start >= range.end || stripe.len == 0 {
                 continue;
             }
             let from = range.start.saturating_sub(chunk_range.start) as usize;
             let to = (range.end.min(chunk_range.end) - chunk_range.start) as usize;
-            wanted.push((to_info(chunk), from..to));
+            wanted.push((to_info(stripe), from..to));
         }
         if offset != record.summary.size {
             return Err(ObjectError::Corrupt(
                 "chunk lengths do not add up to the object size".into(),
             ));
         }
-        let store = self.chunks.clone();
+        let this = self.clone();
         let mut stream = futures::stream::iter(wanted)
             .map(move |(info, slice)| {
-                let store = store.clone();
+                let this = this.clone();
                 async move {
-                    let data = store
-                        .read(info)
-                        .await
-                        .inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
-                    Ok::<_, ObjectError>(data.slice(slice))
+                    let store = this.stripes.clone();
+                    let (info, read) =
+                        blocking(move || Ok(store.read_blocking(&info, slice).map(|r| (info, r))))
+                            .await?
+                            .inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
+                    if !read.damaged.is_empty() {
+                        this.queue_heal([info]);
+                    }
+                    Ok::<_, ObjectError>(futures::stream::iter(read.pieces.into_iter().map(Ok)))
                 }
             })
             .buffered(2)
+            .try_flatten()
             .boxed();
         match stream.try_next().await? {
             None => Ok(Box::pin(futures::stream::empty())),
@@ -449,12 +502,14 @@ impl ObjectStore {
     ) -> Result<PartRecord, ObjectError> {
         let checksum = checksum_algorithm
             .and_then(|a| stored_checksums(&staged.digests.checksums, &[a]).pop());
+        let (size, etag) = (staged.size, staged.digests.md5_hex());
+        let (payload, degraded) = staged.into_payload();
         let record = PartRecord {
-            size: staged.size,
-            etag: staged.digests.md5_hex(),
+            size,
+            etag,
             last_modified_ms: now_ms(),
             checksum,
-            payload: staged.into_payload(),
+            payload,
         };
         let command = Command::PutPart {
             bucket: bucket.to_owned(),
@@ -464,9 +519,10 @@ impl ObjectStore {
             record: record.clone(),
         };
         let outcome = self
-            .execute_owning(command, record.payload.chunks())
+            .execute_owning(command, record.payload.stripes())
             .await?;
         self.reclaim(outcome.garbage);
+        self.queue_heal(degraded);
         Ok(record)
     }
 
@@ -575,20 +631,21 @@ impl ObjectStore {
     }
 }
 
-/// How many chunk writes (each ending in an fsync) one PUT keeps in flight.
+/// How many stripe writes (each ending in fsyncs) one PUT keeps in flight.
 const WRITES_IN_FLIGHT: usize = 2;
 
-/// Hashing runs on one blocking thread in chunk order while chunk writes run on others, so a
-/// PUT goes as fast as the slower of the two rather than their sum. Memory: the chunk being
-/// hashed and the chunks being written.
-struct ChunkPipeline {
-    store: ChunkStore,
-    sink: ChunkSink,
+/// Hashing runs on one blocking thread in chunk order while stripe writes (encoding, then the
+/// shards in parallel) run on others, so a PUT goes as fast as the slower of the two rather
+/// than their sum. Memory: the chunk being hashed and the stripes being written.
+struct ChunkPipeline<'g> {
+    store: StripeStore,
+    guard: &'g StripeGuard,
+    sink: StripeSink,
     hashers: Option<Hashers>,
     hashing: Option<JoinHandle<Hashers>>,
     writes: VecDeque<JoinHandle<Result<(), DataError>>>,
     next_index: usize,
-    /// The fan-out directory of all of this write's chunks.
+    /// The fan-out directory of all of this write's shards.
     group: u8,
 }
 
@@ -596,11 +653,21 @@ fn task_failed(e: tokio::task::JoinError) -> ObjectError {
     ObjectError::Internal(format!("blocking task failed: {e}"))
 }
 
-impl ChunkPipeline {
-    fn new(store: ChunkStore, sink: ChunkSink, hashers: Hashers) -> Self {
+/// Runs blocking drive work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
+) -> Result<T, ObjectError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(task_failed)??)
+}
+
+impl<'g> ChunkPipeline<'g> {
+    fn new(store: StripeStore, guard: &'g StripeGuard, hashers: Hashers) -> Self {
         Self {
             store,
-            sink,
+            guard,
+            sink: guard.sink(),
             hashers: Some(hashers),
             hashing: None,
             writes: VecDeque::new(),
@@ -635,8 +702,8 @@ impl ChunkPipeline {
         self.next_index += 1;
         self.writes.push_back(tokio::task::spawn_blocking(move || {
             store
-                .write_in_group_blocking(group, &chunk)
-                .map(|info| sink.keep(index, info))
+                .write_blocking(group, &chunk)
+                .map(|stripe| sink.keep(index, stripe))
         }));
         Ok(())
     }
@@ -646,11 +713,10 @@ impl ChunkPipeline {
             write.await.map_err(task_failed)??;
         }
         if self.next_index > 0 {
-            // All chunks share one directory: one fsync makes all their names durable.
-            let (store, group) = (self.store.clone(), self.group);
-            tokio::task::spawn_blocking(move || store.sync_group_blocking(group))
-                .await
-                .map_err(task_failed)??;
+            // All shards share one directory per drive: one fsync each makes their names
+            // durable.
+            let (store, group, written) = (self.store.clone(), self.group, self.guard.written());
+            blocking(move || store.sync_blocking(group, &written)).await?;
         }
         self.hashers().await
     }

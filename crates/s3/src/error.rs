@@ -35,6 +35,11 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
         }
         ObjectError::Body(_) => s3_error!(IncompleteBody, "{message}"),
         ObjectError::Unavailable => s3_error!(ServiceUnavailable, "{message}"),
+        ObjectError::InsufficientDrives(_) => {
+            tracing::warn!(error = %message, "write refused");
+            s3_error!(SlowDown, "{message}")
+        }
+        ObjectError::Busy(_) => s3_error!(OperationAborted, "{message}"),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
             s3_error!(
@@ -78,6 +83,7 @@ mod tests {
             ),
             (ObjectError::Corrupt("x".into()), "InternalError", 500),
             (ObjectError::Unavailable, "ServiceUnavailable", 503),
+            (ObjectError::InsufficientDrives("x".into()), "SlowDown", 503),
         ];
         for (err, code, status) in cases {
             let e = to_s3(err);

@@ -421,6 +421,12 @@ impl S3 for BasaltS3 {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
+        if bucket == crate::admin::ADMIN_BUCKET {
+            return Err(s3_error!(
+                InvalidBucketName,
+                "the bucket name {bucket} is reserved for Basalt's admin API"
+            ));
+        }
         self.store.create_bucket(&bucket).await.or_s3()?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),

@@ -3,10 +3,12 @@
 //! semantics, the one mapping from object-layer errors to S3 error codes, and the HTTP service
 //! around it (health endpoints, request ids).
 
+mod admin;
 mod convert;
 mod error;
 mod handlers;
 mod service;
 
+pub use admin::ADMIN_BUCKET;
 pub use handlers::BasaltS3;
 pub use service::{FrontConfig, HttpService, build_service};

@@ -98,7 +98,8 @@ pub struct HttpService {
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
-    let mut builder = S3ServiceBuilder::new(BasaltS3::new(store, config.region.clone()));
+    let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
+    builder.set_route(crate::admin::AdminRoute { store });
     builder.set_auth(RootAuth {
         access_key: config.access_key.clone(),
         secret_key: SecretKey::from(config.secret_key.clone()),

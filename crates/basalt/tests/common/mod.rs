@@ -47,13 +47,18 @@ impl Server {
 
     /// Starts (again) on an existing data directory.
     pub fn start_on(data: &Path, port: u16) -> Self {
+        Self::start_on_with(data, port, &[])
+    }
+
+    /// Starts (again) on an existing data directory (the first drive), with more flags.
+    pub fn start_on_with(data: &Path, port: u16, extra: &[&str]) -> Self {
         let mut s = Self {
             child: None,
             port,
             data: data.to_owned(),
             _dir: None,
         };
-        s.spawn(&[]);
+        s.spawn(extra);
         s
     }
 

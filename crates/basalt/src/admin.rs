@@ -1,0 +1,182 @@
+//! `basalt admin`: calls the admin API of a running node, signed with the root credentials.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use basalt_bench::S3Client;
+use basalt_object::{MaintenanceStatus, SweepReport};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::{Method, StatusCode};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The node's S3 endpoint (plain HTTP)
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        default_value = "http://127.0.0.1:9000",
+        global = true
+    )]
+    pub endpoint: String,
+    /// Root user [env: BASALT_ROOT_USER or AWS_ACCESS_KEY_ID]
+    #[arg(long, global = true)]
+    pub access_key: Option<String>,
+    /// Root password [env: BASALT_ROOT_PASSWORD or AWS_SECRET_ACCESS_KEY]
+    #[arg(long, global = true)]
+    pub secret_key: Option<String>,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
+    pub region: String,
+    /// Print JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Drives, redundancy policy, background healer, and the running and last heal or scrub.
+    Status,
+    /// Re-read every shard, rebuild what is missing or corrupt (refilling replaced drives),
+    /// and report what was fixed. Waits for the end, showing progress.
+    Heal {
+        /// Start the heal and return without waiting
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+fn credential(flag: Option<String>, names: &[&str]) -> anyhow::Result<String> {
+    flag.or_else(|| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    })
+    .with_context(|| {
+        format!(
+            "no credentials: pass them as flags or set {}",
+            names.join(" or ")
+        )
+    })
+}
+
+async fn status(client: &S3Client) -> anyhow::Result<MaintenanceStatus> {
+    let (code, body) = client
+        .signed_request(Method::GET, "/basalt-admin/v1/status", Bytes::new())
+        .await?;
+    if code != StatusCode::OK {
+        bail!("status: {code}: {}", String::from_utf8_lossy(&body));
+    }
+    parse(&body)
+}
+
+fn parse(body: &[u8]) -> anyhow::Result<MaintenanceStatus> {
+    serde_json::from_slice(body).context("the node's answer is not a status")
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let access = credential(args.access_key, &["BASALT_ROOT_USER", "AWS_ACCESS_KEY_ID"])?;
+    let secret = credential(
+        args.secret_key,
+        &["BASALT_ROOT_PASSWORD", "AWS_SECRET_ACCESS_KEY"],
+    )?;
+    let client = S3Client::new(&args.endpoint, &access, &secret, &args.region)?;
+    match args.command {
+        AdminCommand::Status => {
+            let s = status(&client).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_status(&s);
+            }
+        }
+        AdminCommand::Heal { no_wait } => {
+            let (code, body) = client
+                .signed_request(Method::POST, "/basalt-admin/v1/heal", Bytes::new())
+                .await?;
+            match code {
+                StatusCode::ACCEPTED => eprintln!("heal started"),
+                StatusCode::CONFLICT => {
+                    eprintln!("a heal or scrub is already running; following it")
+                }
+                other => bail!("heal: {other}: {}", String::from_utf8_lossy(&body)),
+            }
+            if no_wait {
+                return Ok(());
+            }
+            let report = loop {
+                let s = status(&client).await?;
+                match s.running {
+                    Some(r) => eprint!(
+                        "\r{}: {} records, {} stripes, {} shards checked, {} rebuilt   ",
+                        r.kind, r.records, r.stripes, r.shards_checked, r.shards_rebuilt
+                    ),
+                    None => break s.last.context("the node reports no finished heal")?,
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            };
+            eprintln!();
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_sweep(&report);
+            }
+            if !report.unrecoverable.is_empty() || report.shards_unwritable > 0 {
+                bail!("the heal left damage it could not repair");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_status(s: &MaintenanceStatus) {
+    println!("redundancy: {}", s.redundancy);
+    for (i, d) in s.drives.iter().enumerate() {
+        println!("drive {i}: {d}");
+    }
+    let h = &s.healer;
+    println!(
+        "healer: {} stripes queued, {} healed ({} shards, {} bytes), {} failures, {} dropped",
+        h.queued, h.stripes_healed, h.shards_rebuilt, h.bytes_rebuilt, h.failures, h.dropped
+    );
+    if let Some(r) = &s.running {
+        println!("running:");
+        print_sweep(r);
+    }
+    if let Some(r) = &s.last {
+        println!("last:");
+        print_sweep(r);
+    }
+}
+
+pub fn print_sweep(r: &SweepReport) {
+    let seconds = r
+        .finished_ms
+        .map(|f| (f - r.started_ms) as f64 / 1000.0)
+        .unwrap_or_default();
+    println!(
+        "{}: {} records, {} chunks, {} shards ({} bytes) checked in {seconds:.1} s",
+        r.kind, r.records, r.stripes, r.shards_checked, r.bytes_checked
+    );
+    println!(
+        "  shards missing: {}, corrupt: {}, unreadable: {}",
+        r.shards_missing, r.shards_corrupt, r.shards_unreadable
+    );
+    println!(
+        "  shards rebuilt: {} ({} bytes), could not be written back: {}",
+        r.shards_rebuilt, r.bytes_rebuilt, r.shards_unwritable
+    );
+    if !r.drives_adopted.is_empty() {
+        println!(
+            "  blank drives formatted as replacements: {:?}",
+            r.drives_adopted
+        );
+    }
+    for u in &r.unrecoverable {
+        println!("  UNRECOVERABLE {u}");
+    }
+    if let Some(e) = &r.error {
+        println!("  stopped by an error: {e}");
+    }
+}

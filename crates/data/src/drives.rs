@@ -1,0 +1,266 @@
+//! The drives of a node and their identity files.
+//!
+//! Each drive carries `basalt-drive` (32 bytes, little-endian, version 1): magic `BSLTDRIV`,
+//! format version, a reserved byte, the drive's index in its set (u16), the set's drive count
+//! (u16), two reserved bytes and the set's 128-bit id. Stripes record drives by index, so the
+//! order drives are given in on the command line does not matter, a drive of another set is
+//! refused, and an empty directory where a drive used to be is formatted as that drive again
+//! (a replaced drive), to be refilled by healing.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::DataError;
+use crate::store::{ChunkStore, sync_dir};
+
+const IDENTITY_FILE: &str = "basalt-drive";
+const IDENTITY_MAGIC: &[u8; 8] = b"BSLTDRIV";
+const IDENTITY_VERSION: u8 = 1;
+const IDENTITY_LEN: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    set: [u8; 16],
+    index: u16,
+    count: u16,
+}
+
+impl Identity {
+    fn to_bytes(self) -> [u8; IDENTITY_LEN] {
+        let mut b = [0u8; IDENTITY_LEN];
+        b[0..8].copy_from_slice(IDENTITY_MAGIC);
+        b[8] = IDENTITY_VERSION;
+        b[10..12].copy_from_slice(&self.index.to_le_bytes());
+        b[12..14].copy_from_slice(&self.count.to_le_bytes());
+        b[16..32].copy_from_slice(&self.set);
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != IDENTITY_LEN || &b[0..8] != IDENTITY_MAGIC || b[8] != IDENTITY_VERSION {
+            return None;
+        }
+        Some(Self {
+            index: u16::from_le_bytes([b[10], b[11]]),
+            count: u16::from_le_bytes([b[12], b[13]]),
+            set: b[16..32].try_into().ok()?,
+        })
+    }
+}
+
+/// What is found at a drive path when the node opens it.
+enum Found {
+    Formatted(Identity),
+    Blank,
+    Unusable(String),
+}
+
+fn inspect(path: &Path) -> Found {
+    if let Err(e) = fs::create_dir_all(path) {
+        return Found::Unusable(e.to_string());
+    }
+    match fs::read(path.join(IDENTITY_FILE)) {
+        Ok(bytes) => match Identity::from_bytes(&bytes) {
+            Some(identity) => Found::Formatted(identity),
+            None => Found::Unusable(format!("{IDENTITY_FILE} is damaged")),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Found::Blank,
+        Err(e) => Found::Unusable(e.to_string()),
+    }
+}
+
+fn write_identity(path: &Path, identity: Identity) -> io::Result<()> {
+    let tmp = path.join(format!("{IDENTITY_FILE}.tmp"));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(&identity.to_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path.join(IDENTITY_FILE))?;
+    sync_dir(path)
+}
+
+/// One drive of the set, by its index.
+#[derive(Clone)]
+pub struct Drive {
+    pub index: u16,
+    pub path: PathBuf,
+    pub store: ChunkStore,
+}
+
+/// The node's drives, indexed as their identity files say.
+pub struct DriveSet {
+    set: [u8; 16],
+    drives: Vec<Drive>,
+}
+
+impl DriveSet {
+    /// Opens the drives at `paths`, formatting blank ones. A drive that cannot be used (its
+    /// directory cannot be created, its identity is unreadable) is kept as an offline member:
+    /// reads and writes to it fail and the stripes it held are served from the others.
+    pub fn open(paths: &[PathBuf]) -> Result<Self, DataError> {
+        let count = u16::try_from(paths.len())
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| DataError::Layout("between 1 and 65535 drives are needed".into()))?;
+        let found: Vec<Found> = paths.iter().map(|p| inspect(p)).collect();
+        let mut set = None;
+        let mut slots: Vec<Option<PathBuf>> = vec![None; paths.len()];
+        for (path, found) in paths.iter().zip(&found) {
+            let Found::Formatted(id) = found else {
+                continue;
+            };
+            if *set.get_or_insert(id.set) != id.set {
+                return Err(DataError::Layout(format!(
+                    "{} belongs to another node's drive set",
+                    path.display()
+                )));
+            }
+            if id.count != count {
+                return Err(DataError::Layout(format!(
+                    "{} was formatted as one of {} drives; {count} are given",
+                    path.display(),
+                    id.count
+                )));
+            }
+            let slot = slots
+                .get_mut(usize::from(id.index))
+                .ok_or_else(|| DataError::Layout(format!("{}: bad index", path.display())))?;
+            if let Some(other) = slot.replace(path.clone()) {
+                return Err(DataError::Layout(format!(
+                    "{} and {} claim the same drive index {}",
+                    other.display(),
+                    path.display(),
+                    id.index
+                )));
+            }
+        }
+        let fresh = set.is_none();
+        let set = set.unwrap_or_else(rand::random);
+        // Blank and unusable drives take the free indices: in command-line order for a new
+        // set, otherwise in place of the drives that are gone.
+        let mut free = (0..paths.len()).filter(|i| slots[*i].is_none());
+        let mut drives = Vec::with_capacity(paths.len());
+        for (path, found) in paths.iter().zip(found) {
+            let index = match found {
+                Found::Formatted(id) => id.index,
+                Found::Blank | Found::Unusable(_) => {
+                    let Some(i) = free.next() else { continue };
+                    i as u16
+                }
+            };
+            let identity = Identity { set, index, count };
+            match found {
+                Found::Formatted(_) => {}
+                Found::Blank => {
+                    if !fresh {
+                        tracing::warn!(drive = %path.display(), index, "blank drive joins as a replacement; healing refills it");
+                    }
+                    if let Err(e) = write_identity(path, identity) {
+                        tracing::error!(drive = %path.display(), error = %e, "cannot format drive; it stays offline");
+                    }
+                }
+                Found::Unusable(reason) => {
+                    tracing::error!(drive = %path.display(), %reason, "drive unusable; it stays offline");
+                }
+            }
+            let store = ChunkStore::new(path);
+            if let Err(e) = store.prepare_blocking() {
+                tracing::error!(drive = %path.display(), error = %e, "drive offline");
+            }
+            drives.push(Drive {
+                index,
+                path: path.clone(),
+                store,
+            });
+        }
+        drives.sort_by_key(|d| d.index);
+        Ok(Self { set, drives })
+    }
+
+    pub fn len(&self) -> usize {
+        self.drives.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drives.is_empty()
+    }
+
+    pub fn get(&self, index: u16) -> Option<&Drive> {
+        self.drives.get(usize::from(index))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Drive> {
+        self.drives.iter()
+    }
+
+    /// Formats drives that came back blank while the node runs (a replaced drive mounted where
+    /// the old one was). A path that no longer exists is left alone: creating it would write to
+    /// whatever file system lies beneath the mount point. Returns the drives formatted.
+    pub fn adopt_blank_drives_blocking(&self) -> Vec<u16> {
+        let count = self.drives.len() as u16;
+        let mut adopted = Vec::new();
+        for drive in &self.drives {
+            if !drive.path.is_dir() || drive.path.join(IDENTITY_FILE).exists() {
+                continue;
+            }
+            let identity = Identity {
+                set: self.set,
+                index: drive.index,
+                count,
+            };
+            let formatted = write_identity(&drive.path, identity)
+                .map_err(DataError::from)
+                .and_then(|()| drive.store.prepare_blocking());
+            match formatted {
+                Ok(()) => {
+                    tracing::warn!(drive = %drive.path.display(), index = drive.index, "blank drive adopted as a replacement");
+                    adopted.push(drive.index);
+                }
+                Err(e) => {
+                    tracing::error!(drive = %drive.path.display(), error = %e, "cannot format replaced drive")
+                }
+            }
+        }
+        adopted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(root: &Path, n: usize) -> Vec<PathBuf> {
+        (0..n).map(|i| root.join(format!("d{i}"))).collect()
+    }
+
+    #[test]
+    fn drives_keep_their_index_whatever_the_order_given() {
+        let root = tempfile::tempdir().unwrap();
+        let p = paths(root.path(), 4);
+        let set = DriveSet::open(&p).unwrap();
+        let order: Vec<_> = set.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(order, p);
+        let reversed: Vec<_> = p.iter().rev().cloned().collect();
+        let again = DriveSet::open(&reversed).unwrap();
+        let order: Vec<_> = again.iter().map(|d| d.path.clone()).collect();
+        assert_eq!(order, p);
+    }
+
+    #[test]
+    fn a_replaced_drive_takes_the_missing_index_and_foreign_drives_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let p = paths(root.path(), 3);
+        DriveSet::open(&p).unwrap();
+        fs::remove_dir_all(&p[1]).unwrap();
+        let replacement = root.path().join("new");
+        let given = vec![p[0].clone(), replacement.clone(), p[2].clone()];
+        let set = DriveSet::open(&given).unwrap();
+        assert_eq!(set.get(1).unwrap().path, replacement);
+
+        let other = paths(&root.path().join("other"), 3);
+        DriveSet::open(&other).unwrap();
+        let mixed = vec![p[0].clone(), other[1].clone(), p[2].clone()];
+        assert!(matches!(DriveSet::open(&mixed), Err(DataError::Layout(_))));
+        assert!(matches!(DriveSet::open(&p[..2]), Err(DataError::Layout(_))));
+    }
+}

@@ -1,0 +1,429 @@
+//! Keeping stored data whole: the background healer (stripes that reads found damaged or that
+//! were written short of shards), sweeps over every stripe (an on-demand heal, the rate-limited
+//! scrubber, and the offline check `fsck`), and the orphan report.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use basalt_data::{Healed, ShardHealth, StripeInfo};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::stage::to_info;
+use crate::store::{blocking, now_ms};
+use crate::{ObjectError, ObjectStore};
+
+/// Stripes waiting for the healer; beyond this, damage is left to the next scrub.
+const HEAL_QUEUE: usize = 4096;
+/// Records read per metadata page during a sweep.
+const SWEEP_PAGE: usize = 256;
+
+/// What a sweep does with the damage it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepMode {
+    /// Report only (fsck without --repair).
+    Check,
+    /// Rebuild missing and corrupt shards (admin heal, the scrubber, fsck --repair).
+    Repair,
+}
+
+/// Progress and result of one sweep over every stripe.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub kind: String,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub records: u64,
+    pub stripes: u64,
+    pub shards_checked: u64,
+    pub bytes_checked: u64,
+    pub shards_missing: u64,
+    pub shards_corrupt: u64,
+    pub shards_unreadable: u64,
+    pub shards_rebuilt: u64,
+    pub bytes_rebuilt: u64,
+    /// Bad shards that could not be written back (their drive is gone).
+    pub shards_unwritable: u64,
+    /// Blank drives formatted as replacements before the sweep.
+    pub drives_adopted: Vec<u16>,
+    /// Records with a chunk too damaged to rebuild, in plain words.
+    pub unrecoverable: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl SweepReport {
+    pub fn damaged_shards(&self) -> u64 {
+        self.shards_missing + self.shards_corrupt + self.shards_unreadable
+    }
+}
+
+/// What the background healer has done since the node started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HealerStats {
+    pub queued: u64,
+    pub dropped: u64,
+    pub stripes_healed: u64,
+    pub shards_rebuilt: u64,
+    pub bytes_rebuilt: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MaintenanceStatus {
+    pub redundancy: String,
+    pub drives: Vec<String>,
+    /// The sweep in progress, if any.
+    pub running: Option<SweepReport>,
+    /// The last sweep that finished.
+    pub last: Option<SweepReport>,
+    pub healer: HealerStats,
+}
+
+pub(crate) struct Maintenance {
+    queue: mpsc::Sender<StripeInfo>,
+    receiver: Mutex<Option<mpsc::Receiver<StripeInfo>>>,
+    status: Mutex<MaintenanceStatus>,
+    sweeping: AtomicBool,
+}
+
+impl Maintenance {
+    pub(crate) fn new() -> Self {
+        let (queue, receiver) = mpsc::channel(HEAL_QUEUE);
+        Self {
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+            status: Mutex::default(),
+            sweeping: AtomicBool::new(false),
+        }
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, MaintenanceStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn queue(&self, stripe: StripeInfo) {
+        let queued = self.queue.try_send(stripe).is_ok();
+        let mut status = self.status();
+        if queued {
+            status.healer.queued += 1;
+        } else {
+            status.healer.dropped += 1;
+        }
+    }
+}
+
+/// When and how fast the scrubber re-reads everything.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrubSchedule {
+    /// Time between the end of one scrub and the start of the next; `None` disables it.
+    pub interval: Option<Duration>,
+    /// Bytes of shards read per second at most.
+    pub bytes_per_second: u64,
+}
+
+impl ObjectStore {
+    /// Starts the healer and, if scheduled, the scrubber. Call once, inside the runtime.
+    pub fn start_background(&self, scrub: ScrubSchedule) {
+        let receiver = self
+            .maintenance
+            .receiver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut receiver) = receiver {
+            let this = self.clone();
+            tokio::spawn(async move {
+                while let Some(stripe) = receiver.recv().await {
+                    this.heal_queued(stripe).await;
+                }
+            });
+        }
+        if let Some(interval) = scrub.interval {
+            let this = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(interval).await;
+                    match this
+                        .sweep("scrub", SweepMode::Repair, Some(scrub.bytes_per_second))
+                        .await
+                    {
+                        Ok(report) => tracing::info!(
+                            stripes = report.stripes,
+                            damaged = report.damaged_shards(),
+                            rebuilt = report.shards_rebuilt,
+                            "scrub finished"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "scrub did not run"),
+                    }
+                }
+            });
+        }
+    }
+
+    async fn heal_queued(&self, stripe: StripeInfo) {
+        let store = self.stripes.clone();
+        let id = stripe.id;
+        let result = blocking(move || store.heal_blocking(&stripe)).await;
+        let mut status = self.maintenance.status();
+        match result {
+            Ok(healed) => {
+                if !healed.rebuilt.is_empty() {
+                    tracing::info!(stripe = %id, shards = ?healed.rebuilt, "healed");
+                    status.healer.stripes_healed += 1;
+                }
+                status.healer.shards_rebuilt += healed.rebuilt.len() as u64;
+                status.healer.bytes_rebuilt += healed.bytes_rebuilt;
+                if !healed.unwritable.is_empty() {
+                    status.healer.failures += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(stripe = %id, error = %e, "could not heal");
+                status.healer.failures += 1;
+            }
+        }
+    }
+
+    /// What maintenance is doing and has done.
+    pub fn maintenance_status(&self) -> MaintenanceStatus {
+        let mut status = self.maintenance.status().clone();
+        status.redundancy = self.stripes.redundancy().to_string();
+        status.drives = self
+            .stripes
+            .drives()
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        status
+    }
+
+    /// Starts a repairing sweep in the background unless one is running; returns whether it
+    /// started. The status shows it running from the moment this returns.
+    pub fn start_heal(&self) -> bool {
+        let Some(report) = self.begin_sweep("heal") else {
+            return false;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.run_sweep(report, SweepMode::Repair, None).await {
+                tracing::warn!(error = %e, "heal failed");
+            }
+        });
+        true
+    }
+
+    /// Reads and verifies every shard of every stored chunk, at most `bytes_per_second` if
+    /// given, and in [`SweepMode::Repair`] rebuilds what is missing or corrupt. One sweep runs
+    /// at a time.
+    pub async fn sweep(
+        &self,
+        kind: &str,
+        mode: SweepMode,
+        bytes_per_second: Option<u64>,
+    ) -> Result<SweepReport, ObjectError> {
+        let report = self
+            .begin_sweep(kind)
+            .ok_or_else(|| ObjectError::Busy("a heal or scrub is already running".into()))?;
+        self.run_sweep(report, mode, bytes_per_second).await
+    }
+
+    fn begin_sweep(&self, kind: &str) -> Option<SweepReport> {
+        if self.maintenance.sweeping.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let report = SweepReport {
+            kind: kind.to_owned(),
+            started_ms: now_ms(),
+            ..SweepReport::default()
+        };
+        self.maintenance.status().running = Some(report.clone());
+        Some(report)
+    }
+
+    async fn run_sweep(
+        &self,
+        mut report: SweepReport,
+        mode: SweepMode,
+        bytes_per_second: Option<u64>,
+    ) -> Result<SweepReport, ObjectError> {
+        if mode == SweepMode::Repair {
+            let store = self.stripes.clone();
+            report.drives_adopted = blocking(move || Ok(store.adopt_blank_drives_blocking()))
+                .await
+                .unwrap_or_default();
+        }
+        let result = self.sweep_all(&mut report, mode, bytes_per_second).await;
+        if let Err(e) = &result {
+            report.error = Some(e.to_string());
+        }
+        report.finished_ms = Some(now_ms());
+        {
+            let mut status = self.maintenance.status();
+            status.running = None;
+            status.last = Some(report.clone());
+        }
+        self.maintenance.sweeping.store(false, Ordering::Release);
+        result.map(|()| report)
+    }
+
+    async fn sweep_all(
+        &self,
+        report: &mut SweepReport,
+        mode: SweepMode,
+        bytes_per_second: Option<u64>,
+    ) -> Result<(), ObjectError> {
+        let started = Instant::now();
+        let mut cursor = None;
+        loop {
+            let page = self.meta.payload_page(cursor.take(), SWEEP_PAGE).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            cursor = Some(last.cursor.clone());
+            for entry in page {
+                report.records += 1;
+                for (index, stripe) in entry.payload.stripes().iter().enumerate() {
+                    let info = to_info(stripe);
+                    let shard_bytes = info.redundancy.shard_len(info.len as usize) as u64
+                        * info.shards.len() as u64;
+                    if let Some(reason) = self.sweep_stripe(info, mode, report).await? {
+                        report
+                            .unrecoverable
+                            .push(format!("{}: chunk {index}: {reason}", entry.owner));
+                    }
+                    report.stripes += 1;
+                    report.bytes_checked += shard_bytes;
+                    if let Some(rate) = bytes_per_second.filter(|r| *r > 0) {
+                        let due =
+                            Duration::from_secs_f64(report.bytes_checked as f64 / rate as f64);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+                self.maintenance.status().running = Some(report.clone());
+            }
+        }
+    }
+
+    /// Checks one stripe, repairs it if asked; returns why it cannot be rebuilt, if so.
+    async fn sweep_stripe(
+        &self,
+        info: StripeInfo,
+        mode: SweepMode,
+        report: &mut SweepReport,
+    ) -> Result<Option<String>, ObjectError> {
+        let store = self.stripes.clone();
+        let (info, health) = blocking(move || {
+            let health = store.inspect_blocking(&info);
+            Ok((info, health))
+        })
+        .await?;
+        report.shards_checked += health.len() as u64;
+        let mut healthy = 0;
+        for h in &health {
+            match h {
+                ShardHealth::Healthy => healthy += 1,
+                ShardHealth::Missing => report.shards_missing += 1,
+                ShardHealth::Corrupt(_) => report.shards_corrupt += 1,
+                ShardHealth::Unreadable(_) => report.shards_unreadable += 1,
+            }
+        }
+        if healthy == health.len() {
+            return Ok(None);
+        }
+        let needed = info.redundancy.shards_needed();
+        if healthy < needed {
+            return Ok(Some(format!(
+                "only {healthy} of the {needed} shards needed ({}) are intact",
+                info.redundancy
+            )));
+        }
+        if mode == SweepMode::Repair {
+            let store = self.stripes.clone();
+            let healed: Result<Healed, ObjectError> =
+                blocking(move || store.heal_blocking(&info)).await;
+            match healed {
+                Ok(healed) => {
+                    report.shards_rebuilt += healed.rebuilt.len() as u64;
+                    report.bytes_rebuilt += healed.bytes_rebuilt;
+                    report.shards_unwritable += healed.unwritable.len() as u64;
+                }
+                Err(e) => return Ok(Some(format!("rebuild failed: {e}"))),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What `basalt fsck` found (and fixed, with repair) on a stopped node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FsckReport {
+    pub sweep: SweepReport,
+    /// Shard files no record references.
+    pub orphans: u64,
+    pub orphans_removed: u64,
+    /// Temporary files of writes a crash cut off.
+    pub temporary_files: u64,
+    pub unreadable_drives: Vec<String>,
+}
+
+impl FsckReport {
+    /// Whether anything is wrong that repair did not fix.
+    pub fn clean(&self) -> bool {
+        let fixed_all = self.sweep.damaged_shards()
+            == self.sweep.shards_rebuilt + self.sweep.shards_unwritable
+            && self.sweep.shards_unwritable == 0;
+        fixed_all
+            && self.sweep.unrecoverable.is_empty()
+            && self.orphans == self.orphans_removed
+            && self.unreadable_drives.is_empty()
+    }
+}
+
+impl ObjectStore {
+    /// Checks a stopped node: every shard of every record, and every shard file against the
+    /// records. With `repair`, rebuilds damaged shards and removes orphans and temporary files;
+    /// records whose data cannot be rebuilt are reported and kept.
+    pub async fn fsck(&self, repair: bool) -> Result<FsckReport, ObjectError> {
+        let mode = if repair {
+            SweepMode::Repair
+        } else {
+            SweepMode::Check
+        };
+        let mut report = FsckReport {
+            sweep: self.sweep("fsck", mode, None).await?,
+            ..FsckReport::default()
+        };
+        let live = self.live_shards().await?;
+        let store = self.stripes.clone();
+        let scan = blocking(move || Ok(store.scan_blocking(repair))).await?;
+        report.temporary_files = scan.temporary as u64;
+        report.unreadable_drives = scan
+            .unreadable
+            .iter()
+            .map(|(drive, reason)| format!("drive {drive}: {reason}"))
+            .collect();
+        let orphans: Vec<_> = scan
+            .files
+            .into_iter()
+            .filter(|file| !live.contains(file))
+            .collect();
+        report.orphans = orphans.len() as u64;
+        if repair {
+            let store = self.stripes.clone();
+            report.orphans_removed = blocking(move || {
+                for (drive, id) in &orphans {
+                    store.delete_file_blocking(*drive, *id)?;
+                }
+                Ok(orphans.len() as u64)
+            })
+            .await?;
+        }
+        Ok(report)
+    }
+}
