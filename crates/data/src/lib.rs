@@ -16,6 +16,7 @@ pub use error::DataError;
 pub use redundancy::Redundancy;
 pub use store::ChunkStore;
 pub use stripe::{
-    DriveScan, Healed, ShardHealth, ShardInfo, StripeInfo, StripeRead, StripeStore, WrittenStripe,
+    DriveScan, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead, StripeStore,
+    WrittenStripe,
     shard_id,
 };

@@ -105,11 +105,12 @@ impl ChunkStore {
         }
         tracing::trace!(chunk = %info.id, len = info.len, "writing chunk");
         let path = self.path_of(info.id);
-        let tmp = path.with_extension(TMP_SUFFIX.trim_start_matches('.'));
+        // A name of its own: two writers of the same shard (the healer and a sweep) must not
+        // share a temporary file.
+        let tmp = path.with_extension(format!("{:08x}{TMP_SUFFIX}", rand::random::<u32>()));
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)?;
         let written = file
             .write_all(&chunk_file::header(u64::from(info.len), info.crc32c))

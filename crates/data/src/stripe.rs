@@ -104,6 +104,16 @@ pub struct Healed {
     pub unwritable: Vec<(usize, String)>,
 }
 
+/// What one check of a stripe found, and what it rebuilt.
+#[derive(Debug, Default)]
+pub struct StripeCheck {
+    /// One per shard, in shard order.
+    pub health: Vec<ShardHealth>,
+    pub healed: Healed,
+    /// Why the bad shards could not be rebuilt, if they could not.
+    pub rebuild_error: Option<DataError>,
+}
+
 /// Shard files found on the drives.
 #[derive(Debug, Default)]
 pub struct DriveScan {
@@ -428,33 +438,45 @@ impl StripeStore {
 
     /// Reads and verifies every shard of a stripe. Blocking.
     pub fn inspect_blocking(&self, stripe: &StripeInfo) -> Vec<ShardHealth> {
-        let all: Vec<usize> = (0..stripe.shards.len()).collect();
-        self.read_shards(stripe, &all)
-            .iter()
-            .map(|(_, r)| ShardHealth::of(r))
-            .collect()
+        self.check_blocking(stripe, &|| false).health
     }
 
     /// Rebuilds every missing or corrupt shard of a stripe from the others and writes it back
     /// to its drive, durably. Fails when too few shards survive to rebuild from. Blocking.
     pub fn heal_blocking(&self, stripe: &StripeInfo) -> Result<Healed, DataError> {
+        let check = self.check_blocking(stripe, &|| true);
+        match check.rebuild_error {
+            Some(e) => Err(e),
+            None => Ok(check.healed),
+        }
+    }
+
+    /// Reads and verifies every shard of a stripe once; if some are bad and `repair()` says
+    /// so (asked only then, so a caller can first confirm the stripe is still in use), rebuilds
+    /// them from the others and writes them back to their drives, durably. Blocking.
+    pub fn check_blocking(&self, stripe: &StripeInfo, repair: &dyn Fn() -> bool) -> StripeCheck {
         let all: Vec<usize> = (0..stripe.shards.len()).collect();
         let mut shards: Vec<Option<Bytes>> = vec![None; stripe.shards.len()];
-        let mut bad = Vec::new();
+        let mut check = StripeCheck {
+            health: vec![ShardHealth::Healthy; stripe.shards.len()],
+            ..StripeCheck::default()
+        };
         for (i, result) in self.read_shards(stripe, &all) {
-            match result {
-                Ok(data) => shards[i] = Some(data),
-                Err(_) => bad.push(i),
-            }
+            check.health[i] = ShardHealth::of(&result);
+            shards[i] = result.ok();
         }
-        let mut healed = Healed::default();
-        if bad.is_empty() {
-            return Ok(healed);
+        let bad: Vec<usize> = (0..shards.len()).filter(|&i| shards[i].is_none()).collect();
+        if bad.is_empty() || !repair() {
+            return check;
         }
-        stripe
+        if let Err(e) = stripe
             .redundancy
-            .reconstruct(stripe.len as usize, &mut shards)?;
-        let mut groups_written = Vec::new();
+            .reconstruct(stripe.len as usize, &mut shards)
+        {
+            check.rebuild_error = Some(e);
+            return check;
+        }
+        let mut drives_written = Vec::new();
         for i in bad {
             let (Some(file), Some(data), Some(shard)) = (
                 stripe.shard_file(i),
@@ -465,26 +487,29 @@ impl StripeStore {
             };
             if chunk_file::crc32c(data) != file.crc32c {
                 // The survivors decode to something else than was written: never write that.
-                return Err(DataError::Corrupt {
+                check.rebuild_error = Some(DataError::Corrupt {
                     id: stripe.id,
                     reason: format!("rebuilt shard {i} does not match its recorded checksum"),
                 });
+                return check;
             }
             match self.write_shard(shard.drive, &file, data) {
                 Ok(()) => {
-                    healed.rebuilt.push(i);
-                    healed.bytes_rebuilt += data.len() as u64;
-                    groups_written.push(shard.drive);
+                    check.healed.rebuilt.push(i);
+                    check.healed.bytes_rebuilt += data.len() as u64;
+                    drives_written.push(shard.drive);
                 }
-                Err(e) => healed.unwritable.push((i, e.to_string())),
+                Err(e) => check.healed.unwritable.push((i, e.to_string())),
             }
         }
-        for drive in groups_written {
-            if let Some(d) = self.inner.drives.get(drive) {
-                d.store.sync_group_blocking(stripe.id.group())?;
+        for drive in drives_written {
+            if let Some(d) = self.inner.drives.get(drive)
+                && let Err(e) = d.store.sync_group_blocking(stripe.id.group())
+            {
+                check.rebuild_error = Some(e);
             }
         }
-        Ok(healed)
+        check
     }
 
     /// Deletes every shard file of a stripe; shards already gone are not an error, and a drive

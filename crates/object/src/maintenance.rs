@@ -2,11 +2,13 @@
 //! were written short of shards), sweeps over every stripe (an on-demand heal, the rate-limited
 //! scrubber, and the offline check `fsck`), and the orphan report.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use basalt_data::{Healed, ShardHealth, StripeInfo};
+use futures::StreamExt;
+use basalt_meta::PayloadOwner;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -18,6 +20,9 @@ use crate::{ObjectError, ObjectStore};
 const HEAL_QUEUE: usize = 4096;
 /// Records read per metadata page during a sweep.
 const SWEEP_PAGE: usize = 256;
+/// Stripes a sweep checks at once: shard reads of one stripe already run in parallel, a few
+/// stripes more keep the drives busy while another stripe decodes.
+const SWEEP_CONCURRENCY: usize = 4;
 
 /// What a sweep does with the damage it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +193,33 @@ impl ObjectStore {
         }
     }
 
+    /// Whether `owner`'s current record still holds `stripe`.
+    async fn still_refers(
+        &self,
+        owner: &PayloadOwner,
+        stripe: &StripeInfo,
+    ) -> Result<bool, ObjectError> {
+        let payload = match owner {
+            PayloadOwner::Object { bucket, key } => self
+                .meta
+                .get_object(bucket, key)
+                .await?
+                .map(|r| r.details.payload),
+            PayloadOwner::Part {
+                upload_id,
+                part_number,
+            } => self
+                .meta
+                .list_parts(upload_id, part_number.saturating_sub(1), 1)
+                .await?
+                .0
+                .into_iter()
+                .find(|p| p.part_number == *part_number)
+                .map(|p| p.record.payload),
+        };
+        Ok(payload.is_some_and(|p| p.stripes().iter().any(|s| s.id == stripe.id.0)))
+    }
+
     /// What maintenance is doing and has done.
     pub fn maintenance_status(&self) -> MaintenanceStatus {
         let mut status = self.maintenance.status().clone();
@@ -284,79 +316,130 @@ impl ObjectStore {
                 return Ok(());
             };
             cursor = Some(last.cursor.clone());
-            for entry in page {
-                report.records += 1;
-                for (index, stripe) in entry.payload.stripes().iter().enumerate() {
-                    let info = to_info(stripe);
-                    let shard_bytes = info.redundancy.shard_len(info.len as usize) as u64
-                        * info.shards.len() as u64;
-                    if let Some(reason) = self.sweep_stripe(info, mode, report).await? {
-                        report
-                            .unrecoverable
-                            .push(format!("{}: chunk {index}: {reason}", entry.owner));
-                    }
-                    report.stripes += 1;
-                    report.bytes_checked += shard_bytes;
-                    if let Some(rate) = bytes_per_second.filter(|r| *r > 0) {
-                        let due =
-                            Duration::from_secs_f64(report.bytes_checked as f64 / rate as f64);
-                        if let Some(wait) = due.checked_sub(started.elapsed()) {
-                            tokio::time::sleep(wait).await;
-                        }
+            report.records += page.len() as u64;
+            let stripes: Vec<(Arc<PayloadOwner>, usize, StripeInfo)> = page
+                .into_iter()
+                .flat_map(|entry| {
+                    let owner = Arc::new(entry.owner);
+                    let stripes = entry.payload.stripes();
+                    stripes
+                        .into_iter()
+                        .enumerate()
+                        .map(move |(i, s)| (owner.clone(), i, to_info(&s)))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let mut checks = futures::stream::iter(stripes)
+                .map(|(owner, index, info)| async move {
+                    let outcome = self.sweep_stripe(owner.clone(), info, mode).await;
+                    (owner, index, outcome)
+                })
+                .buffered(SWEEP_CONCURRENCY);
+            while let Some((owner, index, outcome)) = checks.next().await {
+                let outcome = outcome?;
+                report.add(&outcome);
+                if let Some(reason) = outcome.unrecoverable {
+                    report
+                        .unrecoverable
+                        .push(format!("{owner}: chunk {index}: {reason}"));
+                }
+                if let Some(rate) = bytes_per_second.filter(|r| *r > 0) {
+                    let due = Duration::from_secs_f64(report.bytes_checked as f64 / rate as f64);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(wait).await;
                     }
                 }
-                self.maintenance.status().running = Some(report.clone());
+                if report.stripes % 64 == 0 {
+                    self.maintenance.status().running = Some(report.clone());
+                }
             }
+            self.maintenance.status().running = Some(report.clone());
         }
     }
 
-    /// Checks one stripe, repairs it if asked; returns why it cannot be rebuilt, if so.
+    /// Checks one stripe with one read of its shards, and repairs it if asked and the stripe
+    /// is still in use (an object overwritten or deleted since the page was read is not
+    /// resurrected, nor reported).
     async fn sweep_stripe(
         &self,
+        owner: Arc<PayloadOwner>,
         info: StripeInfo,
         mode: SweepMode,
-        report: &mut SweepReport,
-    ) -> Result<Option<String>, ObjectError> {
+    ) -> Result<StripeOutcome, ObjectError> {
         let store = self.stripes.clone();
-        let (info, health) = blocking(move || {
-            let health = store.inspect_blocking(&info);
-            Ok((info, health))
+        let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (info, check) = blocking(move || {
+            let still_used = || {
+                runtime
+                    .block_on(this.still_refers(&owner, &info))
+                    .unwrap_or(false)
+            };
+            let check = store.check_blocking(&info, &|| {
+                // Asked only when a shard is bad.
+                still_used() && mode == SweepMode::Repair
+            });
+            let gone = check.health.iter().any(|h| *h != ShardHealth::Healthy)
+                && check.healed.rebuilt.is_empty()
+                && check.rebuild_error.is_none()
+                && !still_used();
+            Ok((info, (!gone).then_some(check)))
         })
         .await?;
-        report.shards_checked += health.len() as u64;
-        let mut healthy = 0;
-        for h in &health {
-            match h {
-                ShardHealth::Healthy => healthy += 1,
-                ShardHealth::Missing => report.shards_missing += 1,
-                ShardHealth::Corrupt(_) => report.shards_corrupt += 1,
-                ShardHealth::Unreadable(_) => report.shards_unreadable += 1,
-            }
-        }
-        if healthy == health.len() {
-            return Ok(None);
-        }
+        let mut outcome = StripeOutcome {
+            shard_bytes: info.redundancy.shard_len(info.len as usize) as u64
+                * info.shards.len() as u64,
+            ..StripeOutcome::default()
+        };
+        let Some(check) = check else {
+            return Ok(outcome);
+        };
+        outcome.health = check.health;
+        outcome.healed = check.healed;
+        let healthy = outcome
+            .health
+            .iter()
+            .filter(|h| **h == ShardHealth::Healthy)
+            .count();
         let needed = info.redundancy.shards_needed();
         if healthy < needed {
-            return Ok(Some(format!(
+            outcome.unrecoverable = Some(format!(
                 "only {healthy} of the {needed} shards needed ({}) are intact",
                 info.redundancy
-            )));
+            ));
+        } else if let Some(e) = check.rebuild_error {
+            outcome.unrecoverable = Some(format!("rebuild failed: {e}"));
         }
-        if mode == SweepMode::Repair {
-            let store = self.stripes.clone();
-            let healed: Result<Healed, ObjectError> =
-                blocking(move || store.heal_blocking(&info)).await;
-            match healed {
-                Ok(healed) => {
-                    report.shards_rebuilt += healed.rebuilt.len() as u64;
-                    report.bytes_rebuilt += healed.bytes_rebuilt;
-                    report.shards_unwritable += healed.unwritable.len() as u64;
-                }
-                Err(e) => return Ok(Some(format!("rebuild failed: {e}"))),
+        Ok(outcome)
+    }
+}
+
+/// What a sweep learned about one stripe.
+#[derive(Debug, Default)]
+struct StripeOutcome {
+    shard_bytes: u64,
+    /// Empty when the stripe was dropped by its owner during the sweep.
+    health: Vec<ShardHealth>,
+    healed: Healed,
+    unrecoverable: Option<String>,
+}
+
+impl SweepReport {
+    fn add(&mut self, outcome: &StripeOutcome) {
+        self.stripes += 1;
+        self.bytes_checked += outcome.shard_bytes;
+        self.shards_checked += outcome.health.len() as u64;
+        for h in &outcome.health {
+            match h {
+                ShardHealth::Healthy => {}
+                ShardHealth::Missing => self.shards_missing += 1,
+                ShardHealth::Corrupt(_) => self.shards_corrupt += 1,
+                ShardHealth::Unreadable(_) => self.shards_unreadable += 1,
             }
         }
-        Ok(None)
+        self.shards_rebuilt += outcome.healed.rebuilt.len() as u64;
+        self.bytes_rebuilt += outcome.healed.bytes_rebuilt;
+        self.shards_unwritable += outcome.healed.unwritable.len() as u64;
     }
 }
 
