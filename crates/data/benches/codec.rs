@@ -30,7 +30,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4 << 20);
-    let chunk: Bytes = (0..chunk_len).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>().into();
+    let chunk: Bytes = (0..chunk_len)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
     println!("chunk {chunk_len} bytes, one core, MB/s of chunk data (median of 5)");
     for (k, m) in [(4u8, 2u8), (8, 4)] {
         let policy = Redundancy::ErasureCoded { data: k, parity: m };
@@ -51,7 +54,9 @@ fn main() {
             for lost in damaged.iter_mut().take(usize::from(m)) {
                 *lost = None;
             }
-            policy.reconstruct_data(chunk_len, &mut damaged).expect("decode");
+            policy
+                .reconstruct_data(chunk_len, &mut damaged)
+                .expect("decode");
             black_box(damaged);
         });
         let present: Vec<(usize, &[u8])> = (usize::from(m)..usize::from(k))

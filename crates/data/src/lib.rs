@@ -17,6 +17,5 @@ pub use redundancy::Redundancy;
 pub use store::ChunkStore;
 pub use stripe::{
     DriveScan, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead, StripeStore,
-    WrittenStripe,
-    shard_id,
+    WrittenStripe, shard_id,
 };

@@ -108,10 +108,7 @@ impl ChunkStore {
         // A name of its own: two writers of the same shard (the healer and a sweep) must not
         // share a temporary file.
         let tmp = path.with_extension(format!("{:08x}{TMP_SUFFIX}", rand::random::<u32>()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         let written = file
             .write_all(&chunk_file::header(u64::from(info.len), info.crc32c))
             .and_then(|()| file.write_all(data));

@@ -2,13 +2,13 @@
 //! were written short of shards), sweeps over every stripe (an on-demand heal, the rate-limited
 //! scrubber, and the offline check `fsck`), and the orphan report.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use basalt_data::{Healed, ShardHealth, StripeInfo};
-use futures::StreamExt;
 use basalt_meta::PayloadOwner;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -349,7 +349,7 @@ impl ObjectStore {
                         tokio::time::sleep(wait).await;
                     }
                 }
-                if report.stripes % 64 == 0 {
+                if report.stripes.is_multiple_of(64) {
                     self.maintenance.status().running = Some(report.clone());
                 }
             }
