@@ -196,9 +196,19 @@ def basalt() -> BasaltServer:
     env["BASALT_ROOT_PASSWORD"] = ROOT_PASSWORD
     env["BASALT_LOG"] = os.environ.get("BASALT_LOG", "info")
 
+    # BASALT_TEST_DRIVES=6 runs the suite on a six-drive node (ec:4+2 by default, 64 KiB
+    # chunks so that even small test objects span several stripes).
+    drives = int(os.environ.get("BASALT_TEST_DRIVES", "1"))
+    storage = ["--data", str(data_dir)]
+    if drives > 1:
+        storage = []
+        for i in range(1, drives + 1):
+            storage += ["--data", str(workdir / f"drive{i}")]
+        storage += ["--meta-dir", str(data_dir), "--chunk-size", "65536"]
+
     log_fh = open(log_path, "wb")
     proc = subprocess.Popen(
-        [str(binary), "server", "--address", host_port, "--data", str(data_dir)],
+        [str(binary), "server", "--address", host_port, *storage],
         stdout=log_fh,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

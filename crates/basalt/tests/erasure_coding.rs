@@ -317,6 +317,33 @@ async fn two_drives_lost_in_the_middle_of_a_streaming_put() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn two_drives_lost_in_the_middle_of_a_streaming_get() {
+    let node = node_with_bucket(&[]).await;
+    let client = node.client();
+    let body = bytes_of(4 << 20, 8);
+    put(&client, "long", &body).await;
+    let mut stream = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("long")
+        .send()
+        .await
+        .unwrap()
+        .body;
+    let mut received = Vec::new();
+    while received.len() < 512 << 10 {
+        received.extend_from_slice(&stream.next().await.unwrap().unwrap());
+    }
+    std::fs::remove_dir_all(&node.drives[0]).unwrap();
+    std::fs::remove_dir_all(&node.drives[3]).unwrap();
+    while let Some(piece) = stream.next().await {
+        received.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(received.len(), body.len());
+    assert!(received == body, "bytes differ after the drives went away");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bitrot_is_read_around_and_healed_in_the_background() {
     let node = node_with_bucket(&[]).await;
     let client = node.client();
@@ -327,6 +354,16 @@ async fn bitrot_is_read_around_and_healed_in_the_background() {
     let originals: Vec<Vec<u8>> = victims.iter().map(|f| std::fs::read(f).unwrap()).collect();
     for v in &victims {
         flip_byte(v, 32 + 5);
+    }
+    // And a second drive's shards are cut short: two bad shards per stripe, still readable.
+    for f in shard_files(&node.drives[1]) {
+        let len = std::fs::metadata(&f).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
     }
     assert_eq!(get(&client, "rot").await, body);
     wait_until("the healer to rewrite a rotten shard", || {
