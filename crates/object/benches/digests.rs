@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use md5::Digest as _;
+use sha2::Digest as _;
 
 fn throughput(bytes: usize, mut f: impl FnMut()) -> f64 {
     let mut rates = Vec::new();

@@ -3,6 +3,7 @@
 
 use basalt_meta::{Checksum, ChecksumAlgorithm};
 use md5::Digest as _;
+use sha2::Digest as _;
 
 pub(crate) struct Hashers {
     md5: md5::Md5,

@@ -425,7 +425,7 @@ impl ObjectStore {
                     Ok::<_, ObjectError>(futures::stream::iter(read.pieces.into_iter().map(Ok)))
                 }
             })
-            .buffered(2)
+            .buffered(READS_IN_FLIGHT)
             .try_flatten()
             .boxed();
         match stream.try_next().await? {
@@ -630,6 +630,10 @@ impl ObjectStore {
         Some(start..start + sizes.get(index)?)
     }
 }
+
+/// How many chunks one GET reads ahead of the one being sent: enough to keep a drive's queue
+/// busy when the data is not in the page cache.
+const READS_IN_FLIGHT: usize = 4;
 
 /// How many stripe writes (each ending in fsyncs) one PUT keeps in flight.
 const WRITES_IN_FLIGHT: usize = 2;
