@@ -20,22 +20,12 @@ SIGN=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_
 
 [ -x "$BIN" ] || cargo build --release
 rm -rf "$DIR" && mkdir -p "$DIR"
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mbps() { awk '{printf "%.0f", $1/1e6}'; }
-
-server_pid=""
+. scripts/perf-lib.sh
 start_server() { # drives...
-  stop_server
   local args=()
   for d in "$@"; do args+=(--data "$d"); done
-  BASALT_LOG=warn "$BIN" server --address 127.0.0.1:$PORT "${args[@]}" --meta-dir "$DIR/meta" \
-    --scrub-interval off >>"$DIR/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 100); do curl -sf $EP/health/ready >/dev/null && return; sleep 0.1; done
-  echo "basalt did not start" >&2; exit 1
+  start_basalt "${args[@]}" --meta-dir "$DIR/meta" --scrub-interval off
 }
-stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; }
-peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$server_pid/status; }
 trap 'stop_server; true' EXIT
 
 put_get() { # label: PUTs and GETs RUNS objects of 1 GiB, prints "put get rss"
@@ -82,5 +72,5 @@ echo
 echo "Heal after two empty replacement drives: $heal_mb MB of shards rebuilt in $heal_s s ($heal_mbps MB/s rebuilt; $checked_mb MB of shards read and verified)."
 echo
 echo '```'
-cargo bench -q -p basalt-data --bench codec 2>/dev/null
+cargo bench -q -p basalt-object --bench hot_paths 2>/dev/null
 echo '```'

@@ -24,21 +24,8 @@ command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq ng
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 rm -rf "$DIR" && mkdir -p "$DIR/www"
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-mbps() { awk '{printf "%.0f", $1/1e6}'; }
-
-server_pid=""
-start_server() {
-  stop_server
-  rm -rf "$DIR/data"
-  BASALT_ROOT_USER=$AWS_ACCESS_KEY_ID BASALT_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY BASALT_LOG=warn \
-    "$BIN" server --address 127.0.0.1:$PORT --data "$DIR/data" >"$DIR/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 100); do curl -sf $EP/health/ready >/dev/null && return; sleep 0.1; done
-  echo "basalt did not start" >&2; exit 1
-}
-stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; }
-peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$server_pid/status; }
+. scripts/perf-lib.sh
+start_server() { rm -rf "$DIR/data"; start_basalt --data "$DIR/data"; }
 trap 'stop_server; [ -f "$DIR/nginx.pid" ] && kill $(cat "$DIR/nginx.pid") 2>/dev/null; true' EXIT
 
 echo "## Run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(uname -r)"

@@ -138,6 +138,14 @@ fn stripe_of(path: &Path) -> String {
     name[..30].to_owned()
 }
 
+/// A drive vanishes at once (as an unmounted disk does): renamed away, then deleted. Deleting in
+/// place would race with the healer, which may write a shard back while the directory empties.
+fn lose_drive(path: &Path) {
+    let gone = path.with_extension("lost");
+    std::fs::rename(path, &gone).unwrap();
+    std::fs::remove_dir_all(&gone).unwrap();
+}
+
 fn flip_byte(path: &Path, offset: usize) {
     let mut raw = std::fs::read(path).unwrap();
     raw[offset] ^= 0x40;
@@ -220,8 +228,8 @@ async fn reads_survive_two_lost_drives_and_heal_refills_replaced_ones() {
         "every drive holds shards: {files_per_drive:?}"
     );
 
-    std::fs::remove_dir_all(&node.drives[1]).unwrap();
-    std::fs::remove_dir_all(&node.drives[4]).unwrap();
+    lose_drive(&node.drives[1]);
+    lose_drive(&node.drives[4]);
     for (key, body) in &objects {
         assert_eq!(&get(&client, key).await, body, "{key} with two drives gone");
         if body.len() > 200_000 {
@@ -258,8 +266,8 @@ async fn reads_survive_two_lost_drives_and_heal_refills_replaced_ones() {
     );
 
     // The rebuilt shards carry the data: lose two other drives and read everything.
-    std::fs::remove_dir_all(&node.drives[0]).unwrap();
-    std::fs::remove_dir_all(&node.drives[2]).unwrap();
+    lose_drive(&node.drives[0]);
+    lose_drive(&node.drives[2]);
     for (key, body) in objects.iter().chain([&("late".to_owned(), late)]) {
         assert_eq!(&get(&client, key).await, body, "{key} from healed shards");
     }
@@ -270,7 +278,7 @@ async fn writes_without_a_quorum_of_drives_are_refused_and_leave_nothing() {
     let node = node_with_bucket(&[]).await;
     let client = node.client();
     for d in &node.drives[..3] {
-        std::fs::remove_dir_all(d).unwrap();
+        lose_drive(d);
     }
     let err = client
         .put_object()
@@ -307,8 +315,8 @@ async fn two_drives_lost_in_the_middle_of_a_streaming_put() {
     socket.write_all(&body[..1 << 20]).unwrap();
     socket.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    std::fs::remove_dir_all(&node.drives[2]).unwrap();
-    std::fs::remove_dir_all(&node.drives[5]).unwrap();
+    lose_drive(&node.drives[2]);
+    lose_drive(&node.drives[5]);
     socket.write_all(&body[1 << 20..]).unwrap();
     let mut response = String::new();
     socket.read_to_string(&mut response).unwrap();
@@ -334,8 +342,8 @@ async fn two_drives_lost_in_the_middle_of_a_streaming_get() {
     while received.len() < 512 << 10 {
         received.extend_from_slice(&stream.next().await.unwrap().unwrap());
     }
-    std::fs::remove_dir_all(&node.drives[0]).unwrap();
-    std::fs::remove_dir_all(&node.drives[3]).unwrap();
+    lose_drive(&node.drives[0]);
+    lose_drive(&node.drives[3]);
     while let Some(piece) = stream.next().await {
         received.extend_from_slice(&piece.unwrap());
     }

@@ -1,13 +1,16 @@
-//! Encode and decode throughput of the stripe codec on one core, for the chunk size in use,
-//! beside the same work done by calling `reed-solomon-simd` directly (the raw crate's cost).
+//! One-core throughput of the work a PUT or GET does per byte: the digests (MD5 for the ETag,
+//! the flexible checksums, CRC32C of every shard), a memory copy, and the stripe codec at the
+//! chunk size in use beside the same work done by calling `reed-solomon-simd` directly.
 //!
-//! `cargo bench -p basalt-data --bench codec` (env `CODEC_CHUNK` sets the chunk size in bytes).
+//! `cargo bench -p basalt-object --bench hot_paths` (env `CODEC_CHUNK` sets the chunk size).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use basalt_data::Redundancy;
 use bytes::Bytes;
+use md5::Digest as _;
+use sha2::Digest as _;
 
 /// Runs `f` repeatedly for about a second; returns MB/s of `bytes` per call (median of 5).
 fn throughput(bytes: usize, mut f: impl FnMut()) -> f64 {
@@ -26,6 +29,40 @@ fn throughput(bytes: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    digests();
+    codec();
+}
+
+fn digests() {
+    let data: Vec<u8> = (0..4usize << 20).map(|i| (i * 13 % 251) as u8).collect();
+    println!("4 MiB buffer, one core, MB/s (median of 5)");
+    let md5 = throughput(data.len(), || {
+        black_box(md5::Md5::digest(black_box(&data)));
+    });
+    let crc32c = throughput(data.len(), || {
+        black_box(crc_fast::checksum(
+            crc_fast::CrcAlgorithm::Crc32Iscsi,
+            black_box(&data),
+        ));
+    });
+    let crc64 = throughput(data.len(), || {
+        black_box(crc_fast::checksum(
+            crc_fast::CrcAlgorithm::Crc64Nvme,
+            black_box(&data),
+        ));
+    });
+    let sha256 = throughput(data.len(), || {
+        black_box(sha2::Sha256::digest(black_box(&data)));
+    });
+    let copy = throughput(data.len(), || {
+        black_box(black_box(&data).clone());
+    });
+    println!(
+        "md5 {md5:.0}  crc32c {crc32c:.0}  crc64nvme {crc64:.0}  sha256 {sha256:.0}  memcpy {copy:.0}"
+    );
+}
+
+fn codec() {
     let chunk_len: usize = std::env::var("CODEC_CHUNK")
         .ok()
         .and_then(|v| v.parse().ok())
