@@ -1,7 +1,7 @@
 //! The commands of the metadata state machine. Each is applied atomically; a command that is
 //! refused (its error is returned) changes nothing.
 
-use crate::record::{BucketRecord, ObjectRecord, PartRecord, StripeRef, UploadRecord};
+use crate::record::{BucketRecord, ObjectRecord, PartRecord, StripeRef, Tags, UploadRecord};
 
 /// A condition on the current object, checked inside the transaction that writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,17 @@ pub enum Command {
     /// Refused with `BucketNotEmpty` while objects remain; pending uploads are aborted with it.
     DeleteBucket {
         name: String,
+    },
+    /// Replaces (or with `None` removes) a bucket's tag set.
+    SetBucketTags {
+        bucket: String,
+        tags: Option<Tags>,
+    },
+    /// Replaces the tag set of an existing object.
+    SetObjectTags {
+        bucket: String,
+        key: String,
+        tags: Tags,
     },
     PutObject {
         bucket: String,

@@ -32,7 +32,7 @@ pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
     BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, ObjectDetails, ObjectRecord,
-    ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, UploadRecord,
+    ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{

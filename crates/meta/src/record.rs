@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::MetaError;
 
-/// Version 2 added [`Payload::Stripes`] (erasure-coded and replicated chunks across drives).
-/// The change only appends an enum variant, so version-1 records decode with the same types.
-pub const FORMAT_VERSION: u8 = 2;
+/// Version 2 added [`Payload::Stripes`] (erasure-coded and replicated chunks across drives);
+/// the change only appends an enum variant, so version-1 records decode with the same types.
+/// Version 3 added `tags` to [`ObjectDetails`] and [`UploadRecord`]; older object and upload
+/// records decode through their version-2 layout in [`legacy`].
+pub const FORMAT_VERSION: u8 = 3;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -20,17 +22,43 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-fn body(bytes: &[u8]) -> Result<&[u8], MetaError> {
+/// The format version of a record and its body.
+fn split(bytes: &[u8]) -> Result<(u8, &[u8]), MetaError> {
     match bytes.split_first() {
-        Some((&v, rest)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => Ok(rest),
+        Some((&v, rest)) if (OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v) => {
+            Ok((v, rest))
+        }
         Some((&v, _)) => Err(MetaError::UnsupportedFormat(v)),
         None => Err(MetaError::Corrupt("empty record".into())),
     }
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
-    postcard::from_bytes(body(bytes)?).map_err(|e| MetaError::Corrupt(e.to_string()))
+fn body(bytes: &[u8]) -> Result<&[u8], MetaError> {
+    split(bytes).map(|(_, body)| body)
 }
+
+fn from_postcard<T: DeserializeOwned>(body: &[u8]) -> Result<T, MetaError> {
+    postcard::from_bytes(body).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+/// A stored record type: how to read each format version still readable.
+pub(crate) trait Record: DeserializeOwned {
+    /// Decodes the body of a record written with an older `version`; by default its layout
+    /// did not change.
+    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        from_postcard(body)
+    }
+}
+
+pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<T, MetaError> {
+    match split(bytes)? {
+        (FORMAT_VERSION, body) => from_postcard(body),
+        (version, body) => T::decode_older(version, body),
+    }
+}
+
+/// Tags as S3 keeps them: (key, value) pairs in the order given.
+pub type Tags = Vec<(String, String)>;
 
 /// Decodes only the leading [`ObjectSummary`] of an object record: listings never pay for the
 /// rest (chunk lists, inline data).
@@ -169,6 +197,7 @@ pub struct ObjectDetails {
     /// Sizes of the parts of a multipart object, in order; empty for a single PUT.
     pub part_sizes: Vec<u64>,
     pub payload: Payload,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +212,8 @@ pub struct UploadRecord {
     pub headers: StandardHeaders,
     pub user_metadata: Vec<(String, String)>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// Given at creation (`x-amz-tagging`), applied to the completed object.
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +224,68 @@ pub struct PartRecord {
     pub last_modified_ms: i64,
     pub checksum: Option<Checksum>,
     pub payload: Payload,
+}
+
+impl Record for BucketRecord {}
+impl Record for PartRecord {}
+impl Record for Tags {}
+
+impl Record for ObjectRecord {
+    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        let old: legacy::ObjectRecordV2 = from_postcard(body)?;
+        Ok(Self {
+            summary: old.summary,
+            details: ObjectDetails {
+                headers: old.details.headers,
+                user_metadata: old.details.user_metadata,
+                checksums: old.details.checksums,
+                part_sizes: old.details.part_sizes,
+                payload: old.details.payload,
+                tags: Vec::new(),
+            },
+        })
+    }
+}
+
+impl Record for UploadRecord {
+    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        let old: legacy::UploadRecordV2 = from_postcard(body)?;
+        Ok(Self {
+            initiated_ms: old.initiated_ms,
+            headers: old.headers,
+            user_metadata: old.user_metadata,
+            checksum_algorithm: old.checksum_algorithm,
+            tags: Vec::new(),
+        })
+    }
+}
+
+/// Layouts of format versions 1 and 2 that version 3 changed.
+mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectRecordV2 {
+        pub summary: ObjectSummary,
+        pub details: ObjectDetailsV2,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectDetailsV2 {
+        pub headers: StandardHeaders,
+        pub user_metadata: Vec<(String, String)>,
+        pub checksums: Vec<Checksum>,
+        pub part_sizes: Vec<u64>,
+        pub payload: Payload,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UploadRecordV2 {
+        pub initiated_ms: i64,
+        pub headers: StandardHeaders,
+        pub user_metadata: Vec<(String, String)>,
+        pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +311,7 @@ mod tests {
                 }],
                 part_sizes: vec![],
                 payload: Payload::Inline(b"hello".to_vec()),
+                tags: vec![("team".into(), "ml".into())],
             },
         }
     }
@@ -283,6 +377,7 @@ mod tests {
             vec![("k".to_owned(), "v".to_owned())]
         );
         assert_eq!(record.details.part_sizes, vec![3, 2]);
+        assert!(record.details.tags.is_empty(), "v1 records have no tags");
         assert_eq!(
             record.details.payload,
             Payload::Chunks(vec![ChunkRef {

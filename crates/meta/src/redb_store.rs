@@ -13,7 +13,7 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload, StripeRef,
+    BucketRecord, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload, StripeRef, Tags,
     UploadRecord, decode, decode_summary, encode,
 };
 use crate::store::{
@@ -25,6 +25,9 @@ const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+/// Per-bucket settings (tagging, and later CORS, versioning…): `bucket 0x00 name`.
+const BUCKET_SETTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bucket_settings");
+const TAGGING_SETTING: &str = "tagging";
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -70,6 +73,7 @@ impl RedbStore {
         txn.open_table(OBJECTS)?;
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
+        txn.open_table(BUCKET_SETTINGS)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -179,6 +183,7 @@ struct Tables<'txn> {
     objects: Table<'txn, &'static [u8], &'static [u8]>,
     uploads: Table<'txn, &'static [u8], &'static [u8]>,
     parts: Table<'txn, &'static [u8], &'static [u8]>,
+    settings: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 fn check_precondition(
@@ -207,6 +212,7 @@ impl<'txn> Tables<'txn> {
             objects: txn.open_table(OBJECTS)?,
             uploads: txn.open_table(UPLOADS)?,
             parts: txn.open_table(PARTS)?,
+            settings: txn.open_table(BUCKET_SETTINGS)?,
         })
     }
 
@@ -221,6 +227,29 @@ impl<'txn> Tables<'txn> {
                 Ok(Outcome::default())
             }
             Command::DeleteBucket { name } => self.delete_bucket(name),
+            Command::SetBucketTags { bucket, tags } => {
+                self.require_bucket(bucket)?;
+                let k = keys::object_key(bucket, TAGGING_SETTING);
+                match tags {
+                    Some(tags) => {
+                        self.settings
+                            .insert(k.as_slice(), encode(tags).as_slice())?;
+                    }
+                    None => {
+                        self.settings.remove(k.as_slice())?;
+                    }
+                }
+                Ok(Outcome::default())
+            }
+            Command::SetObjectTags { bucket, key, tags } => {
+                self.require_bucket(bucket)?;
+                let k = keys::object_key(bucket, key);
+                let mut record = self.object(&k)?.ok_or(MetaError::NoSuchKey)?;
+                record.details.tags.clone_from(tags);
+                self.objects
+                    .insert(k.as_slice(), encode(&record).as_slice())?;
+                Ok(Outcome::default())
+            }
             Command::PutObject {
                 bucket,
                 key,
@@ -376,6 +405,11 @@ impl<'txn> Tables<'txn> {
                     .flat_map(|(_, p)| p.payload.stripes()),
             );
         }
+        let (settings_start, settings_end) = keys::bucket_range(name);
+        self.settings.retain_in(
+            settings_start.as_slice()..settings_end.as_slice(),
+            |_, _| false,
+        )?;
         self.buckets.remove(name)?;
         Ok(Outcome {
             garbage,
@@ -446,6 +480,7 @@ impl<'txn> Tables<'txn> {
                         .flat_map(|(_, p)| p.payload.stripes())
                         .collect(),
                 ),
+                tags: upload.tags,
             },
         };
 
@@ -724,6 +759,22 @@ impl MetaStore for RedbStore {
         .await
     }
 
+    async fn get_bucket_tags(&self, bucket: &str) -> Result<Option<Tags>, MetaError> {
+        let bucket = bucket.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
+                return Err(MetaError::NoSuchBucket);
+            }
+            let k = keys::object_key(&bucket, TAGGING_SETTING);
+            txn.open_table(BUCKET_SETTINGS)?
+                .get(k.as_slice())?
+                .map(|g| decode(g.value()))
+                .transpose()
+        })
+        .await
+    }
+
     async fn payload_page(
         &self,
         after: Option<PayloadCursor>,
@@ -810,6 +861,7 @@ mod tests {
                     len: 1,
                     crc32c: 0,
                 }]),
+                tags: vec![],
             },
         }
     }
@@ -830,6 +882,7 @@ mod tests {
             headers: StandardHeaders::default(),
             user_metadata: vec![],
             checksum_algorithm: None,
+            tags: vec![("from".into(), "upload".into())],
         };
         store
             .execute(Command::CreateUpload {
@@ -849,6 +902,63 @@ mod tests {
             record,
             precondition,
         }
+    }
+
+    #[tokio::test]
+    async fn tags_of_objects_and_buckets_are_set_replaced_and_removed() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        assert_eq!(store.get_bucket_tags("b").await.unwrap(), None);
+        let tags = vec![("env".to_owned(), "prod".to_owned())];
+        let set = |tags| Command::SetBucketTags {
+            bucket: "b".into(),
+            tags,
+        };
+        store.execute(set(Some(tags.clone()))).await.unwrap();
+        assert_eq!(
+            store.get_bucket_tags("b").await.unwrap(),
+            Some(tags.clone())
+        );
+        store.execute(set(None)).await.unwrap();
+        assert_eq!(store.get_bucket_tags("b").await.unwrap(), None);
+        assert!(matches!(
+            store.get_bucket_tags("nope").await,
+            Err(MetaError::NoSuchBucket)
+        ));
+
+        let tag_object = |key: &str| Command::SetObjectTags {
+            bucket: "b".into(),
+            key: key.into(),
+            tags: tags.clone(),
+        };
+        assert!(matches!(
+            store.execute(tag_object("k")).await,
+            Err(MetaError::NoSuchKey)
+        ));
+        store.execute(put("k", object("e", 1), None)).await.unwrap();
+        store.execute(tag_object("k")).await.unwrap();
+        let record = store.get_object("b", "k").await.unwrap().unwrap();
+        assert_eq!(record.details.tags, tags);
+        assert_eq!(
+            record.summary.etag, "e",
+            "tagging leaves the object as it was"
+        );
+
+        // Settings go with their bucket.
+        store.execute(set(Some(tags.clone()))).await.unwrap();
+        store
+            .execute(Command::DeleteObject {
+                bucket: "b".into(),
+                key: "k".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .execute(Command::DeleteBucket { name: "b".into() })
+            .await
+            .unwrap();
+        bucket(&store, "b").await;
+        assert_eq!(store.get_bucket_tags("b").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -1,3 +1,4 @@
+use crate::Tags;
 use crate::{
     BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
     StripeRef, UploadRecord,
@@ -129,6 +130,9 @@ pub trait MetaStore: Send + Sync + 'static {
         part_number_marker: u32,
         max_parts: usize,
     ) -> Result<(Vec<PartListing>, bool), MetaError>;
+
+    /// A bucket's tag set, if one is set; `NoSuchBucket` if the bucket does not exist.
+    async fn get_bucket_tags(&self, bucket: &str) -> Result<Option<Tags>, MetaError>;
 
     /// Every stripe any record references: the live set for garbage collection.
     async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError>;

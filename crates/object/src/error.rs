@@ -38,6 +38,10 @@ pub enum ObjectError {
     InsufficientDrives(String),
     #[error("{0}")]
     Busy(String),
+    #[error("invalid tag: {0}")]
+    InvalidTag(String),
+    #[error("there is no tag set on this bucket")]
+    NoSuchTagSet,
 }
 
 impl From<MetaError> for ObjectError {

@@ -12,11 +12,12 @@ mod error;
 mod maintenance;
 mod stage;
 mod store;
+mod tags;
 
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
     Checksum, ChecksumAlgorithm, CompletePart, ListEntry, ListPage, ObjectRecord, ObjectSummary,
-    PartListing, Precondition, StandardHeaders, UploadListing, UploadRecord,
+    PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadRecord,
 };
 pub use digest::Digests;
 pub use error::ObjectError;
@@ -25,3 +26,4 @@ pub use maintenance::{
 };
 pub use stage::Staged;
 pub use store::{ByteStream, ObjectConfig, ObjectStore, ObjectWrite, now_ms};
+pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};

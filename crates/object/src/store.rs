@@ -9,7 +9,7 @@ use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, ListPage,
     MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord, Payload,
-    Precondition, RedbStore, StandardHeaders, StripeRef, UploadListing, UploadRecord,
+    Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadListing, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -19,6 +19,7 @@ use crate::ObjectError;
 use crate::digest::{Hashers, multipart_etag};
 use crate::maintenance::Maintenance;
 use crate::stage::{Staged, StripeGuard, StripeSink, to_info};
+use crate::tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};
 
 /// An object's bytes as they stream out; errors after the first chunk cut the stream short.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ObjectError>> + Send>>;
@@ -56,6 +57,8 @@ pub struct ObjectWrite {
     pub user_metadata: Vec<(String, String)>,
     /// Which of the staged body's checksums to store with the object.
     pub checksum_algorithms: Vec<ChecksumAlgorithm>,
+    /// Tags of the new object (`x-amz-tagging`); checked against AWS's limits.
+    pub tags: Tags,
 }
 
 pub fn now_ms() -> i64 {
@@ -306,6 +309,7 @@ impl ObjectStore {
             etag: staged.digests.md5_hex(),
             last_modified_ms: now_ms(),
         };
+        validate_tags(&write.tags, MAX_OBJECT_TAGS)?;
         let checksums = stored_checksums(&staged.digests.checksums, &write.checksum_algorithms);
         let (payload, degraded) = staged.into_payload();
         let record = ObjectRecord {
@@ -316,6 +320,7 @@ impl ObjectStore {
                 checksums,
                 part_sizes: Vec::new(),
                 payload,
+                tags: write.tags,
             },
         };
         let command = Command::PutObject {
@@ -357,6 +362,50 @@ impl ObjectStore {
             .await?;
         self.reclaim(outcome.garbage);
         Ok(outcome.existed)
+    }
+
+    // ---- tags ----
+
+    pub async fn set_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: Tags,
+    ) -> Result<(), ObjectError> {
+        validate_tags(&tags, MAX_OBJECT_TAGS)?;
+        self.meta
+            .execute(Command::SetObjectTags {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                tags,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a bucket's tag set.
+    pub async fn set_bucket_tags(
+        &self,
+        bucket: &str,
+        tags: Option<Tags>,
+    ) -> Result<(), ObjectError> {
+        if let Some(tags) = &tags {
+            validate_tags(tags, MAX_BUCKET_TAGS)?;
+        }
+        self.meta
+            .execute(Command::SetBucketTags {
+                bucket: bucket.to_owned(),
+                tags,
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn bucket_tags(&self, bucket: &str) -> Result<Tags, ObjectError> {
+        self.meta
+            .get_bucket_tags(bucket)
+            .await?
+            .ok_or(ObjectError::NoSuchTagSet)
     }
 
     // ---- reading ----
@@ -458,12 +507,14 @@ impl ObjectStore {
         key: &str,
         write: ObjectWrite,
     ) -> Result<String, ObjectError> {
+        validate_tags(&write.tags, MAX_OBJECT_TAGS)?;
         let upload_id = ChunkId::random().to_hex();
         let record = UploadRecord {
             initiated_ms: now_ms(),
             headers: write.headers,
             user_metadata: write.user_metadata,
             checksum_algorithm: write.checksum_algorithms.first().copied(),
+            tags: write.tags,
         };
         self.meta
             .execute(Command::CreateUpload {

@@ -214,6 +214,69 @@ pub(crate) fn verify_digests(
 
 /// Percent-encodes a key for `encoding-type=url` listings (everything but unreserved
 /// characters and `/`).
+/// Parses an `x-amz-tagging` header: a URL-encoded query string, `k1=v1&k2=v2`.
+pub(crate) fn tags_of_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
+    let Some(header) = header.filter(|h| !h.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    header
+        .split('&')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((form_decode(k)?, form_decode(v)?))
+        })
+        .collect()
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
+fn form_decode(s: &str) -> S3Result<String> {
+    let bad = || {
+        s3_error!(
+            InvalidTag,
+            "the tagging header is not a valid URL-encoded query"
+        )
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or_else(bad)?;
+                let lo = bytes
+                    .next()
+                    .and_then(|c| (c as char).to_digit(16))
+                    .ok_or_else(bad)?;
+                out.push((hi * 16 + lo) as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Tags as the S3 XML carries them (`TagSet`); a tag without a key is refused.
+pub(crate) fn tags_of_set(set: Vec<dto::Tag>) -> S3Result<Vec<(String, String)>> {
+    set.into_iter()
+        .map(|t| match t.key {
+            Some(k) => Ok((k, t.value.unwrap_or_default())),
+            None => Err(s3_error!(InvalidTag, "a tag has no key")),
+        })
+        .collect()
+}
+
+pub(crate) fn tag_set(tags: &[(String, String)]) -> Vec<dto::Tag> {
+    tags.iter()
+        .map(|(k, v)| dto::Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
 pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -234,6 +297,20 @@ mod tests {
     #[test]
     fn url_encoding_keeps_slashes_and_escapes_the_rest() {
         assert_eq!(url_encode("a b/ü+c"), "a%20b/%C3%BC%2Bc");
+    }
+
+    #[test]
+    fn tagging_headers_parse_like_query_strings() {
+        assert_eq!(
+            tags_of_header(Some("team=ml&note=a%20b+c&empty=")).unwrap(),
+            vec![
+                ("team".to_owned(), "ml".to_owned()),
+                ("note".to_owned(), "a b c".to_owned()),
+                ("empty".to_owned(), String::new())
+            ]
+        );
+        assert!(tags_of_header(None).unwrap().is_empty());
+        assert!(tags_of_header(Some("bad=%zz")).is_err());
     }
 
     #[test]

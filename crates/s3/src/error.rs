@@ -40,6 +40,8 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
             s3_error!(SlowDown, "{message}")
         }
         ObjectError::Busy(_) => s3_error!(OperationAborted, "{message}"),
+        ObjectError::InvalidTag(_) => s3_error!(InvalidTag, "{message}"),
+        ObjectError::NoSuchTagSet => s3_error!(NoSuchTagSet, "{message}"),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
             s3_error!(

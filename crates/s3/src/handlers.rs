@@ -10,7 +10,8 @@ use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::{
     ChecksumFields, HeaderInput, algorithm_name, etag, metadata_map, metadata_vec, millis,
-    requested_algorithms, timestamp, url_encode, verify_digests,
+    requested_algorithms, tag_set, tags_of_header, tags_of_set, timestamp, url_encode,
+    verify_digests,
 };
 use crate::error::{OrS3, custom, to_s3};
 
@@ -60,6 +61,17 @@ fn precondition_of(
             "If-None-Match on a write supports only '*'"
         )),
         (None, None) => Ok(None),
+    }
+}
+
+/// Buckets are unversioned: only the null version exists.
+fn reject_versions(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        Some(v) if v != "null" => Err(s3_error!(
+            NotImplemented,
+            "object versions are not supported yet; only versionId=null exists"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -300,6 +312,7 @@ fn describe(
         cache_control: overrides.cache_control.or_else(|| h.cache_control.clone()),
         expires: overrides.expires.or_else(|| h.expires_ms.map(timestamp)),
         parts_count: plan.parts_count,
+        tag_count: (!record.details.tags.is_empty()).then_some(record.details.tags.len() as i32),
         checksum_crc32: sums.crc32,
         checksum_crc32c: sums.crc32c,
         checksum_crc64nvme: sums.crc64nvme,
@@ -416,6 +429,87 @@ impl BasaltS3 {
 
 #[async_trait::async_trait]
 impl S3 for BasaltS3 {
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        reject_versions(input.version_id.as_deref())?;
+        let tags = tags_of_set(input.tagging.tag_set)?;
+        self.store
+            .set_object_tags(&input.bucket, &input.key, tags)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = req.input;
+        reject_versions(input.version_id.as_deref())?;
+        let record = self
+            .store
+            .head_object(&input.bucket, &input.key)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tag_set(&record.details.tags),
+            version_id: None,
+        }))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let input = req.input;
+        reject_versions(input.version_id.as_deref())?;
+        self.store
+            .set_object_tags(&input.bucket, &input.key, Vec::new())
+            .await
+            .or_s3()?;
+        let mut resp = S3Response::new(DeleteObjectTaggingOutput::default());
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let tags = tags_of_set(req.input.tagging.tag_set)?;
+        self.store
+            .set_bucket_tags(&req.input.bucket, Some(tags))
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketTaggingOutput::default()))
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let tags = self.store.bucket_tags(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(GetBucketTaggingOutput {
+            tag_set: tag_set(&tags),
+        }))
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        self.store
+            .set_bucket_tags(&req.input.bucket, None)
+            .await
+            .or_s3()?;
+        let mut resp = S3Response::new(DeleteBucketTaggingOutput::default());
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
@@ -527,6 +621,7 @@ impl S3 for BasaltS3 {
             .into(),
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithms,
+            tags: tags_of_header(input.tagging.as_deref())?,
         };
         let record = self
             .store
@@ -686,6 +781,20 @@ impl S3 for BasaltS3 {
             .stage_copy(&source, 0..source.summary.size, &algorithms, true)
             .await
             .or_s3()?;
+        let tags = match input
+            .tagging_directive
+            .as_ref()
+            .map(TaggingDirective::as_str)
+        {
+            None | Some(TaggingDirective::COPY) => source.details.tags.clone(),
+            Some(TaggingDirective::REPLACE) => tags_of_header(input.tagging.as_deref())?,
+            Some(other) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "unknown x-amz-tagging-directive {other}"
+                ));
+            }
+        };
         let write = if replace {
             ObjectWrite {
                 headers: HeaderInput {
@@ -699,12 +808,14 @@ impl S3 for BasaltS3 {
                 .into(),
                 user_metadata: metadata_vec(input.metadata),
                 checksum_algorithms: algorithms,
+                tags,
             }
         } else {
             ObjectWrite {
                 headers: source.details.headers.clone(),
                 user_metadata: source.details.user_metadata.clone(),
                 checksum_algorithms: algorithms,
+                tags,
             }
         };
         let record = self
@@ -843,6 +954,7 @@ impl S3 for BasaltS3 {
             .into(),
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithm.into_iter().collect(),
+            tags: tags_of_header(input.tagging.as_deref())?,
         };
         let upload_id = self
             .store
