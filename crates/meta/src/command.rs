@@ -1,7 +1,9 @@
 //! The commands of the metadata state machine. Each is applied atomically; a command that is
 //! refused (its error is returned) changes nothing.
 
-use crate::record::{BucketRecord, ObjectRecord, PartRecord, StripeRef, Tags, UploadRecord};
+use crate::record::{
+    BucketRecord, CorsRule, ObjectRecord, PartRecord, StripeRef, Tags, UploadRecord,
+};
 
 /// A condition on the current object, checked inside the transaction that writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,11 @@ pub enum Command {
     SetBucketTags {
         bucket: String,
         tags: Option<Tags>,
+    },
+    /// Replaces (or with `None` removes) a bucket's CORS rules.
+    SetBucketCors {
+        bucket: String,
+        rules: Option<Vec<CorsRule>>,
     },
     /// Replaces the tag set of an existing object.
     SetObjectTags {

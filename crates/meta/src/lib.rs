@@ -31,8 +31,9 @@ mod store;
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, ObjectDetails, ObjectRecord,
-    ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, ObjectDetails,
+    ObjectRecord, ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, Tags,
+    UploadRecord,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{

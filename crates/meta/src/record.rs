@@ -60,6 +60,20 @@ pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<T, MetaError> {
 /// Tags as S3 keeps them: (key, value) pairs in the order given.
 pub type Tags = Vec<(String, String)>;
 
+/// One rule of a bucket's CORS configuration, as S3 defines it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    pub id: Option<String>,
+    /// Origins, each with at most one `*` wildcard.
+    pub allowed_origins: Vec<String>,
+    /// GET, PUT, POST, DELETE or HEAD.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for, each with at most one `*` wildcard.
+    pub allowed_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age_seconds: Option<i32>,
+}
+
 /// Decodes only the leading [`ObjectSummary`] of an object record: listings never pay for the
 /// rest (chunk lists, inline data).
 pub(crate) fn decode_summary(bytes: &[u8]) -> Result<ObjectSummary, MetaError> {
@@ -229,6 +243,7 @@ pub struct PartRecord {
 impl Record for BucketRecord {}
 impl Record for PartRecord {}
 impl Record for Tags {}
+impl Record for Vec<CorsRule> {}
 
 impl Record for ObjectRecord {
     fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {

@@ -13,8 +13,8 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload, StripeRef, Tags,
-    UploadRecord, decode, decode_summary, encode,
+    BucketRecord, CorsRule, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload,
+    Record, StripeRef, Tags, UploadRecord, decode, decode_summary, encode,
 };
 use crate::store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
@@ -28,6 +28,7 @@ const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// Per-bucket settings (tagging, and later CORS, versioning…): `bucket 0x00 name`.
 const BUCKET_SETTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bucket_settings");
 const TAGGING_SETTING: &str = "tagging";
+const CORS_SETTING: &str = "cors";
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -152,6 +153,29 @@ enum BatchError {
     Commit(MetaError),
 }
 
+impl RedbStore {
+    /// One setting of a bucket; `NoSuchBucket` if the bucket does not exist.
+    async fn get_setting<T: Record + Send + 'static>(
+        &self,
+        bucket: &str,
+        name: &'static str,
+    ) -> Result<Option<T>, MetaError> {
+        let bucket = bucket.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
+                return Err(MetaError::NoSuchBucket);
+            }
+            let k = keys::object_key(&bucket, name);
+            txn.open_table(BUCKET_SETTINGS)?
+                .get(k.as_slice())?
+                .map(|g| decode(g.value()))
+                .transpose()
+        })
+        .await
+    }
+}
+
 fn commit_batch(
     db: &Database,
     batch: &[(Command, Reply)],
@@ -216,6 +240,27 @@ impl<'txn> Tables<'txn> {
         })
     }
 
+    /// Stores (or with `None` removes) one setting of an existing bucket.
+    fn set_setting<T: serde::Serialize>(
+        &mut self,
+        bucket: &str,
+        name: &str,
+        value: Option<&T>,
+    ) -> Result<Outcome, MetaError> {
+        self.require_bucket(bucket)?;
+        let k = keys::object_key(bucket, name);
+        match value {
+            Some(value) => {
+                self.settings
+                    .insert(k.as_slice(), encode(value).as_slice())?;
+            }
+            None => {
+                self.settings.remove(k.as_slice())?;
+            }
+        }
+        Ok(Outcome::default())
+    }
+
     fn apply(&mut self, command: &Command) -> Result<Outcome, MetaError> {
         match command {
             Command::CreateBucket { name, record } => {
@@ -228,18 +273,10 @@ impl<'txn> Tables<'txn> {
             }
             Command::DeleteBucket { name } => self.delete_bucket(name),
             Command::SetBucketTags { bucket, tags } => {
-                self.require_bucket(bucket)?;
-                let k = keys::object_key(bucket, TAGGING_SETTING);
-                match tags {
-                    Some(tags) => {
-                        self.settings
-                            .insert(k.as_slice(), encode(tags).as_slice())?;
-                    }
-                    None => {
-                        self.settings.remove(k.as_slice())?;
-                    }
-                }
-                Ok(Outcome::default())
+                self.set_setting(bucket, TAGGING_SETTING, tags.as_ref())
+            }
+            Command::SetBucketCors { bucket, rules } => {
+                self.set_setting(bucket, CORS_SETTING, rules.as_ref())
             }
             Command::SetObjectTags { bucket, key, tags } => {
                 self.require_bucket(bucket)?;
@@ -760,19 +797,11 @@ impl MetaStore for RedbStore {
     }
 
     async fn get_bucket_tags(&self, bucket: &str) -> Result<Option<Tags>, MetaError> {
-        let bucket = bucket.to_owned();
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
-                return Err(MetaError::NoSuchBucket);
-            }
-            let k = keys::object_key(&bucket, TAGGING_SETTING);
-            txn.open_table(BUCKET_SETTINGS)?
-                .get(k.as_slice())?
-                .map(|g| decode(g.value()))
-                .transpose()
-        })
-        .await
+        self.get_setting(bucket, TAGGING_SETTING).await
+    }
+
+    async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError> {
+        self.get_setting(bucket, CORS_SETTING).await
     }
 
     async fn payload_page(

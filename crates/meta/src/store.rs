@@ -1,8 +1,8 @@
-use crate::Tags;
 use crate::{
     BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
     StripeRef, UploadRecord,
 };
+use crate::{CorsRule, Tags};
 
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +133,9 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// A bucket's tag set, if one is set; `NoSuchBucket` if the bucket does not exist.
     async fn get_bucket_tags(&self, bucket: &str) -> Result<Option<Tags>, MetaError>;
+
+    /// A bucket's CORS rules, if set; `NoSuchBucket` if the bucket does not exist.
+    async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError>;
 
     /// Every stripe any record references: the live set for garbage collection.
     async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError>;

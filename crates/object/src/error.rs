@@ -42,6 +42,8 @@ pub enum ObjectError {
     InvalidTag(String),
     #[error("there is no tag set on this bucket")]
     NoSuchTagSet,
+    #[error("the CORS configuration does not exist")]
+    NoSuchCorsConfiguration,
 }
 
 impl From<MetaError> for ObjectError {

@@ -16,8 +16,8 @@ mod tags;
 
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
-    Checksum, ChecksumAlgorithm, CompletePart, ListEntry, ListPage, ObjectRecord, ObjectSummary,
-    PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadRecord,
+    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, ListEntry, ListPage, ObjectRecord,
+    ObjectSummary, PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadRecord,
 };
 pub use digest::Digests;
 pub use error::ObjectError;

@@ -7,9 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
 use basalt_meta::{
-    BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, ListPage,
-    MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord, Payload,
-    Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadListing, UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
+    ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
+    Payload, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadListing,
+    UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -406,6 +407,31 @@ impl ObjectStore {
             .get_bucket_tags(bucket)
             .await?
             .ok_or(ObjectError::NoSuchTagSet)
+    }
+
+    // ---- CORS ----
+
+    /// Sets (`Some`) or removes (`None`) a bucket's CORS rules (validated by the caller, which
+    /// knows the protocol's rules).
+    pub async fn set_bucket_cors(
+        &self,
+        bucket: &str,
+        rules: Option<Vec<CorsRule>>,
+    ) -> Result<(), ObjectError> {
+        self.meta
+            .execute(Command::SetBucketCors {
+                bucket: bucket.to_owned(),
+                rules,
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn bucket_cors(&self, bucket: &str) -> Result<Vec<CorsRule>, ObjectError> {
+        self.meta
+            .get_bucket_cors(bucket)
+            .await?
+            .ok_or(ObjectError::NoSuchCorsConfiguration)
     }
 
     // ---- reading ----

@@ -42,6 +42,7 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
         ObjectError::Busy(_) => s3_error!(OperationAborted, "{message}"),
         ObjectError::InvalidTag(_) => s3_error!(InvalidTag, "{message}"),
         ObjectError::NoSuchTagSet => s3_error!(NoSuchTagSet, "{message}"),
+        ObjectError::NoSuchCorsConfiguration => s3_error!(NoSuchCORSConfiguration, "{message}"),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
             s3_error!(

@@ -510,6 +510,41 @@ impl S3 for BasaltS3 {
         Ok(resp)
     }
 
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let rules = crate::cors::rules_of(req.input.cors_configuration)?;
+        self.store
+            .set_bucket_cors(&req.input.bucket, Some(rules))
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketCorsOutput::default()))
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let rules = self.store.bucket_cors(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(crate::cors::dto_of(&rules)),
+        }))
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.store
+            .set_bucket_cors(&req.input.bucket, None)
+            .await
+            .or_s3()?;
+        let mut resp = S3Response::new(DeleteBucketCorsOutput::default());
+        resp.status = Some(StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,

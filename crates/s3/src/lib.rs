@@ -5,6 +5,7 @@
 
 mod admin;
 mod convert;
+mod cors;
 mod error;
 mod handlers;
 mod service;

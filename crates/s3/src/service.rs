@@ -95,21 +95,31 @@ impl S3Host for DomainHost {
 pub struct HttpService {
     s3: S3Service,
     ready: Arc<AtomicBool>,
+    /// For CORS, which needs the bucket's rules before and after `s3s` runs.
+    store: ObjectStore,
+    host: Option<Arc<DomainHost>>,
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
-    builder.set_route(crate::admin::AdminRoute { store });
+    builder.set_route(crate::admin::AdminRoute {
+        store: store.clone(),
+    });
     builder.set_auth(RootAuth {
         access_key: config.access_key.clone(),
         secret_key: SecretKey::from(config.secret_key.clone()),
     });
-    if !config.domains.is_empty() {
+    let host = if config.domains.is_empty() {
+        None
+    } else {
         builder.set_host(DomainHost::new(&config.domains)?);
-    }
+        Some(Arc::new(DomainHost::new(&config.domains)?))
+    };
     Ok(HttpService {
         s3: builder.build(),
         ready: Arc::new(AtomicBool::new(false)),
+        store,
+        host,
     })
 }
 
@@ -135,7 +145,27 @@ impl HttpService {
         }
         let request_id = ChunkIdLike::new();
         let resource = req.uri().path().to_owned();
+        let origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bucket = self.bucket_of(&req);
+        if req.method() == Method::OPTIONS {
+            let rules = self.cors_rules(bucket.as_deref()).await;
+            let mut resp = crate::cors::preflight(req.headers(), rules.as_deref());
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert("x-amz-request-id", v);
+            }
+            return Ok(resp);
+        }
+        let method = req.method().clone();
         let mut resp = self.s3.call(req).await?;
+        if let Some(origin) = origin
+            && let Some(rules) = self.cors_rules(bucket.as_deref()).await
+        {
+            crate::cors::decorate(&mut resp, &origin, &method, &rules);
+        }
         if resp.status().is_client_error() || resp.status().is_server_error() {
             add_error_details(&mut resp, &request_id, &resource);
         }
@@ -143,6 +173,27 @@ impl HttpService {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
         Ok(resp)
+    }
+}
+
+impl HttpService {
+    /// The bucket a request addresses: from the host name under a configured domain, else the
+    /// first path segment.
+    fn bucket_of<B>(&self, req: &Request<B>) -> Option<String> {
+        if let (Some(host), Some(header)) = (
+            &self.host,
+            req.headers().get("host").and_then(|v| v.to_str().ok()),
+        ) && let Ok(vh) = host.parse_host_header(header)
+            && let Some(bucket) = vh.bucket()
+        {
+            return Some(bucket.to_owned());
+        }
+        let first = req.uri().path().trim_start_matches('/').split('/').next()?;
+        (!first.is_empty()).then(|| first.to_owned())
+    }
+
+    async fn cors_rules(&self, bucket: Option<&str>) -> Option<Vec<basalt_object::CorsRule>> {
+        self.store.bucket_cors(bucket?).await.ok()
     }
 }
 
