@@ -15,6 +15,9 @@ use s3s::{Body, HttpError};
 
 use crate::BasaltS3;
 
+/// The largest file a browser POST upload may carry.
+pub const POST_OBJECT_MAX_BYTES: u64 = 64 << 20;
+
 /// What the S3 front needs to know beyond the store.
 #[derive(Debug, Clone)]
 pub struct FrontConfig {
@@ -102,6 +105,14 @@ pub struct HttpService {
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
+    // s3s holds a browser POST upload's file in memory to check the policy's
+    // content-length-range before the object is written: cap it so memory stays bounded by
+    // concurrency. Larger uploads from a browser use presigned multipart uploads.
+    let mut s3s_config = s3s::config::S3Config::default();
+    s3s_config.post_object_max_file_size = POST_OBJECT_MAX_BYTES;
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3s_config,
+    ))));
     builder.set_route(crate::admin::AdminRoute {
         store: store.clone(),
     });
@@ -167,6 +178,9 @@ impl HttpService {
             crate::cors::decorate(&mut resp, &origin, &method, &rules);
         }
         if resp.status().is_client_error() || resp.status().is_server_error() {
+            if method == Method::POST {
+                policy_failure_as_aws(&mut resp);
+            }
             add_error_details(&mut resp, &request_id, &resource);
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -256,6 +270,36 @@ fn default_message(code: &str) -> &'static str {
 }
 
 /// Adds `<Message>`, `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
+/// A browser POST whose form breaks a condition of its policy is `403 AccessDenied` on AWS
+/// ("Invalid according to Policy"); s3s reports it as `400 InvalidPolicyDocument`, which AWS
+/// keeps for policies that do not parse.
+fn policy_failure_as_aws(resp: &mut Response<Body>) {
+    let Some(bytes) = resp.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return;
+    };
+    if !text.contains("<Code>InvalidPolicyDocument</Code>")
+        || !text.contains("<Message>Policy condition")
+    {
+        return;
+    }
+    let body = text
+        .replace(
+            "<Code>InvalidPolicyDocument</Code>",
+            "<Code>AccessDenied</Code>",
+        )
+        .replace(
+            "<Message>Policy condition",
+            "<Message>Invalid according to Policy: Policy condition",
+        );
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut()
+        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    *resp.body_mut() = Body::from(body);
+}
+
 fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str) {
     let Some(bytes) = resp.body().bytes() else {
         return;

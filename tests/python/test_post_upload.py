@@ -1,0 +1,70 @@
+"""Browser-style POST uploads: presigned POST policies from boto3's generate_presigned_post."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+from urllib3 import encode_multipart_formdata
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _post(url: str, fields: dict, body: bytes, filename: str = "upload.bin", content_type=None):
+    form = dict(fields)
+    form["file"] = (filename, body, content_type or "application/octet-stream")
+    data, ctype = encode_multipart_formdata(form)
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": ctype})
+    try:
+        with _OPENER.open(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_presigned_post_uploads_an_object(s3, bucket):
+    post = s3.generate_presigned_post(
+        bucket,
+        "uploads/cat.png",
+        Fields={"Content-Type": "image/png"},
+        Conditions=[
+            ["starts-with", "$key", "uploads/"],
+            ["content-length-range", 1, 1024],
+            {"Content-Type": "image/png"},
+        ],
+        ExpiresIn=300,
+    )
+    status, body = _post(post["url"], post["fields"], b"\x89PNG fake", "cat.png", "image/png")
+    assert status in (200, 201, 204), body
+    got = s3.get_object(Bucket=bucket, Key="uploads/cat.png")
+    assert got["Body"].read() == b"\x89PNG fake"
+    assert got["ContentType"] == "image/png"
+
+
+def test_post_policy_violations_are_refused_and_store_nothing(s3, bucket):
+    post = s3.generate_presigned_post(
+        bucket,
+        "uploads/small.bin",
+        Conditions=[["content-length-range", 1, 16]],
+        ExpiresIn=300,
+    )
+    status, body = _post(post["url"], post["fields"], b"x" * 17)
+    assert status == 400 and b"EntityTooLarge" in body, body
+
+    wrong_key = dict(post["fields"])
+    wrong_key["key"] = "elsewhere/small.bin"
+    status, body = _post(post["url"], wrong_key, b"ok")
+    assert status == 403 and b"AccessDenied" in body, body
+
+    forged = dict(post["fields"])
+    forged["x-amz-signature"] = "0" * 64
+    status, body = _post(post["url"], forged, b"ok")
+    assert status == 403 and b"SignatureDoesNotMatch" in body, body
+
+    expired = s3.generate_presigned_post(bucket, "uploads/late.bin", ExpiresIn=1)
+    time.sleep(2)
+    status, body = _post(expired["url"], expired["fields"], b"late")
+    assert status == 403 and b"AccessDenied" in body, body
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert listed == [], listed
