@@ -124,6 +124,16 @@ pub struct ServerArgs {
     /// Most bytes per second a scrub reads [default: 64MiB]
     #[arg(long, env = "BASALT_SCRUB_RATE", value_parser = basalt_bench::parse_size)]
     pub scrub_rate: Option<u64>,
+    /// Serve S3 over TLS with this certificate chain (PEM); reloaded on SIGHUP
+    #[arg(long, env = "BASALT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, env = "BASALT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve S3 over TLS with a self-signed certificate kept in <meta-dir>/tls/ (for local
+    /// experiments: clients must trust <meta-dir>/tls/cert.pem)
+    #[arg(long, env = "BASALT_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -158,6 +168,9 @@ struct FileConfig {
     redundancy: Option<String>,
     scrub_interval: Option<String>,
     scrub_rate: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<bool>,
     region: Option<String>,
     domains: Option<Vec<String>>,
     chunk_size: Option<usize>,
@@ -166,6 +179,13 @@ struct FileConfig {
     meta_cache: Option<usize>,
     root_user: Option<String>,
     root_password: Option<String>,
+}
+
+/// How the S3 listener does TLS.
+#[derive(Debug, Clone)]
+pub enum TlsSetting {
+    Files(crate::tls::TlsFiles),
+    SelfSigned,
 }
 
 /// `data = "/d1"` or `data = ["/d1", "/d{2...6}"]`.
@@ -184,6 +204,7 @@ pub struct ServerConfig {
     pub redundancy: Option<Redundancy>,
     pub scrub_interval: Option<Duration>,
     pub scrub_rate: u64,
+    pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
     pub chunk_size: usize,
@@ -229,6 +250,19 @@ impl ServerConfig {
             (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
             (None, None) => Some(Duration::from_secs(24 * 3600)),
         };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_self_signed || file.tls_self_signed.unwrap_or(false),
+        ) {
+            (Some(cert), Some(key), false) => {
+                Some(TlsSetting::Files(crate::tls::TlsFiles { cert, key }))
+            }
+            (None, None, true) => Some(TlsSetting::SelfSigned),
+            (None, None, false) => None,
+            (Some(_), Some(_), true) => bail!("give a certificate or --tls-self-signed, not both"),
+            _ => bail!("a TLS certificate needs its key, and a key its certificate"),
+        };
         let config = Self {
             address: args
                 .address
@@ -239,6 +273,7 @@ impl ServerConfig {
             redundancy,
             scrub_interval,
             scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
+            tls,
             region: args
                 .region
                 .or(file.region)
@@ -288,6 +323,9 @@ mod tests {
             redundancy: None,
             scrub_interval: None,
             scrub_rate: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
             region: None,
             domains: vec![],
             config: None,

@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod fsck;
 mod server;
+mod tls;
 
 use clap::{Parser, Subcommand};
 

@@ -12,9 +12,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use tokio::net::TcpListener;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, TlsSetting};
+use crate::tls::{self, Tls};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// A client gets this long to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CREDENTIALS_FILE: &str = "root-credentials";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
@@ -57,8 +60,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         interval: config.scrub_interval,
         bytes_per_second: config.scrub_rate,
     });
+    let tls = match &config.tls {
+        None => None,
+        Some(TlsSetting::Files(files)) => Some(Tls::load(files.clone())?),
+        Some(TlsSetting::SelfSigned) => {
+            let host = config.address.ip().to_string();
+            let files = tls::self_signed(&config.meta_dir.join("tls"), &[host])?;
+            Some(Tls::load(files)?)
+        }
+    };
+    if let Some(tls) = &tls {
+        tls.reload_on_sighup();
+    }
     service.set_ready(true);
     tracing::info!(
+        tls = tls.is_some(),
         address = %listener.local_addr()?,
         drives = config.drives.len(),
         redundancy = %store.redundancy(),
@@ -88,10 +104,37 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             () = shutdown.as_mut() => break,
         };
         let _ = socket.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(socket), service.clone());
-        let conn = graceful.watch(conn.into_owned());
+        let Some(tls) = &tls else {
+            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (acceptor, http, service, watcher) = (
+            tls.acceptor(),
+            http.clone(),
+            service.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -166,7 +209,7 @@ fn random_token(bytes: usize) -> String {
     hex_simd::encode_to_string(raw, hex_simd::AsciiCase::Upper)
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

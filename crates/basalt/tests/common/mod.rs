@@ -109,7 +109,28 @@ impl Server {
             .spawn()
             .expect("spawn basalt");
         self.child = Some(child);
-        self.wait_ready();
+        if extra.iter().any(|a| a.starts_with("--tls")) {
+            // Plain HTTP gets no answer from a TLS listener: wait for the port instead.
+            self.wait_listening();
+        } else {
+            self.wait_ready();
+        }
+    }
+
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("basalt exited during start-up: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("basalt did not start listening");
     }
 
     pub fn endpoint(&self) -> String {
