@@ -92,7 +92,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -105,7 +105,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         };
         let _ = socket.set_nodelay(true);
         let Some(tls) = &tls else {
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+            let conn = http.serve_connection(TokioIo::new(socket), service.for_peer(peer));
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

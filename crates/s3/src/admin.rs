@@ -44,7 +44,6 @@ impl S3Route for AdminRoute {
         match (&req.method, action) {
             (&Method::GET, "status") => json(StatusCode::OK, &self.store.maintenance_status()),
             (&Method::POST, "heal") => {
-                tracing::info!(user = ?req.credentials.as_ref().map(|c| &c.access_key), "admin: heal started");
                 let status = if self.store.start_heal() {
                     StatusCode::ACCEPTED
                 } else {

@@ -4,6 +4,7 @@
 //! around it (health endpoints, request ids).
 
 mod admin;
+mod audit;
 mod convert;
 mod cors;
 mod error;

@@ -101,6 +101,8 @@ pub struct HttpService {
     /// For CORS, which needs the bucket's rules before and after `s3s` runs.
     store: ObjectStore,
     host: Option<Arc<DomainHost>>,
+    /// The client's address, set per connection (for the audit log).
+    peer: Option<std::net::SocketAddr>,
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
@@ -131,6 +133,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         ready: Arc::new(AtomicBool::new(false)),
         store,
         host,
+        peer: None,
     })
 }
 
@@ -138,6 +141,14 @@ impl HttpService {
     /// `/health/ready` answers 200 from now on.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// This service for one connection from `peer`.
+    pub fn for_peer(&self, peer: std::net::SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            ..self.clone()
+        }
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, HttpError> {
@@ -171,7 +182,17 @@ impl HttpService {
             return Ok(resp);
         }
         let method = req.method().clone();
+        let who = crate::audit::access_key_of(&req);
         let mut resp = self.s3.call(req).await?;
+        crate::audit::record(&crate::audit::Entry {
+            status: resp.status(),
+            method: &method,
+            resource: &resource,
+            access_key: who.as_deref(),
+            peer: self.peer,
+            request_id: &request_id,
+            error_code: crate::audit::error_code(&resp).as_deref(),
+        });
         if let Some(origin) = origin
             && let Some(rules) = self.cors_rules(bucket.as_deref()).await
         {
