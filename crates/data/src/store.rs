@@ -114,7 +114,11 @@ impl ChunkStore {
             .and_then(|()| file.write_all(data));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
-            return Err(e.into());
+            return Err(if e.kind() == io::ErrorKind::StorageFull {
+                DataError::DriveFull
+            } else {
+                e.into()
+            });
         }
         file.sync_data().map_err(|e| self.fsync_failed(e))?;
         // The pages are clean now: let the kernel drop them at once. A shard is written once

@@ -282,6 +282,13 @@ impl StripeStore {
         if count < quorum {
             let stripe = WrittenStripe { info, written };
             self.delete_blocking(&stripe.info);
+            // Every drive that failed is full: say so rather than blame unavailability.
+            if results
+                .iter()
+                .all(|r| matches!(r, Ok(()) | Err(DataError::DriveFull)))
+            {
+                return Err(DataError::DriveFull);
+            }
             if shards.len() == 1
                 && let Some(Err(e)) = results.into_iter().next()
             {

@@ -38,6 +38,8 @@ pub enum ObjectError {
     InsufficientDrives(String),
     #[error("{0}")]
     Busy(String),
+    #[error("the drives are full: free space (delete objects) or add drives")]
+    StorageFull,
     #[error("invalid tag: {0}")]
     InvalidTag(String),
     #[error("there is no tag set on this bucket")]
@@ -71,6 +73,7 @@ impl From<DataError> for ObjectError {
                 Self::Corrupt(e.to_string())
             }
             DataError::WriteQuorum { .. } => Self::InsufficientDrives(e.to_string()),
+            DataError::DriveFull => Self::StorageFull,
             DataError::Poisoned => Self::Unavailable,
             other => Self::Internal(other.to_string()),
         }

@@ -40,6 +40,14 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
             s3_error!(SlowDown, "{message}")
         }
         ObjectError::Busy(_) => s3_error!(OperationAborted, "{message}"),
+        ObjectError::StorageFull => {
+            tracing::warn!("write refused: drives full");
+            custom(
+                "InsufficientStorage",
+                StatusCode::INSUFFICIENT_STORAGE,
+                message,
+            )
+        }
         ObjectError::InvalidTag(_) => s3_error!(InvalidTag, "{message}"),
         ObjectError::NoSuchTagSet => s3_error!(NoSuchTagSet, "{message}"),
         ObjectError::NoSuchCorsConfiguration => s3_error!(NoSuchCORSConfiguration, "{message}"),
@@ -87,6 +95,7 @@ mod tests {
             (ObjectError::Corrupt("x".into()), "InternalError", 500),
             (ObjectError::Unavailable, "ServiceUnavailable", 503),
             (ObjectError::InsufficientDrives("x".into()), "SlowDown", 503),
+            (ObjectError::StorageFull, "InsufficientStorage", 507),
         ];
         for (err, code, status) in cases {
             let e = to_s3(err);
