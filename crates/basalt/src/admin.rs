@@ -164,8 +164,8 @@ pub fn print_sweep(r: &SweepReport) {
         r.shards_missing, r.shards_corrupt, r.shards_unreadable
     );
     println!(
-        "  shards rebuilt: {} ({} bytes), could not be written back: {}",
-        r.shards_rebuilt, r.bytes_rebuilt, r.shards_unwritable
+        "  shards rebuilt: {} ({} bytes), of which moved to spare drives: {}, could not be written back: {}",
+        r.shards_rebuilt, r.bytes_rebuilt, r.shards_moved, r.shards_unwritable
     );
     if !r.drives_adopted.is_empty() {
         println!(

@@ -28,8 +28,14 @@ struct Node {
 
 impl Node {
     fn start(more: &[&str]) -> Self {
+        Self::start_with_drives(6, more)
+    }
+
+    fn start_with_drives(count: usize, more: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let drives: Vec<PathBuf> = (1..=6).map(|i| dir.path().join(format!("d{i}"))).collect();
+        let drives: Vec<PathBuf> = (1..=count)
+            .map(|i| dir.path().join(format!("d{i}")))
+            .collect();
         let mut extra = Vec::new();
         for d in &drives[1..] {
             extra.extend(["--data".to_owned(), d.display().to_string()]);
@@ -270,6 +276,42 @@ async fn reads_survive_two_lost_drives_and_heal_refills_replaced_ones() {
     lose_drive(&node.drives[2]);
     for (key, body) in objects.iter().chain([&("late".to_owned(), late)]) {
         assert_eq!(&get(&client, key).await, body, "{key} from healed shards");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heal_rebuilds_a_lost_drive_s_shards_on_spare_drives() {
+    let node = Node::start_with_drives(8, &[]);
+    let client = node.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> = SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (format!("o{i}"), bytes_of(n, 50 + i as u64)))
+        .collect();
+    for (key, body) in &objects {
+        put(&client, key, body).await;
+    }
+    // A drive dies for good: nothing replaces it.
+    lose_drive(&node.drives[2]);
+    let (out, report) = node.admin(&["heal"]);
+    assert!(
+        out.status.success(),
+        "heal: {}\n{report:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = report["shards_missing"].as_u64().unwrap();
+    assert!(missing > 0);
+    assert_eq!(report["shards_moved"].as_u64(), Some(missing));
+    assert_eq!(report["shards_rebuilt"].as_u64(), Some(missing));
+    let (_, again) = node.admin(&["heal"]);
+    assert_eq!(again["shards_missing"].as_u64(), Some(0), "{again:#}");
+
+    // Full redundancy again on the seven drives left: any two more may go.
+    lose_drive(&node.drives[0]);
+    lose_drive(&node.drives[5]);
+    for (key, body) in &objects {
+        assert_eq!(&get(&client, key).await, body, "{key}");
     }
 }
 

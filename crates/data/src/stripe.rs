@@ -100,8 +100,12 @@ pub struct Healed {
     /// Shards rebuilt and written back to their drive.
     pub rebuilt: Vec<usize>,
     pub bytes_rebuilt: u64,
-    /// Shards that were bad but could not be written back (their drive is gone).
+    /// Shards that were bad but could not be written back (their drive is gone, and no spare
+    /// drive took them).
     pub unwritable: Vec<(usize, String)>,
+    /// Shards written to a spare drive because theirs is gone: (shard, from drive, to drive).
+    /// The stripe's record must be updated to point at them.
+    pub moved: Vec<(usize, u16, u16)>,
 }
 
 /// What one check of a stripe found, and what it rebuilt.
@@ -445,13 +449,13 @@ impl StripeStore {
 
     /// Reads and verifies every shard of a stripe. Blocking.
     pub fn inspect_blocking(&self, stripe: &StripeInfo) -> Vec<ShardHealth> {
-        self.check_blocking(stripe, &|| false).health
+        self.check_blocking(stripe, &|| false, false).health
     }
 
     /// Rebuilds every missing or corrupt shard of a stripe from the others and writes it back
     /// to its drive, durably. Fails when too few shards survive to rebuild from. Blocking.
     pub fn heal_blocking(&self, stripe: &StripeInfo) -> Result<Healed, DataError> {
-        let check = self.check_blocking(stripe, &|| true);
+        let check = self.check_blocking(stripe, &|| true, false);
         match check.rebuild_error {
             Some(e) => Err(e),
             None => Ok(check.healed),
@@ -460,8 +464,15 @@ impl StripeStore {
 
     /// Reads and verifies every shard of a stripe once; if some are bad and `repair()` says
     /// so (asked only then, so a caller can first confirm the stripe is still in use), rebuilds
-    /// them from the others and writes them back to their drives, durably. Blocking.
-    pub fn check_blocking(&self, stripe: &StripeInfo, repair: &dyn Fn() -> bool) -> StripeCheck {
+    /// them from the others and writes them back to their drives, durably. With `relocate`, a
+    /// shard whose drive cannot take it goes to a spare drive (one holding no shard of the
+    /// stripe), reported in [`Healed::moved`] for the caller to record. Blocking.
+    pub fn check_blocking(
+        &self,
+        stripe: &StripeInfo,
+        repair: &dyn Fn() -> bool,
+        relocate: bool,
+    ) -> StripeCheck {
         let all: Vec<usize> = (0..stripe.shards.len()).collect();
         let mut shards: Vec<Option<Bytes>> = vec![None; stripe.shards.len()];
         let mut check = StripeCheck {
@@ -500,13 +511,24 @@ impl StripeStore {
                 });
                 return check;
             }
-            match self.write_shard(shard.drive, &file, data) {
-                Ok(()) => {
-                    check.healed.rebuilt.push(i);
-                    check.healed.bytes_rebuilt += data.len() as u64;
-                    drives_written.push(shard.drive);
+            let mut written_to = match self.write_shard(shard.drive, &file, data) {
+                Ok(()) => Some(shard.drive),
+                Err(e) => {
+                    check.healed.unwritable.push((i, e.to_string()));
+                    None
                 }
-                Err(e) => check.healed.unwritable.push((i, e.to_string())),
+            };
+            if written_to.is_none() && relocate {
+                written_to = self.write_to_spare(stripe, &drives_written, &file, data);
+                if let Some(spare) = written_to {
+                    check.healed.unwritable.pop();
+                    check.healed.moved.push((i, shard.drive, spare));
+                }
+            }
+            if let Some(drive) = written_to {
+                check.healed.rebuilt.push(i);
+                check.healed.bytes_rebuilt += data.len() as u64;
+                drives_written.push(drive);
             }
         }
         for drive in drives_written {
@@ -517,6 +539,23 @@ impl StripeStore {
             }
         }
         check
+    }
+
+    /// Writes a shard to a drive that holds no shard of the stripe (nor one just written);
+    /// returns the drive, or `None` if no spare drive took it.
+    fn write_to_spare(
+        &self,
+        stripe: &StripeInfo,
+        taken: &[u16],
+        file: &ChunkInfo,
+        data: &[u8],
+    ) -> Option<u16> {
+        let n = self.inner.drives.len();
+        let start = stripe.shards.last().map_or(0, |s| usize::from(s.drive) + 1);
+        (0..n)
+            .map(|i| ((start + i) % n) as u16)
+            .filter(|d| !stripe.shards.iter().any(|s| s.drive == *d) && !taken.contains(d))
+            .find(|d| self.write_shard(*d, file, data).is_ok())
     }
 
     /// Deletes every shard file of a stripe; shards already gone are not an error, and a drive

@@ -4,6 +4,7 @@
 use crate::record::{
     BucketRecord, CorsRule, ObjectRecord, PartRecord, StripeRef, Tags, UploadRecord,
 };
+use crate::store::PayloadOwner;
 
 /// A condition on the current object, checked inside the transaction that writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub enum Command {
     SetBucketCors {
         bucket: String,
         rules: Option<Vec<CorsRule>>,
+    },
+    /// Points shards of one stripe at the drives a heal rebuilt them on: `moves` are (shard,
+    /// from drive, to drive). Applied only if the owner's record still holds the stripe with
+    /// those shards on the `from` drives (`Outcome::existed` says whether it was).
+    MoveShards {
+        owner: PayloadOwner,
+        stripe: [u8; 16],
+        moves: Vec<(usize, u16, u16)>,
     },
     /// Replaces the tag set of an existing object.
     SetObjectTags {

@@ -210,6 +210,28 @@ struct Tables<'txn> {
     settings: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
+/// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
+fn move_shards(payload: &mut Payload, id: &[u8; 16], moves: &[(usize, u16, u16)]) -> bool {
+    let Payload::Stripes(stripes) = payload else {
+        return false;
+    };
+    let Some(stripe) = stripes.iter_mut().find(|s| &s.id == id) else {
+        return false;
+    };
+    if !moves
+        .iter()
+        .all(|(i, from, _)| stripe.shards.get(*i).is_some_and(|s| s.drive == *from))
+    {
+        return false;
+    }
+    for (i, _, to) in moves {
+        if let Some(shard) = stripe.shards.get_mut(*i) {
+            shard.drive = *to;
+        }
+    }
+    true
+}
+
 fn check_precondition(
     existing: Option<&ObjectRecord>,
     precondition: Option<&Precondition>,
@@ -277,6 +299,49 @@ impl<'txn> Tables<'txn> {
             }
             Command::SetBucketCors { bucket, rules } => {
                 self.set_setting(bucket, CORS_SETTING, rules.as_ref())
+            }
+            Command::MoveShards {
+                owner,
+                stripe,
+                moves,
+            } => {
+                let existed = match owner {
+                    PayloadOwner::Object { bucket, key } => {
+                        let k = keys::object_key(bucket, key);
+                        let mut record = self.object(&k)?;
+                        let moved = record
+                            .as_mut()
+                            .is_some_and(|r| move_shards(&mut r.details.payload, stripe, moves));
+                        if let (true, Some(record)) = (moved, record) {
+                            self.objects
+                                .insert(k.as_slice(), encode(&record).as_slice())?;
+                        }
+                        moved
+                    }
+                    PayloadOwner::Part {
+                        upload_id,
+                        part_number,
+                    } => {
+                        let k = keys::part_key(upload_id, *part_number);
+                        let mut record = self
+                            .parts
+                            .get(k.as_slice())?
+                            .map(|g| decode::<PartRecord>(g.value()))
+                            .transpose()?;
+                        let moved = record
+                            .as_mut()
+                            .is_some_and(|r| move_shards(&mut r.payload, stripe, moves));
+                        if let (true, Some(record)) = (moved, record) {
+                            self.parts
+                                .insert(k.as_slice(), encode(&record).as_slice())?;
+                        }
+                        moved
+                    }
+                };
+                Ok(Outcome {
+                    existed,
+                    ..Default::default()
+                })
             }
             Command::SetObjectTags { bucket, key, tags } => {
                 self.require_bucket(bucket)?;

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use basalt_data::shard_id;
 use basalt_data::{Healed, ShardHealth, StripeInfo};
-use basalt_meta::PayloadOwner;
+use basalt_meta::{Command, PayloadOwner};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -51,6 +52,8 @@ pub struct SweepReport {
     pub bytes_rebuilt: u64,
     /// Bad shards that could not be written back (their drive is gone).
     pub shards_unwritable: u64,
+    /// Rebuilt shards placed on a spare drive because theirs is gone.
+    pub shards_moved: u64,
     /// Blank drives formatted as replacements before the sweep.
     pub drives_adopted: Vec<u16>,
     /// Records with a chunk too damaged to rebuild, in plain words.
@@ -191,6 +194,37 @@ impl ObjectStore {
                 status.healer.failures += 1;
             }
         }
+    }
+
+    /// Points the record at shards a heal rebuilt on spare drives; if the record changed
+    /// meanwhile, the rebuilt shard files are orphans and go.
+    async fn record_moves(
+        &self,
+        owner: &PayloadOwner,
+        stripe: &StripeInfo,
+        moves: &[(usize, u16, u16)],
+    ) -> Result<(), ObjectError> {
+        let outcome = self
+            .meta
+            .execute(Command::MoveShards {
+                owner: owner.clone(),
+                stripe: stripe.id.0,
+                moves: moves.to_vec(),
+            })
+            .await?;
+        if outcome.existed {
+            tracing::info!(stripe = %stripe.id, ?moves, "shards rebuilt on spare drives");
+            return Ok(());
+        }
+        let store = self.stripes.clone();
+        let (id, moves) = (stripe.id, moves.to_vec());
+        blocking(move || {
+            for (shard, _, to) in moves {
+                store.delete_file_blocking(to, shard_id(id, shard))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Whether `owner`'s current record still holds `stripe`.
@@ -369,16 +403,21 @@ impl ObjectStore {
         let store = self.stripes.clone();
         let this = self.clone();
         let runtime = tokio::runtime::Handle::current();
+        let record_owner = owner.clone();
         let (info, check) = blocking(move || {
             let still_used = || {
                 runtime
                     .block_on(this.still_refers(&owner, &info))
                     .unwrap_or(false)
             };
-            let check = store.check_blocking(&info, &|| {
-                // Asked only when a shard is bad.
-                still_used() && mode == SweepMode::Repair
-            });
+            let check = store.check_blocking(
+                &info,
+                &|| {
+                    // Asked only when a shard is bad.
+                    still_used() && mode == SweepMode::Repair
+                },
+                true,
+            );
             let gone = check.health.iter().any(|h| *h != ShardHealth::Healthy)
                 && check.healed.rebuilt.is_empty()
                 && check.rebuild_error.is_none()
@@ -394,6 +433,10 @@ impl ObjectStore {
         let Some(check) = check else {
             return Ok(outcome);
         };
+        if !check.healed.moved.is_empty() {
+            self.record_moves(&record_owner, &info, &check.healed.moved)
+                .await?;
+        }
         outcome.health = check.health;
         outcome.healed = check.healed;
         let healthy = outcome
@@ -440,6 +483,7 @@ impl SweepReport {
         self.shards_rebuilt += outcome.healed.rebuilt.len() as u64;
         self.bytes_rebuilt += outcome.healed.bytes_rebuilt;
         self.shards_unwritable += outcome.healed.unwritable.len() as u64;
+        self.shards_moved += outcome.healed.moved.len() as u64;
     }
 }
 
