@@ -2385,6 +2385,45 @@ async fn multipart_abort_and_bad_part_numbers() {
 }
 
 #[tokio::test]
+async fn multipart_list_uploads_rolls_up_keys_at_the_delimiter() {
+    let server = Server::start();
+    let client = server.client();
+    new_bucket(&client, "lud").await;
+    for key in ["a/1", "a/2", "b/x/1", "c", "d/1"] {
+        create_upload(&client, "lud", key).await;
+    }
+    let page = |key_marker: Option<&str>| {
+        client
+            .list_multipart_uploads()
+            .bucket("lud")
+            .delimiter("/")
+            .max_uploads(2)
+            .set_key_marker(key_marker.map(str::to_owned))
+            .send()
+    };
+    let first = page(None).await.expect("first page");
+    let prefixes: Vec<_> = first
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, ["a/", "b/"]);
+    assert!(first.uploads().is_empty());
+    assert_eq!(first.is_truncated(), Some(true));
+    assert_eq!(first.next_key_marker(), Some("b/"));
+    let second = page(first.next_key_marker()).await.expect("second page");
+    let keys: Vec<_> = second.uploads().iter().filter_map(|u| u.key()).collect();
+    let prefixes: Vec<_> = second
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(keys, ["c"]);
+    assert_eq!(prefixes, ["d/"]);
+    assert_eq!(second.is_truncated(), Some(false));
+}
+
+#[tokio::test]
 async fn multipart_list_uploads_multiple() {
     let server = Server::start();
     let client = server.client();

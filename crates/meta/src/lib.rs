@@ -38,5 +38,5 @@ pub use record::{
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
-    UploadListing,
+    UploadListing, UploadPage,
 };

@@ -18,7 +18,7 @@ use crate::record::{
 };
 use crate::store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
-    UploadListing,
+    UploadListing, UploadPage,
 };
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
@@ -770,47 +770,78 @@ impl MetaStore for RedbStore {
         &self,
         bucket: &str,
         prefix: &str,
+        delimiter: Option<&str>,
         key_marker: Option<&str>,
         upload_id_marker: Option<&str>,
         max_uploads: usize,
-    ) -> Result<(Vec<UploadListing>, bool), MetaError> {
-        let bucket = bucket.to_owned();
-        let mut lower = keys::object_key(&bucket, prefix);
-        if let Some(marker) = key_marker {
-            let after = match upload_id_marker {
-                Some(id) => {
-                    let mut k = keys::upload_key(&bucket, marker, id);
-                    k.push(0);
-                    k
-                }
-                None => {
-                    let mut k = keys::object_key(&bucket, marker);
-                    k.push(1);
-                    k
-                }
-            };
-            lower = lower.max(after);
-        }
-        let mut upper = keys::object_key(&bucket, prefix);
-        upper.push(AFTER_ALL_UTF8);
+    ) -> Result<UploadPage, MetaError> {
+        let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+        let delimiter = delimiter.filter(|d| !d.is_empty()).map(str::to_owned);
+        let (key_marker, upload_id_marker) = (
+            key_marker.map(str::to_owned),
+            upload_id_marker.map(str::to_owned),
+        );
         self.read(move |db| {
+            let common_prefix_of = |key: &str| -> Option<usize> {
+                let d = delimiter.as_deref()?;
+                let rest = key.get(prefix.len()..)?;
+                rest.find(d).map(|pos| prefix.len() + pos + d.len())
+            };
+            let mut lower = keys::object_key(&bucket, &prefix);
+            if let Some(marker) = key_marker.as_deref() {
+                let after = match upload_id_marker.as_deref() {
+                    Some(id) => {
+                        let mut k = keys::upload_key(&bucket, marker, id);
+                        k.push(0);
+                        k
+                    }
+                    None => {
+                        let mut k = keys::object_key(&bucket, marker);
+                        // After a common prefix, nothing under it; after a key, its uploads.
+                        if marker.starts_with(&prefix)
+                            && common_prefix_of(marker) == Some(marker.len())
+                        {
+                            k.push(AFTER_ALL_UTF8);
+                        } else {
+                            k.push(1);
+                        }
+                        k
+                    }
+                };
+                lower = lower.max(after);
+            }
+            let mut upper = keys::object_key(&bucket, &prefix);
+            upper.push(AFTER_ALL_UTF8);
             let txn = db.begin_read()?;
             let table = txn.open_table(UPLOADS)?;
-            let mut out = Vec::new();
-            for entry in table.range(lower.as_slice()..upper.as_slice())? {
-                let (k, v) = entry?;
-                if out.len() == max_uploads {
-                    return Ok((out, true));
+            let mut page = UploadPage::default();
+            'seek: loop {
+                for entry in table.range(lower.as_slice()..upper.as_slice())? {
+                    let (k, v) = entry?;
+                    if page.uploads.len() + page.common_prefixes.len() == max_uploads {
+                        page.is_truncated = true;
+                        break 'seek;
+                    }
+                    let (key, upload_id) = keys::split_upload_key(&bucket, k.value())
+                        .ok_or_else(|| MetaError::Corrupt("upload key".into()))?;
+                    if let Some(end) = common_prefix_of(&key) {
+                        let common = key[..end].to_owned();
+                        lower = keys::object_key(&bucket, &common);
+                        lower.push(AFTER_ALL_UTF8);
+                        page.next_marker = Some((common.clone(), None));
+                        page.common_prefixes.push(common);
+                        continue 'seek;
+                    }
+                    page.next_marker = Some((key.clone(), Some(upload_id.clone())));
+                    page.uploads.push(UploadListing {
+                        key,
+                        upload_id,
+                        record: decode(v.value())?,
+                    });
                 }
-                let (key, upload_id) = keys::split_upload_key(&bucket, k.value())
-                    .ok_or_else(|| MetaError::Corrupt("upload key".into()))?;
-                out.push(UploadListing {
-                    key,
-                    upload_id,
-                    record: decode(v.value())?,
-                });
+                break;
             }
-            Ok((out, false))
+            Ok(page)
         })
         .await
     }

@@ -23,6 +23,16 @@ pub struct ListPage {
     pub is_truncated: bool,
 }
 
+/// A page of ListMultipartUploads: uploads, and keys rolled up at the delimiter.
+#[derive(Debug, Clone, Default)]
+pub struct UploadPage {
+    pub uploads: Vec<UploadListing>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// Where the next page starts: the last key (or common prefix) and upload id listed.
+    pub next_marker: Option<(String, Option<String>)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct UploadListing {
     pub key: String,
@@ -114,15 +124,17 @@ pub trait MetaStore: Send + Sync + 'static {
         upload_id: &str,
     ) -> Result<Option<UploadRecord>, MetaError>;
 
-    /// Uploads of a bucket in (key, upload id) order, after the given markers.
+    /// Uploads of a bucket in (key, upload id) order, after the given markers; keys with
+    /// `delimiter` after `prefix` roll up into common prefixes (each counts as one entry).
     async fn list_uploads(
         &self,
         bucket: &str,
         prefix: &str,
+        delimiter: Option<&str>,
         key_marker: Option<&str>,
         upload_id_marker: Option<&str>,
         max_uploads: usize,
-    ) -> Result<(Vec<UploadListing>, bool), MetaError>;
+    ) -> Result<UploadPage, MetaError>;
 
     async fn list_parts(
         &self,

@@ -17,7 +17,8 @@ mod tags;
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
     Checksum, ChecksumAlgorithm, CompletePart, CorsRule, ListEntry, ListPage, ObjectRecord,
-    ObjectSummary, PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadRecord,
+    ObjectSummary, PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadPage,
+    UploadRecord,
 };
 pub use digest::Digests;
 pub use error::ObjectError;

@@ -9,8 +9,7 @@ use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
     ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
-    Payload, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadListing,
-    UploadRecord,
+    Payload, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadPage, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -670,14 +669,22 @@ impl ObjectStore {
         &self,
         bucket: &str,
         prefix: &str,
+        delimiter: Option<&str>,
         key_marker: Option<&str>,
         upload_id_marker: Option<&str>,
         max_uploads: usize,
-    ) -> Result<(Vec<UploadListing>, bool), ObjectError> {
+    ) -> Result<UploadPage, ObjectError> {
         self.bucket(bucket).await?;
         Ok(self
             .meta
-            .list_uploads(bucket, prefix, key_marker, upload_id_marker, max_uploads)
+            .list_uploads(
+                bucket,
+                prefix,
+                delimiter,
+                key_marker,
+                upload_id_marker,
+                max_uploads,
+            )
             .await?)
     }
 

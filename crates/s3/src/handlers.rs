@@ -1282,19 +1282,29 @@ impl S3 for BasaltS3 {
         let input = req.input;
         let max_uploads = max_of(input.max_uploads, "max-uploads")?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let (uploads, truncated) = self
+        let page = self
             .store
             .list_uploads(
                 &input.bucket,
                 &prefix,
+                input.delimiter.as_deref(),
                 input.key_marker.as_deref(),
                 input.upload_id_marker.as_deref(),
                 max_uploads,
             )
             .await
             .or_s3()?;
-        let next_key_marker = uploads.last().map(|u| u.key.clone());
-        let next_upload_id_marker = uploads.last().map(|u| u.upload_id.clone());
+        let truncated = page.is_truncated;
+        let (next_key_marker, next_upload_id_marker) = match page.next_marker {
+            Some((key, id)) => (Some(key), id),
+            None => (None, None),
+        };
+        let common_prefixes: Vec<CommonPrefix> = page
+            .common_prefixes
+            .into_iter()
+            .map(|p| CommonPrefix { prefix: Some(p) })
+            .collect();
+        let uploads = page.uploads;
         let uploads = uploads
             .into_iter()
             .map(|u| MultipartUpload {
@@ -1320,6 +1330,8 @@ impl S3 for BasaltS3 {
             max_uploads: Some(max_uploads as i32),
             is_truncated: Some(truncated),
             uploads: Some(uploads),
+            delimiter: input.delimiter,
+            common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
             ..Default::default()
         }))
     }
