@@ -316,6 +316,63 @@ async fn heal_rebuilds_a_lost_drive_s_shards_on_spare_drives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn new_metadata_for_existing_drives_is_refused_and_missing_drives_are_not_created() {
+    let mut node = node_with_bucket(&[]).await;
+    let body = bytes_of(300_000, 4);
+    put(&node.client(), "keep", &body).await;
+    node.stop();
+    let shards_before = all_shard_files(&node);
+
+    // The metadata disk did not mount: an empty directory where it was. Starting would make
+    // the start-up clean-up delete every shard; the node must refuse.
+    let meta = node.dir.path().join("meta");
+    let away = node.dir.path().join("meta.away");
+    std::fs::rename(&meta, &away).unwrap();
+    let mut args = vec!["server".to_owned(), "--address".to_owned()];
+    args.push(format!("127.0.0.1:{}", node.port));
+    args.extend(["--data".to_owned(), node.drives[0].display().to_string()]);
+    args.extend(node.extra.iter().cloned());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(&args)
+        .env("BASALT_ROOT_USER", ACCESS_KEY)
+        .env("BASALT_ROOT_PASSWORD", SECRET_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node started on new metadata"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("refusing to start"), "{stderr}");
+    assert_eq!(all_shard_files(&node), shards_before, "shards were touched");
+
+    // With its metadata back and one drive unmounted (its path gone), the node starts, does
+    // not create the path, and serves the object from the other drives.
+    std::fs::remove_dir_all(&meta).unwrap();
+    std::fs::rename(&away, &meta).unwrap();
+    lose_drive(&node.drives[2]);
+    node.restart();
+    assert_eq!(get(&node.client(), "keep").await, body);
+    assert!(!node.drives[2].exists(), "a missing drive path was created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn writes_without_a_quorum_of_drives_are_refused_and_leave_nothing() {
     let node = node_with_bucket(&[]).await;
     let client = node.client();

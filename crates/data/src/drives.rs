@@ -5,11 +5,17 @@
 //! (u16), two reserved bytes and the set's 128-bit id. Stripes record drives by index, so the
 //! order drives are given in on the command line does not matter, a drive of another set is
 //! refused, and an empty directory where a drive used to be is formatted as that drive again
-//! (a replaced drive), to be refilled by healing.
+//! once an operator asks for it (`basalt admin heal`), to be refilled by healing.
+//!
+//! Nothing is created or formatted at start-up except for a brand-new set: a missing path or an
+//! empty directory where a known drive should be may be an unmounted disk, and writing there
+//! would fill the file system beneath the mount point. Such a drive stays offline.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::DataError;
 use crate::store::{ChunkStore, sync_dir};
@@ -53,12 +59,13 @@ impl Identity {
 enum Found {
     Formatted(Identity),
     Blank,
+    Missing,
     Unusable(String),
 }
 
 fn inspect(path: &Path) -> Found {
-    if let Err(e) = fs::create_dir_all(path) {
-        return Found::Unusable(e.to_string());
+    if !path.exists() {
+        return Found::Missing;
     }
     match fs::read(path.join(IDENTITY_FILE)) {
         Ok(bytes) => match Identity::from_bytes(&bytes) {
@@ -85,18 +92,29 @@ pub struct Drive {
     pub index: u16,
     pub path: PathBuf,
     pub store: ChunkStore,
+    /// False for a drive found missing, blank or damaged at start-up: nothing is read from,
+    /// written to or deleted on it until it is adopted.
+    online: Arc<AtomicBool>,
+}
+
+impl Drive {
+    pub fn online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
 }
 
 /// The node's drives, indexed as their identity files say.
 pub struct DriveSet {
     set: [u8; 16],
     drives: Vec<Drive>,
+    fresh: bool,
 }
 
 impl DriveSet {
-    /// Opens the drives at `paths`, formatting blank ones. A drive that cannot be used (its
-    /// directory cannot be created, its identity is unreadable) is kept as an offline member:
-    /// reads and writes to it fail and the stripes it held are served from the others.
+    /// Opens the drives at `paths`. A new set (no drive formatted yet) is created and
+    /// formatted, drives holding chunk files of a one-drive node first (their chunks are drive
+    /// 0's). In an existing set, a drive that is missing, blank or damaged stays offline: reads
+    /// and writes to it fail and the stripes it held are served from the others.
     pub fn open(paths: &[PathBuf]) -> Result<Self, DataError> {
         let count = u16::try_from(paths.len())
             .ok()
@@ -136,45 +154,76 @@ impl DriveSet {
         }
         let fresh = set.is_none();
         let set = set.unwrap_or_else(rand::random);
-        // Blank and unusable drives take the free indices: in command-line order for a new
-        // set, otherwise in place of the drives that are gone.
+        // Drives without an identity take the free indices: for a new set, one-drive data
+        // first, then command-line order; otherwise in place of the drives that are gone.
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        if fresh {
+            order.sort_by_key(|&i| !paths[i].join("chunks").is_dir());
+        }
         let mut free = (0..paths.len()).filter(|i| slots[*i].is_none());
         let mut drives = Vec::with_capacity(paths.len());
-        for (path, found) in paths.iter().zip(found) {
+        for position in order {
+            let (path, found) = (&paths[position], &found[position]);
             let index = match found {
                 Found::Formatted(id) => id.index,
-                Found::Blank | Found::Unusable(_) => {
+                _ => {
                     let Some(i) = free.next() else { continue };
                     i as u16
                 }
             };
-            let identity = Identity { set, index, count };
-            match found {
-                Found::Formatted(_) => {}
+            let online = match found {
+                Found::Formatted(_) => true,
+                Found::Blank | Found::Missing if fresh => {
+                    let identity = Identity { set, index, count };
+                    match fs::create_dir_all(path).and_then(|()| write_identity(path, identity)) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::error!(drive = %path.display(), error = %e, "cannot format drive; it stays offline");
+                            false
+                        }
+                    }
+                }
                 Found::Blank => {
-                    if !fresh {
-                        tracing::warn!(drive = %path.display(), index, "blank drive joins as a replacement; healing refills it");
-                    }
-                    if let Err(e) = write_identity(path, identity) {
-                        tracing::error!(drive = %path.display(), error = %e, "cannot format drive; it stays offline");
-                    }
+                    tracing::warn!(drive = %path.display(), index, "blank drive where a drive of this set belongs: offline until `basalt admin heal` adopts it as the replacement");
+                    false
+                }
+                Found::Missing => {
+                    tracing::error!(drive = %path.display(), index, "drive path missing (not mounted?): offline");
+                    false
                 }
                 Found::Unusable(reason) => {
-                    tracing::error!(drive = %path.display(), %reason, "drive unusable; it stays offline");
+                    tracing::error!(drive = %path.display(), index, %reason, "drive unusable: offline");
+                    false
                 }
-            }
+            };
             let store = ChunkStore::new(path);
-            if let Err(e) = store.prepare_blocking() {
-                tracing::error!(drive = %path.display(), error = %e, "drive offline");
-            }
+            let online = online
+                && match store.prepare_blocking() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(drive = %path.display(), error = %e, "drive offline");
+                        false
+                    }
+                };
             drives.push(Drive {
                 index,
                 path: path.clone(),
                 store,
+                online: Arc::new(AtomicBool::new(online)),
             });
         }
         drives.sort_by_key(|d| d.index);
-        Ok(Self { set, drives })
+        Ok(Self { set, drives, fresh })
+    }
+
+    /// The set's identity, shared by its drives.
+    pub fn id(&self) -> [u8; 16] {
+        self.set
+    }
+
+    /// Whether this open created the set (no drive was formatted before).
+    pub fn is_new(&self) -> bool {
+        self.fresh
     }
 
     pub fn len(&self) -> usize {
@@ -193,9 +242,10 @@ impl DriveSet {
         self.drives.iter()
     }
 
-    /// Formats drives that came back blank while the node runs (a replaced drive mounted where
-    /// the old one was). A path that no longer exists is left alone: creating it would write to
-    /// whatever file system lies beneath the mount point. Returns the drives formatted.
+    /// Formats drives found blank (a replaced drive mounted where the old one was) and brings
+    /// them online; only on an operator's request. A path that does not exist is left alone:
+    /// creating it would write to whatever file system lies beneath the mount point. Returns
+    /// the drives adopted.
     pub fn adopt_blank_drives_blocking(&self) -> Vec<u16> {
         let count = self.drives.len() as u16;
         let mut adopted = Vec::new();
@@ -213,6 +263,7 @@ impl DriveSet {
                 .and_then(|()| drive.store.prepare_blocking());
             match formatted {
                 Ok(()) => {
+                    drive.online.store(true, Ordering::Release);
                     tracing::warn!(drive = %drive.path.display(), index = drive.index, "blank drive adopted as a replacement");
                     adopted.push(drive.index);
                 }
@@ -256,6 +307,20 @@ mod tests {
         let given = vec![p[0].clone(), replacement.clone(), p[2].clone()];
         let set = DriveSet::open(&given).unwrap();
         assert_eq!(set.get(1).unwrap().path, replacement);
+        assert!(
+            !set.get(1).unwrap().online(),
+            "a missing path is not created"
+        );
+        assert!(!replacement.exists());
+        fs::create_dir(&replacement).unwrap();
+        let set = DriveSet::open(&given).unwrap();
+        assert!(
+            !set.get(1).unwrap().online(),
+            "a blank drive waits to be adopted"
+        );
+        assert_eq!(set.adopt_blank_drives_blocking(), vec![1]);
+        assert!(set.get(1).unwrap().online());
+        assert!(DriveSet::open(&given).unwrap().get(1).unwrap().online());
 
         let other = paths(&root.path().join("other"), 3);
         DriveSet::open(&other).unwrap();

@@ -19,6 +19,8 @@ pub enum DataError {
         "only {written} of the {needed} shards a write needs reached their drives; too many drives are unavailable"
     )]
     WriteQuorum { written: usize, needed: usize },
+    #[error("drive {0} is offline")]
+    Offline(u16),
     #[error("the drive is full")]
     DriveFull,
     #[error("drive layout: {0}")]

@@ -197,7 +197,8 @@ impl StripeStore {
 
     fn write_shard(&self, drive: u16, file: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
         let result = match self.inner.drives.get(drive) {
-            Some(d) => d.store.write_file_blocking(file, data),
+            Some(d) if d.online() => d.store.write_file_blocking(file, data),
+            Some(_) => Err(DataError::Offline(drive)),
             None => Err(DataError::Layout(format!("no drive {drive}"))),
         };
         self.note(drive, &result);
@@ -209,7 +210,8 @@ impl StripeStore {
             return Err(DataError::Layout(format!("stripe has no shard {index}")));
         };
         match self.inner.drives.get(shard.drive) {
-            Some(d) => d.store.read_blocking(&file),
+            Some(d) if d.online() => d.store.read_blocking(&file),
+            Some(_) => Err(DataError::Offline(shard.drive)),
             None => Err(DataError::Layout(format!("no drive {}", shard.drive))),
         }
     }
@@ -229,11 +231,15 @@ impl StripeStore {
         std::thread::scope(|scope| {
             let handles: Vec<_> = indices
                 .iter()
-                .map(|&i| (i, scope.spawn(move || self.read_shard(stripe, i))))
+                .map(|&i| {
+                    let thread = std::thread::Builder::new()
+                        .spawn_scoped(scope, move || self.read_shard(stripe, i));
+                    (i, thread)
+                })
                 .collect();
             handles
                 .into_iter()
-                .map(|(i, h)| (i, h.join().unwrap_or_else(|_| Err(thread_panicked()))))
+                .map(|(i, thread)| (i, joined(thread)))
                 .collect()
         })
     }
@@ -271,13 +277,11 @@ impl StripeStore {
                 let handles: Vec<_> = (0..shards.len())
                     .map(|i| {
                         let (drive, file, data) = (drives[i], &files[i], &shards[i]);
-                        scope.spawn(move || self.write_shard(drive, file, data))
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, move || self.write_shard(drive, file, data))
                     })
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(thread_panicked())))
-                    .collect()
+                handles.into_iter().map(joined).collect()
             })
         };
         let written: Vec<bool> = results.iter().map(Result::is_ok).collect();
@@ -431,6 +435,18 @@ impl StripeStore {
                 .collect();
             collect(self.read_shards(stripe, &rest), &mut shards, &mut damaged);
             redundancy.reconstruct_data(len, &mut shards)?;
+            // Decoded shards must be the bytes that were written, or the client gets an error.
+            for &i in &wanted {
+                let (Some(data), Some(shard)) = (&shards[i], stripe.shards.get(i)) else {
+                    continue;
+                };
+                if damaged.contains(&i) && chunk_file::crc32c(data) != shard.crc32c {
+                    return Err(DataError::Corrupt {
+                        id: stripe.id,
+                        reason: format!("decoded shard {i} does not match its recorded checksum"),
+                    });
+                }
+            }
         }
         let mut pieces = Vec::with_capacity(wanted.len());
         for i in wanted {
@@ -494,7 +510,20 @@ impl StripeStore {
             check.rebuild_error = Some(e);
             return check;
         }
-        let mut drives_written = Vec::new();
+        // Every rebuilt shard must be the bytes that were written before any is stored.
+        for &i in &bad {
+            let (Some(file), Some(data)) = (stripe.shard_file(i), shards[i].as_ref()) else {
+                continue;
+            };
+            if chunk_file::crc32c(data) != file.crc32c {
+                check.rebuild_error = Some(DataError::Corrupt {
+                    id: stripe.id,
+                    reason: format!("rebuilt shard {i} does not match its recorded checksum"),
+                });
+                return check;
+            }
+        }
+        let mut written: Vec<(usize, u16)> = Vec::new();
         for i in bad {
             let (Some(file), Some(data), Some(shard)) = (
                 stripe.shard_file(i),
@@ -503,39 +532,57 @@ impl StripeStore {
             ) else {
                 continue;
             };
-            if chunk_file::crc32c(data) != file.crc32c {
-                // The survivors decode to something else than was written: never write that.
-                check.rebuild_error = Some(DataError::Corrupt {
-                    id: stripe.id,
-                    reason: format!("rebuilt shard {i} does not match its recorded checksum"),
-                });
-                return check;
-            }
-            let mut written_to = match self.write_shard(shard.drive, &file, data) {
+            let taken: Vec<u16> = written.iter().map(|(_, d)| *d).collect();
+            let mut target = match self.write_shard(shard.drive, &file, data) {
                 Ok(()) => Some(shard.drive),
                 Err(e) => {
                     check.healed.unwritable.push((i, e.to_string()));
                     None
                 }
             };
-            if written_to.is_none() && relocate {
-                written_to = self.write_to_spare(stripe, &drives_written, &file, data);
-                if let Some(spare) = written_to {
+            if target.is_none() && relocate {
+                target = self.write_to_spare(stripe, &taken, &file, data);
+                if target.is_some() {
                     check.healed.unwritable.pop();
-                    check.healed.moved.push((i, shard.drive, spare));
                 }
             }
-            if let Some(drive) = written_to {
-                check.healed.rebuilt.push(i);
-                check.healed.bytes_rebuilt += data.len() as u64;
-                drives_written.push(drive);
+            if let Some(drive) = target {
+                written.push((i, drive));
             }
         }
-        for drive in drives_written {
-            if let Some(d) = self.inner.drives.get(drive)
-                && let Err(e) = d.store.sync_group_blocking(stripe.id.group())
-            {
-                check.rebuild_error = Some(e);
+        // A shard counts as rebuilt (or moved) only once its name is durable.
+        let mut synced: Vec<(u16, bool)> = Vec::new();
+        for &(i, drive) in &written {
+            let ok = match synced.iter().find(|(d, _)| *d == drive) {
+                Some((_, ok)) => *ok,
+                None => {
+                    let ok =
+                        self.inner.drives.get(drive).is_some_and(|d| {
+                            d.store.sync_group_blocking(stripe.id.group()).is_ok()
+                        });
+                    synced.push((drive, ok));
+                    ok
+                }
+            };
+            let Some(shard) = stripe.shards.get(i) else {
+                continue;
+            };
+            if ok {
+                check.healed.rebuilt.push(i);
+                check.healed.bytes_rebuilt += u64::from(stripe.shard_file(i).map_or(0, |f| f.len));
+                if drive != shard.drive {
+                    check.healed.moved.push((i, shard.drive, drive));
+                }
+            } else {
+                check
+                    .healed
+                    .unwritable
+                    .push((i, format!("drive {drive} failed to sync")));
+                if drive != shard.drive
+                    && let Some(d) = self.inner.drives.get(drive)
+                {
+                    let _ = d.store.delete_blocking(shard_id(stripe.id, i));
+                }
             }
         }
         check
@@ -563,6 +610,7 @@ impl StripeStore {
     pub fn delete_blocking(&self, stripe: &StripeInfo) {
         for (i, shard) in stripe.shards.iter().enumerate() {
             if let Some(d) = self.inner.drives.get(shard.drive)
+                && d.online()
                 && let Err(e) = d.store.delete_blocking(shard_id(stripe.id, i))
             {
                 tracing::warn!(stripe = %stripe.id, shard = i, error = %e, "could not delete shard");
@@ -573,8 +621,8 @@ impl StripeStore {
     /// Deletes one shard file found on a drive (an orphan). Blocking.
     pub fn delete_file_blocking(&self, drive: u16, id: ChunkId) -> Result<(), DataError> {
         match self.inner.drives.get(drive) {
-            Some(d) => d.store.delete_blocking(id),
-            None => Ok(()),
+            Some(d) if d.online() => d.store.delete_blocking(id),
+            _ => Ok(()),
         }
     }
 
@@ -584,6 +632,10 @@ impl StripeStore {
     pub fn scan_blocking(&self, remove_temporary: bool) -> DriveScan {
         let mut scan = DriveScan::default();
         for drive in self.inner.drives.iter() {
+            if !drive.online() {
+                scan.unreadable.push((drive.index, "offline".to_owned()));
+                continue;
+            }
             match drive.store.scan_files_blocking(remove_temporary) {
                 Ok((ids, temporary)) => {
                     scan.files
@@ -612,8 +664,19 @@ fn log_unreadable(stripe: &StripeInfo, shard: usize, error: &DataError) {
     }
 }
 
-fn thread_panicked() -> DataError {
-    DataError::Io(std::io::Error::other("shard I/O thread panicked"))
+/// The result of a shard I/O thread; a thread that could not start or panicked is a failed
+/// shard, never a failed process.
+fn joined<T>(
+    thread: std::io::Result<std::thread::ScopedJoinHandle<'_, Result<T, DataError>>>,
+) -> Result<T, DataError> {
+    match thread {
+        Ok(handle) => handle.join().unwrap_or_else(|_| {
+            Err(DataError::Io(std::io::Error::other(
+                "shard I/O thread panicked",
+            )))
+        }),
+        Err(e) => Err(DataError::Io(e)),
+    }
 }
 
 #[cfg(test)]

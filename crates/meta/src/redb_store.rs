@@ -28,6 +28,9 @@ const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// Per-bucket settings (tagging, and later CORS, versioning…): `bucket 0x00 name`.
 const BUCKET_SETTINGS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bucket_settings");
 const TAGGING_SETTING: &str = "tagging";
+/// Node-wide facts: the id of the drive set this metadata describes.
+const SYSTEM: TableDefinition<&str, &[u8]> = TableDefinition::new("system");
+const DRIVE_SET_KEY: &str = "drive-set";
 const CORS_SETTING: &str = "cors";
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
@@ -75,6 +78,7 @@ impl RedbStore {
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
         txn.open_table(BUCKET_SETTINGS)?;
+        txn.open_table(SYSTEM)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -154,6 +158,35 @@ enum BatchError {
 }
 
 impl RedbStore {
+    /// The drive set this metadata was bound to, if any. Blocking: call at open time.
+    pub fn drive_set(&self) -> Result<Option<[u8; 16]>, MetaError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SYSTEM)?;
+        let Some(value) = table.get(DRIVE_SET_KEY)? else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = value
+            .value()
+            .try_into()
+            .map_err(|_| MetaError::Corrupt("drive set id".into()))?;
+        Ok(Some(id))
+    }
+
+    /// Records which drive set this metadata describes. Blocking: call at open time.
+    pub fn bind_drive_set(&self, id: [u8; 16]) -> Result<(), MetaError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(SYSTEM)?
+            .insert(DRIVE_SET_KEY, id.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Whether the store holds no bucket (so no record). Blocking: call at open time.
+    pub fn is_empty(&self) -> Result<bool, MetaError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(BUCKETS)?.first()?.is_none())
+    }
+
     /// One setting of a bucket; `NoSuchBucket` if the bucket does not exist.
     async fn get_setting<T: Record + Send + 'static>(
         &self,

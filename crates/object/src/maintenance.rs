@@ -316,7 +316,9 @@ impl ObjectStore {
         mode: SweepMode,
         bytes_per_second: Option<u64>,
     ) -> Result<SweepReport, ObjectError> {
-        if mode == SweepMode::Repair {
+        // Only an operator's heal adopts blank drives: a scheduled scrub must not take an
+        // unmounted mount point for a replacement disk.
+        if mode == SweepMode::Repair && report.kind == "heal" {
             let store = self.stripes.clone();
             report.drives_adopted = blocking(move || Ok(store.adopt_blank_drives_blocking()))
                 .await
@@ -544,10 +546,14 @@ impl ObjectStore {
         if repair {
             let store = self.stripes.clone();
             report.orphans_removed = blocking(move || {
+                let mut removed = 0;
                 for (drive, id) in &orphans {
-                    store.delete_file_blocking(*drive, *id)?;
+                    match store.delete_file_blocking(*drive, *id) {
+                        Ok(()) => removed += 1,
+                        Err(e) => tracing::warn!(drive, shard = %id, error = %e, "cannot remove an orphan shard"),
+                    }
                 }
-                Ok(orphans.len() as u64)
+                Ok(removed)
             })
             .await?;
         }

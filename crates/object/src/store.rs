@@ -98,6 +98,24 @@ impl ObjectStore {
         let stripes = StripeStore::open(drives, config.redundancy)?;
         let meta =
             RedbStore::open_with_cache(&meta_dir.join("meta.redb"), config.meta_cache_bytes)?;
+        let set = stripes.drives().id();
+        match meta.drive_set()? {
+            Some(bound) if bound == set => {}
+            Some(_) => {
+                return Err(ObjectError::Internal(format!(
+                    "the metadata in {} belongs to another drive set than the drives given: wrong --meta-dir or --data",
+                    meta_dir.display()
+                )));
+            }
+            None if !stripes.drives().is_new() && meta.is_empty()? => {
+                // Starting here would make the start-up clean-up delete every shard.
+                return Err(ObjectError::Internal(format!(
+                    "the drives hold an existing drive set but the metadata in {} is new: wrong --meta-dir, an unmounted metadata disk, or lost metadata; refusing to start",
+                    meta_dir.display()
+                )));
+            }
+            None => meta.bind_drive_set(set)?,
+        }
         Ok(Self::new(Arc::new(meta), stripes, config))
     }
 
@@ -145,9 +163,14 @@ impl ObjectStore {
             }
             let mut removed = 0;
             for (drive, id) in scan.files {
-                if !live.contains(&(drive, id)) {
-                    store.delete_file_blocking(drive, id)?;
-                    removed += 1;
+                if live.contains(&(drive, id)) {
+                    continue;
+                }
+                // A drive that refuses deletes (read-only after an error) keeps its orphans;
+                // the node still starts: its data is served from the other drives.
+                match store.delete_file_blocking(drive, id) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!(drive, shard = %id, error = %e, "cannot remove an orphan shard"),
                 }
             }
             Ok(removed)
