@@ -132,8 +132,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 fn print_status(s: &MaintenanceStatus) {
     println!("redundancy: {}", s.redundancy);
-    for (i, d) in s.drives.iter().enumerate() {
-        println!("drive {i}: {d}");
+    for d in &s.drives {
+        let space = match (d.total_bytes, d.available_bytes) {
+            (Some(total), Some(free)) => format!(", {free} of {total} bytes free"),
+            _ => String::new(),
+        };
+        let state = if d.online { "online" } else { "OFFLINE" };
+        println!("drive {}: {} ({state}{space})", d.index, d.path);
     }
     let h = &s.healer;
     println!(

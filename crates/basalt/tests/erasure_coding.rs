@@ -370,6 +370,15 @@ async fn new_metadata_for_existing_drives_is_refused_and_missing_drives_are_not_
     node.restart();
     assert_eq!(get(&node.client(), "keep").await, body);
     assert!(!node.drives[2].exists(), "a missing drive path was created");
+    let (_, status) = node.admin(&["status"]);
+    let online: Vec<bool> = status["drives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["online"].as_bool().unwrap())
+        .collect();
+    assert_eq!(online, [true, true, false, true, true, true], "{status:#}");
+    assert!(status["drives"][0]["available_bytes"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -101,6 +101,15 @@ impl Drive {
     pub fn online(&self) -> bool {
         self.online.load(Ordering::Acquire)
     }
+
+    /// (total, available) bytes of the drive's file system, if it can be read. Blocking.
+    pub fn space_blocking(&self) -> Option<(u64, u64)> {
+        let stats = rustix::fs::statvfs(&self.path).ok()?;
+        Some((
+            stats.f_blocks.saturating_mul(stats.f_frsize),
+            stats.f_bavail.saturating_mul(stats.f_frsize),
+        ))
+    }
 }
 
 /// The node's drives, indexed as their identity files say.

@@ -23,7 +23,7 @@ pub use basalt_meta::{
 pub use digest::Digests;
 pub use error::ObjectError;
 pub use maintenance::{
-    FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
+    DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
 };
 pub use stage::Staged;
 pub use store::{ByteStream, ObjectConfig, ObjectStore, ObjectWrite, now_ms};

@@ -78,10 +78,21 @@ pub struct HealerStats {
     pub failures: u64,
 }
 
+/// One drive as the node sees it now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DriveStatus {
+    pub index: u16,
+    pub path: String,
+    /// False for a drive found missing, blank or damaged at start-up and not adopted since.
+    pub online: bool,
+    pub total_bytes: Option<u64>,
+    pub available_bytes: Option<u64>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MaintenanceStatus {
     pub redundancy: String,
-    pub drives: Vec<String>,
+    pub drives: Vec<DriveStatus>,
     /// The sweep in progress, if any.
     pub running: Option<SweepReport>,
     /// The last sweep that finished.
@@ -254,16 +265,30 @@ impl ObjectStore {
         Ok(payload.is_some_and(|p| p.stripes().iter().any(|s| s.id == stripe.id.0)))
     }
 
-    /// What maintenance is doing and has done.
-    pub fn maintenance_status(&self) -> MaintenanceStatus {
+    /// What maintenance is doing and has done, and the drives' state. Reads each drive's
+    /// file-system usage (a `statvfs` per drive, on a blocking thread).
+    pub async fn maintenance_status(&self) -> MaintenanceStatus {
         let mut status = self.maintenance.status().clone();
         status.redundancy = self.stripes.redundancy().to_string();
-        status.drives = self
-            .stripes
-            .drives()
-            .iter()
-            .map(|d| d.path.display().to_string())
-            .collect();
+        let store = self.stripes.clone();
+        status.drives = blocking(move || {
+            Ok(store
+                .drives()
+                .iter()
+                .map(|d| {
+                    let space = d.space_blocking();
+                    DriveStatus {
+                        index: d.index,
+                        path: d.path.display().to_string(),
+                        online: d.online(),
+                        total_bytes: space.map(|s| s.0),
+                        available_bytes: space.map(|s| s.1),
+                    }
+                })
+                .collect())
+        })
+        .await
+        .unwrap_or_default();
         status
     }
 

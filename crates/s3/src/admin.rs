@@ -42,14 +42,16 @@ impl S3Route for AdminRoute {
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let action = req.uri.path().trim_start_matches(PREFIX);
         match (&req.method, action) {
-            (&Method::GET, "status") => json(StatusCode::OK, &self.store.maintenance_status()),
+            (&Method::GET, "status") => {
+                json(StatusCode::OK, &self.store.maintenance_status().await)
+            }
             (&Method::POST, "heal") => {
                 let status = if self.store.start_heal() {
                     StatusCode::ACCEPTED
                 } else {
                     StatusCode::CONFLICT
                 };
-                json(status, &self.store.maintenance_status())
+                json(status, &self.store.maintenance_status().await)
             }
             _ => Err(s3_error!(
                 MethodNotAllowed,
