@@ -46,6 +46,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
+    // Certificates are ready before the port opens: a client that connects finds them.
+    let tls = match &config.tls {
+        None => None,
+        Some(TlsSetting::Files(files)) => Some(Tls::load(files.clone())?),
+        Some(TlsSetting::SelfSigned) => {
+            let host = config.address.ip().to_string();
+            let files = tls::self_signed(&config.meta_dir.join("tls"), &[host])?;
+            Some(Tls::load(files)?)
+        }
+    };
     let listener = TcpListener::bind(config.address)
         .await
         .with_context(|| format!("binding {}", config.address))?;
@@ -60,15 +70,6 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         interval: config.scrub_interval,
         bytes_per_second: config.scrub_rate,
     });
-    let tls = match &config.tls {
-        None => None,
-        Some(TlsSetting::Files(files)) => Some(Tls::load(files.clone())?),
-        Some(TlsSetting::SelfSigned) => {
-            let host = config.address.ip().to_string();
-            let files = tls::self_signed(&config.meta_dir.join("tls"), &[host])?;
-            Some(Tls::load(files)?)
-        }
-    };
     if let Some(tls) = &tls {
         tls.reload_on_sighup();
     }
