@@ -100,9 +100,13 @@ pub struct MaintenanceStatus {
     pub healer: HealerStats,
 }
 
+/// A stripe to heal, and the record that owns it (when known, the healer checks that the
+/// record still holds the stripe before writing, and may move shards to spare drives).
+type HealJob = (Option<PayloadOwner>, StripeInfo);
+
 pub(crate) struct Maintenance {
-    queue: mpsc::Sender<StripeInfo>,
-    receiver: Mutex<Option<mpsc::Receiver<StripeInfo>>>,
+    queue: mpsc::Sender<HealJob>,
+    receiver: Mutex<Option<mpsc::Receiver<HealJob>>>,
     status: Mutex<MaintenanceStatus>,
     sweeping: AtomicBool,
 }
@@ -124,8 +128,8 @@ impl Maintenance {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn queue(&self, stripe: StripeInfo) {
-        let queued = self.queue.try_send(stripe).is_ok();
+    pub(crate) fn queue(&self, owner: Option<PayloadOwner>, stripe: StripeInfo) {
+        let queued = self.queue.try_send((owner, stripe)).is_ok();
         let mut status = self.status();
         if queued {
             status.healer.queued += 1;
@@ -156,8 +160,8 @@ impl ObjectStore {
         if let Some(mut receiver) = receiver {
             let this = self.clone();
             tokio::spawn(async move {
-                while let Some(stripe) = receiver.recv().await {
-                    this.heal_queued(stripe).await;
+                while let Some((owner, stripe)) = receiver.recv().await {
+                    this.heal_queued(owner, stripe).await;
                 }
             });
         }
@@ -183,10 +187,23 @@ impl ObjectStore {
         }
     }
 
-    async fn heal_queued(&self, stripe: StripeInfo) {
-        let store = self.stripes.clone();
+    async fn heal_queued(&self, owner: Option<PayloadOwner>, stripe: StripeInfo) {
         let id = stripe.id;
-        let result = blocking(move || store.heal_blocking(&stripe)).await;
+        let result = match owner {
+            // Known owner: the same check and repair as a sweep, so a stripe deleted since it
+            // was queued is not rewritten, and a gone drive's shard may move to a spare.
+            Some(owner) => self
+                .sweep_stripe(Arc::new(owner), stripe, SweepMode::Repair)
+                .await
+                .and_then(|outcome| match outcome.unrecoverable {
+                    Some(reason) => Err(ObjectError::Corrupt(reason)),
+                    None => Ok(outcome.healed),
+                }),
+            None => {
+                let store = self.stripes.clone();
+                blocking(move || store.heal_blocking(&stripe)).await
+            }
+        };
         let mut status = self.maintenance.status();
         match result {
             Ok(healed) => {

@@ -9,7 +9,8 @@ use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
     ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
-    Payload, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadPage, UploadRecord,
+    Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadPage,
+    UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -191,10 +192,15 @@ impl ObjectStore {
         });
     }
 
-    /// Hands stripes found damaged (or written short of shards) to the background healer.
-    pub(crate) fn queue_heal(&self, stripes: impl IntoIterator<Item = StripeInfo>) {
+    /// Hands stripes of `owner` found damaged (or written short of shards) to the background
+    /// healer.
+    pub(crate) fn queue_heal(
+        &self,
+        owner: Option<&PayloadOwner>,
+        stripes: impl IntoIterator<Item = StripeInfo>,
+    ) {
         for stripe in stripes {
-            self.maintenance.queue(stripe);
+            self.maintenance.queue(owner.cloned(), stripe);
         }
     }
 
@@ -304,13 +310,14 @@ impl ObjectStore {
     /// source that fails to read is stored data gone bad, not a client's broken body.
     pub async fn stage_copy(
         &self,
+        (bucket, key): (&str, &str),
         source: &ObjectRecord,
         range: Range<u64>,
         algorithms: &[ChecksumAlgorithm],
         allow_inline: bool,
     ) -> Result<Staged, ObjectError> {
         let len = range.end - range.start;
-        let stream = self.read(source, range).await?;
+        let stream = self.read((bucket, key), source, range).await?;
         self.stage(stream, algorithms, Some(len), allow_inline)
             .await
             .map_err(|e| match e {
@@ -356,7 +363,11 @@ impl ObjectStore {
             .execute_owning(command, record.details.payload.stripes())
             .await?;
         self.reclaim(outcome.garbage);
-        self.queue_heal(degraded);
+        let owner = PayloadOwner::Object {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        self.queue_heal(Some(&owner), degraded);
         Ok(record)
     }
 
@@ -474,9 +485,14 @@ impl ObjectStore {
     /// queued for healing.
     pub async fn read(
         &self,
+        (bucket, key): (&str, &str),
         record: &ObjectRecord,
         range: Range<u64>,
     ) -> Result<ByteStream, ObjectError> {
+        let owner = PayloadOwner::Object {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
         let stripes = match &record.details.payload {
             Payload::Inline(data) => {
                 let slice = data
@@ -509,7 +525,7 @@ impl ObjectStore {
         let this = self.clone();
         let mut stream = futures::stream::iter(wanted)
             .map(move |(info, slice)| {
-                let this = this.clone();
+                let (this, owner) = (this.clone(), owner.clone());
                 async move {
                     let store = this.stripes.clone();
                     let (info, read) =
@@ -517,7 +533,7 @@ impl ObjectStore {
                             .await?
                             .inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
                     if !read.damaged.is_empty() {
-                        this.queue_heal([info]);
+                        this.queue_heal(Some(&owner), [info]);
                     }
                     Ok::<_, ObjectError>(futures::stream::iter(read.pieces.into_iter().map(Ok)))
                 }
@@ -621,7 +637,11 @@ impl ObjectStore {
             .execute_owning(command, record.payload.stripes())
             .await?;
         self.reclaim(outcome.garbage);
-        self.queue_heal(degraded);
+        let owner = PayloadOwner::Part {
+            upload_id: upload_id.to_owned(),
+            part_number,
+        };
+        self.queue_heal(Some(&owner), degraded);
         Ok(record)
     }
 

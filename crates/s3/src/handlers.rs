@@ -683,7 +683,11 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         let (record, plan, mut output) = prepare_read!(self, input);
-        let stream = self.store.read(&record, plan.range.clone()).await.or_s3()?;
+        let stream = self
+            .store
+            .read((&input.bucket, &input.key), &record, plan.range.clone())
+            .await
+            .or_s3()?;
         output.body = Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(
             stream.map_err(|e| std::io::Error::other(e.to_string())),
         )));
@@ -813,7 +817,13 @@ impl S3 for BasaltS3 {
         }
         let staged = self
             .store
-            .stage_copy(&source, 0..source.summary.size, &algorithms, true)
+            .stage_copy(
+                (src_bucket, src_key),
+                &source,
+                0..source.summary.size,
+                &algorithms,
+                true,
+            )
             .await
             .or_s3()?;
         let tags = match input
@@ -1115,7 +1125,7 @@ impl S3 for BasaltS3 {
         let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
         let staged = self
             .store
-            .stage_copy(&source, range, &algorithms, false)
+            .stage_copy((src_bucket, src_key), &source, range, &algorithms, false)
             .await
             .or_s3()?;
         let part = self
