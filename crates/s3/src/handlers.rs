@@ -64,6 +64,13 @@ fn precondition_of(
     }
 }
 
+/// An answer with no body: `204 No Content`, as S3 gives for deletes.
+fn no_content<T>(output: T) -> S3Result<S3Response<T>> {
+    let mut resp = S3Response::new(output);
+    resp.status = Some(StatusCode::NO_CONTENT);
+    Ok(resp)
+}
+
 /// Buckets are unversioned: only the null version exists.
 fn reject_versions(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
@@ -470,9 +477,7 @@ impl S3 for BasaltS3 {
             .set_object_tags(&input.bucket, &input.key, Vec::new())
             .await
             .or_s3()?;
-        let mut resp = S3Response::new(DeleteObjectTaggingOutput::default());
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(DeleteObjectTaggingOutput::default())
     }
 
     async fn put_bucket_tagging(
@@ -505,9 +510,7 @@ impl S3 for BasaltS3 {
             .set_bucket_tags(&req.input.bucket, None)
             .await
             .or_s3()?;
-        let mut resp = S3Response::new(DeleteBucketTaggingOutput::default());
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(DeleteBucketTaggingOutput::default())
     }
 
     async fn put_bucket_cors(
@@ -540,9 +543,7 @@ impl S3 for BasaltS3 {
             .set_bucket_cors(&req.input.bucket, None)
             .await
             .or_s3()?;
-        let mut resp = S3Response::new(DeleteBucketCorsOutput::default());
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(DeleteBucketCorsOutput::default())
     }
 
     async fn create_bucket(
@@ -567,9 +568,7 @@ impl S3 for BasaltS3 {
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
         self.store.delete_bucket(&req.input.bucket).await.or_s3()?;
-        let mut resp = S3Response::new(DeleteBucketOutput {});
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(DeleteBucketOutput {})
     }
 
     async fn head_bucket(
@@ -733,9 +732,7 @@ impl S3 for BasaltS3 {
             .delete_object(&req.input.bucket, &req.input.key)
             .await
             .or_s3()?;
-        let mut resp = S3Response::new(DeleteObjectOutput::default());
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(DeleteObjectOutput::default())
     }
 
     async fn delete_objects(
@@ -1214,9 +1211,7 @@ impl S3 for BasaltS3 {
             .abort_upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .or_s3()?;
-        let mut resp = S3Response::new(AbortMultipartUploadOutput::default());
-        resp.status = Some(StatusCode::NO_CONTENT);
-        Ok(resp)
+        no_content(AbortMultipartUploadOutput::default())
     }
 
     async fn list_parts(

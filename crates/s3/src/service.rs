@@ -172,7 +172,10 @@ impl HttpService {
             .get("origin")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bucket = self.bucket_of(&req);
+        // Only CORS needs the bucket: a preflight, or a request from a browser page.
+        let bucket = (origin.is_some() || req.method() == Method::OPTIONS)
+            .then(|| self.bucket_of(&req))
+            .flatten();
         if req.method() == Method::OPTIONS {
             let rules = self.cors_rules(bucket.as_deref()).await;
             let mut resp = crate::cors::preflight(req.headers(), rules.as_deref());
