@@ -2,7 +2,8 @@
 //! refused (its error is returned) changes nothing.
 
 use crate::record::{
-    BucketRecord, CorsRule, ObjectRecord, PartRecord, StripeRef, Tags, UploadRecord,
+    BucketRecord, CorsRule, LifecycleRule, ObjectLockConfig, ObjectRecord, PartRecord, Retention,
+    StripeRef, Tags, UploadRecord, VersioningState,
 };
 use crate::store::PayloadOwner;
 
@@ -24,19 +25,31 @@ pub struct CompletePart {
 
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// With `object_lock`, the bucket starts with versioning enabled and object lock on.
     CreateBucket {
         name: String,
         record: BucketRecord,
+        object_lock: bool,
+    },
+    /// Refused with `InvalidBucketState` when suspending a bucket with object lock.
+    SetVersioning {
+        bucket: String,
+        state: VersioningState,
+    },
+    /// Turns object lock on (versioning must be enabled) and sets its default retention.
+    SetObjectLockConfig {
+        bucket: String,
+        config: ObjectLockConfig,
+    },
+    /// Replaces (or with `None` removes) a bucket's lifecycle rules.
+    SetLifecycle {
+        bucket: String,
+        rules: Option<Vec<LifecycleRule>>,
     },
     /// Refused with `BucketNotEmpty` while objects remain; pending uploads are aborted with it.
-    DeleteBucket {
-        name: String,
-    },
+    DeleteBucket { name: String },
     /// Replaces (or with `None` removes) a bucket's tag set.
-    SetBucketTags {
-        bucket: String,
-        tags: Option<Tags>,
-    },
+    SetBucketTags { bucket: String, tags: Option<Tags> },
     /// Replaces (or with `None` removes) a bucket's CORS rules.
     SetBucketCors {
         bucket: String,
@@ -50,22 +63,55 @@ pub enum Command {
         stripe: [u8; 16],
         moves: Vec<(usize, u16, u16)>,
     },
-    /// Replaces the tag set of an existing object.
+    /// Replaces the tag set of an existing object version (`None`: the current one).
     SetObjectTags {
         bucket: String,
         key: String,
+        version_id: Option<String>,
         tags: Tags,
     },
+    /// Sets or removes a version's retention. Shortening or removing a governance retention
+    /// needs `bypass_governance`; a compliance retention can only be extended.
+    SetRetention {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+        now_ms: i64,
+    },
+    SetLegalHold {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        on: bool,
+    },
+    /// Makes `record` the current version. `record.summary.version_id` is the id to use if
+    /// the bucket has versioning enabled; otherwise it becomes the null version, replacing
+    /// the old one. `Outcome::version_id` says which.
     PutObject {
         bucket: String,
         key: String,
         record: ObjectRecord,
         precondition: Option<Precondition>,
     },
+    /// Deletes `version_id` for good (`"null"` names the null version), or without one,
+    /// removes the null version of an unversioned bucket or writes a delete marker (with id
+    /// `marker_version_id` if versioning is enabled). Versions under object lock are refused.
     DeleteObject {
         bucket: String,
         key: String,
+        version_id: Option<String>,
+        marker_version_id: String,
+        bypass_governance: bool,
+        now_ms: i64,
+        /// Applies only if the version addressed (or, without `version_id`, the current one)
+        /// was last modified at this time: how lifecycle expiry avoids racing an overwrite.
+        if_modified_ms: Option<i64>,
     },
+    /// Removes the current version of a key if it is a delete marker with no other version
+    /// left (lifecycle's `ExpiredObjectDeleteMarker`).
+    RemoveExpiredDeleteMarker { bucket: String, key: String },
     CreateUpload {
         bucket: String,
         key: String,
@@ -100,6 +146,8 @@ pub struct CompleteUpload {
     /// equal the stored ones for the command to succeed).
     pub etag: String,
     pub precondition: Option<Precondition>,
+    /// The version id to use if the bucket has versioning enabled.
+    pub version_id: String,
 }
 
 /// What a command did. `garbage` lists chunks no record references any more: the caller
@@ -111,15 +159,14 @@ pub struct Outcome {
     pub object: Option<ObjectRecord>,
     /// For `DeleteObject`: whether an object was there.
     pub existed: bool,
+    /// For writes and deletes: the version written, deleted or created as a delete marker
+    /// (`"null"` for the null version).
+    pub version_id: Option<String>,
+    /// For `DeleteObject`: a delete marker was created or deleted.
+    pub delete_marker: bool,
 }
 
 impl Outcome {
-    pub(crate) fn garbage_of(record: Option<&ObjectRecord>) -> Vec<StripeRef> {
-        record
-            .map(|r| r.details.payload.stripes())
-            .unwrap_or_default()
-    }
-
     pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<StripeRef> {
         record.map(|r| r.payload.stripes()).unwrap_or_default()
     }

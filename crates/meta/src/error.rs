@@ -23,6 +23,17 @@ pub enum MetaError {
     InvalidPartOrder,
     #[error("part {part} is {size} bytes, smaller than the minimum allowed part size")]
     EntityTooSmall { part: u32, size: u64 },
+    #[error("the version is a delete marker")]
+    DeleteMarker,
+    #[error("the version does not exist")]
+    NoSuchVersion,
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Refused by object lock (retention or legal hold).
+    #[error("{0}")]
+    Locked(String),
     #[error("record format version {0} is not supported by this build")]
     UnsupportedFormat(u8),
     #[error("corrupt metadata record: {0}")]

@@ -30,6 +30,45 @@ pub fn bucket_range(bucket: &str) -> (Vec<u8>, Vec<u8>) {
     (start, end)
 }
 
+/// A noncurrent version: `bucket 0x00 key 0x00` then the bitwise NOT of its sequence number
+/// (big-endian), so a key's versions sort newest first, right after the key's own entries.
+pub fn version_key(bucket: &str, key: &str, seq: u64) -> Vec<u8> {
+    let mut k = versions_prefix(bucket, key);
+    k.extend_from_slice(&(!seq).to_be_bytes());
+    k
+}
+
+/// The start of a key's noncurrent versions; they all lie below this with its last byte + 1.
+pub fn versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k
+}
+
+/// The range of a key's noncurrent versions (which may also hold versions of keys that
+/// extend this one with a NUL byte: check [`version_seq_of`] against the prefix length).
+pub fn versions_range(bucket: &str, key: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = versions_prefix(bucket, key);
+    let mut end = object_key(bucket, key);
+    end.push(1);
+    (start, end)
+}
+
+/// The sequence number of a version key whose prefix is `prefix_len` bytes long.
+pub fn version_seq_of(raw: &[u8], prefix_len: usize) -> Option<u64> {
+    if raw.len() != prefix_len + 8 {
+        return None;
+    }
+    let tail: [u8; 8] = raw.get(prefix_len..)?.try_into().ok()?;
+    Some(!u64::from_be_bytes(tail))
+}
+
+/// Splits a version key into (bucket, key).
+pub fn split_version_key(raw: &[u8]) -> Option<(String, String)> {
+    let object = raw.get(..raw.len().checked_sub(9)?)?;
+    split_object_key(object)
+}
+
 pub fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     let mut k = object_key(bucket, key);
     k.push(0);
@@ -78,6 +117,17 @@ mod tests {
         assert!(start <= k && k < end);
         assert!(object_key("b", "a") < object_key("b", "a/"));
         assert!(object_key("b", "~") < object_key("ba", ""));
+    }
+
+    #[test]
+    fn versions_sort_newest_first_and_split() {
+        assert!(version_key("b", "k", 2) < version_key("b", "k", 1));
+        assert!(version_key("b", "k", 0) < version_key("b", "k/", 9));
+        let (start, end) = versions_range("b", "k");
+        let raw = version_key("b", "k", 7);
+        assert!(start <= raw && raw < end);
+        assert_eq!(version_seq_of(&raw, start.len()), Some(7));
+        assert_eq!(split_version_key(&raw), Some(("b".into(), "k".into())));
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //! use basalt_meta::{BucketRecord, Command, MetaStore, RedbStore};
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = RedbStore::open(&dir.path().join("meta.redb")).unwrap();
-//! store.execute(Command::CreateBucket { name: "photos".into(), record: BucketRecord { created_ms: 0 } })
+//! store.execute(Command::CreateBucket {
+//!     name: "photos".into(),
+//!     record: BucketRecord { created_ms: 0 },
+//!     object_lock: false,
+//! })
 //!     .await
 //!     .unwrap();
 //! assert!(store.get_bucket("photos").await.unwrap().is_some());
@@ -31,12 +35,13 @@ mod store;
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, ObjectDetails,
-    ObjectRecord, ObjectSummary, PartRecord, Payload, ShardRef, StandardHeaders, StripeRef, Tags,
-    UploadRecord,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, DefaultRetention,
+    LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLock, ObjectLockConfig, ObjectRecord,
+    ObjectSummary, PartRecord, Payload, Retention, RetentionMode, ShardRef, StandardHeaders,
+    StripeRef, Tags, UploadRecord, VersioningState,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
-    UploadListing, UploadPage,
+    UploadListing, UploadPage, VersionEntry, VersionPage,
 };

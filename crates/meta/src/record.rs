@@ -10,7 +10,9 @@ use crate::MetaError;
 /// the change only appends an enum variant, so version-1 records decode with the same types.
 /// Version 3 added `tags` to [`ObjectDetails`] and [`UploadRecord`]; older object and upload
 /// records decode through their version-2 layout in [`legacy`].
-pub const FORMAT_VERSION: u8 = 3;
+/// Version 4 added versioning and object lock: `version_id` and `delete_marker` to
+/// [`ObjectSummary`], `lock` to [`ObjectDetails`] and [`UploadRecord`].
+pub const FORMAT_VERSION: u8 = 4;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -31,10 +33,6 @@ fn split(bytes: &[u8]) -> Result<(u8, &[u8]), MetaError> {
         Some((&v, _)) => Err(MetaError::UnsupportedFormat(v)),
         None => Err(MetaError::Corrupt("empty record".into())),
     }
-}
-
-fn body(bytes: &[u8]) -> Result<&[u8], MetaError> {
-    split(bytes).map(|(_, body)| body)
 }
 
 fn from_postcard<T: DeserializeOwned>(body: &[u8]) -> Result<T, MetaError> {
@@ -77,9 +75,16 @@ pub struct CorsRule {
 /// Decodes only the leading [`ObjectSummary`] of an object record: listings never pay for the
 /// rest (chunk lists, inline data).
 pub(crate) fn decode_summary(bytes: &[u8]) -> Result<ObjectSummary, MetaError> {
-    postcard::take_from_bytes(body(bytes)?)
-        .map(|(summary, _rest)| summary)
-        .map_err(|e| MetaError::Corrupt(e.to_string()))
+    let (version, body) = split(bytes)?;
+    let corrupt = |e: postcard::Error| MetaError::Corrupt(e.to_string());
+    if version == FORMAT_VERSION {
+        return postcard::take_from_bytes(body)
+            .map(|(summary, _rest)| summary)
+            .map_err(corrupt);
+    }
+    postcard::take_from_bytes::<legacy::ObjectSummaryV3>(body)
+        .map(|(old, _rest)| old.into())
+        .map_err(corrupt)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,13 +199,109 @@ pub struct StandardHeaders {
     pub expires_ms: Option<i64>,
 }
 
-/// What a listing shows of an object; encoded first in [`ObjectRecord`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a listing shows of an object version; encoded first in [`ObjectRecord`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectSummary {
     pub size: u64,
     /// The ETag without quotes.
     pub etag: String,
     pub last_modified_ms: i64,
+    /// `None` is the null version: the only one of an unversioned bucket.
+    pub version_id: Option<String>,
+    /// A delete marker: no data; the key reads as deleted while it is the current version.
+    pub delete_marker: bool,
+}
+
+impl ObjectSummary {
+    /// The version id as S3 shows it: `null` for the null version.
+    pub fn version_name(&self) -> &str {
+        self.version_id.as_deref().unwrap_or(NULL_VERSION)
+    }
+}
+
+/// How S3 names the version of an object written while versioning was off or suspended.
+pub const NULL_VERSION: &str = "null";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionMode {
+    /// Removable or shortened only with `x-amz-bypass-governance-retention`.
+    Governance,
+    /// Nobody can shorten or remove it, root included, until it passes.
+    Compliance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: RetentionMode,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: i64,
+}
+
+/// The object-lock state of one version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLock {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl ObjectLock {
+    /// Whether the version is protected at `now_ms` against a delete with (or without) the
+    /// governance bypass.
+    pub fn protects(&self, now_ms: i64, bypass_governance: bool) -> bool {
+        self.legal_hold
+            || self.retention.is_some_and(|r| {
+                r.until_ms > now_ms && !(r.mode == RetentionMode::Governance && bypass_governance)
+            })
+    }
+}
+
+/// A bucket's versioning state; a bucket that never had one is unversioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersioningState {
+    Enabled,
+    Suspended,
+}
+
+/// A bucket default retention: applied to every new version that names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: RetentionMode,
+    /// As configured: exactly one of the two.
+    pub days: Option<u32>,
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    pub fn period_ms(&self) -> i64 {
+        const DAY_MS: i64 = 86_400_000;
+        i64::from(self.days.unwrap_or(0)) * DAY_MS
+            + i64::from(self.years.unwrap_or(0)) * 365 * DAY_MS
+    }
+}
+
+/// The object-lock configuration of a bucket that has object lock enabled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// One lifecycle rule, in the parts Basalt applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: Option<String>,
+    pub enabled: bool,
+    /// The filter: keys with this prefix carrying every one of these tags.
+    pub prefix: String,
+    pub tags: Tags,
+    /// Whether the filter was given as `<Filter>` (otherwise the legacy `<Prefix>`).
+    pub has_filter: bool,
+    pub expiration_days: Option<u32>,
+    /// Milliseconds since the Unix epoch (a midnight UTC).
+    pub expiration_date_ms: Option<i64>,
+    pub expired_object_delete_marker: bool,
+    pub noncurrent_days: Option<u32>,
+    pub newer_noncurrent_versions: Option<u32>,
+    pub abort_incomplete_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +313,7 @@ pub struct ObjectDetails {
     pub part_sizes: Vec<u64>,
     pub payload: Payload,
     pub tags: Tags,
+    pub lock: ObjectLock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +330,8 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// Given at creation (`x-amz-tagging`), applied to the completed object.
     pub tags: Tags,
+    /// Given at creation (`x-amz-object-lock-*`), applied to the completed object.
+    pub lock: ObjectLock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,44 +348,120 @@ impl Record for BucketRecord {}
 impl Record for PartRecord {}
 impl Record for Tags {}
 impl Record for Vec<CorsRule> {}
+impl Record for VersioningState {}
+impl Record for ObjectLockConfig {}
+impl Record for Vec<LifecycleRule> {}
 
 impl Record for ObjectRecord {
-    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
-        let old: legacy::ObjectRecordV2 = from_postcard(body)?;
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        let old = if version == 3 {
+            from_postcard::<legacy::ObjectRecordV3>(body)?
+        } else {
+            let v2: legacy::ObjectRecordV2 = from_postcard(body)?;
+            legacy::ObjectRecordV3 {
+                summary: v2.summary,
+                details: legacy::ObjectDetailsV3 {
+                    headers: v2.details.headers,
+                    user_metadata: v2.details.user_metadata,
+                    checksums: v2.details.checksums,
+                    part_sizes: v2.details.part_sizes,
+                    payload: v2.details.payload,
+                    tags: Vec::new(),
+                },
+            }
+        };
         Ok(Self {
-            summary: old.summary,
+            summary: old.summary.into(),
             details: ObjectDetails {
                 headers: old.details.headers,
                 user_metadata: old.details.user_metadata,
                 checksums: old.details.checksums,
                 part_sizes: old.details.part_sizes,
                 payload: old.details.payload,
-                tags: Vec::new(),
+                tags: old.details.tags,
+                lock: ObjectLock::default(),
             },
         })
     }
 }
 
 impl Record for UploadRecord {
-    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
-        let old: legacy::UploadRecordV2 = from_postcard(body)?;
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        let old = if version == 3 {
+            from_postcard::<legacy::UploadRecordV3>(body)?
+        } else {
+            let v2: legacy::UploadRecordV2 = from_postcard(body)?;
+            legacy::UploadRecordV3 {
+                initiated_ms: v2.initiated_ms,
+                headers: v2.headers,
+                user_metadata: v2.user_metadata,
+                checksum_algorithm: v2.checksum_algorithm,
+                tags: Vec::new(),
+            }
+        };
         Ok(Self {
             initiated_ms: old.initiated_ms,
             headers: old.headers,
             user_metadata: old.user_metadata,
             checksum_algorithm: old.checksum_algorithm,
-            tags: Vec::new(),
+            tags: old.tags,
+            lock: ObjectLock::default(),
         })
     }
 }
 
-/// Layouts of format versions 1 and 2 that version 3 changed.
+/// Layouts of older format versions that later versions changed.
 mod legacy {
     use super::*;
 
+    /// The summary of format versions 1 to 3: no versions.
+    #[derive(Deserialize)]
+    pub(super) struct ObjectSummaryV3 {
+        pub size: u64,
+        pub etag: String,
+        pub last_modified_ms: i64,
+    }
+
+    impl From<ObjectSummaryV3> for ObjectSummary {
+        fn from(old: ObjectSummaryV3) -> Self {
+            Self {
+                size: old.size,
+                etag: old.etag,
+                last_modified_ms: old.last_modified_ms,
+                version_id: None,
+                delete_marker: false,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectRecordV3 {
+        pub summary: ObjectSummaryV3,
+        pub details: ObjectDetailsV3,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct ObjectDetailsV3 {
+        pub headers: StandardHeaders,
+        pub user_metadata: Vec<(String, String)>,
+        pub checksums: Vec<Checksum>,
+        pub part_sizes: Vec<u64>,
+        pub payload: Payload,
+        pub tags: Tags,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct UploadRecordV3 {
+        pub initiated_ms: i64,
+        pub headers: StandardHeaders,
+        pub user_metadata: Vec<(String, String)>,
+        pub checksum_algorithm: Option<ChecksumAlgorithm>,
+        pub tags: Tags,
+    }
+
     #[derive(Deserialize)]
     pub(super) struct ObjectRecordV2 {
-        pub summary: ObjectSummary,
+        pub summary: ObjectSummaryV3,
         pub details: ObjectDetailsV2,
     }
 
@@ -313,6 +493,8 @@ mod tests {
                 size: 5,
                 etag: "abc".into(),
                 last_modified_ms: 1_700_000_000_000,
+                version_id: Some("v1".into()),
+                delete_marker: false,
             },
             details: ObjectDetails {
                 headers: StandardHeaders {
@@ -327,6 +509,13 @@ mod tests {
                 part_sizes: vec![],
                 payload: Payload::Inline(b"hello".to_vec()),
                 tags: vec![("team".into(), "ml".into())],
+                lock: ObjectLock {
+                    retention: Some(Retention {
+                        mode: RetentionMode::Compliance,
+                        until_ms: 5,
+                    }),
+                    legal_hold: true,
+                },
             },
         }
     }
@@ -380,9 +569,12 @@ mod tests {
             ObjectSummary {
                 size: 5,
                 etag: "abc".into(),
-                last_modified_ms: 1_700_000_000_000
+                last_modified_ms: 1_700_000_000_000,
+                version_id: None,
+                delete_marker: false,
             }
         );
+        assert_eq!(decode_summary(fixture).unwrap(), record.summary);
         assert_eq!(
             record.details.headers.content_type.as_deref(),
             Some("text/plain")

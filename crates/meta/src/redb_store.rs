@@ -13,16 +13,21 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, CorsRule, ObjectDetails, ObjectRecord, ObjectSummary, PartRecord, Payload,
-    Record, StripeRef, Tags, UploadRecord, decode, decode_summary, encode,
+    BucketRecord, CorsRule, LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLockConfig,
+    ObjectRecord, ObjectSummary, PartRecord, Payload, Record, RetentionMode, StripeRef, Tags,
+    UploadRecord, VersioningState, decode, decode_summary, encode,
 };
 use crate::store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
-    UploadListing, UploadPage,
+    UploadListing, UploadPage, VersionEntry, VersionPage,
 };
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// The current version of each key (possibly a delete marker): `bucket 0x00 key`.
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+/// Noncurrent versions, newest first within a key: see [`keys::version_key`]. Every key with
+/// a noncurrent version has a current one in [`OBJECTS`].
+const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
 const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// Per-bucket settings (tagging, and later CORS, versioning…): `bucket 0x00 name`.
@@ -32,6 +37,9 @@ const TAGGING_SETTING: &str = "tagging";
 const SYSTEM: TableDefinition<&str, &[u8]> = TableDefinition::new("system");
 const DRIVE_SET_KEY: &str = "drive-set";
 const CORS_SETTING: &str = "cors";
+const VERSIONING_SETTING: &str = "versioning";
+const OBJECT_LOCK_SETTING: &str = "object-lock";
+const LIFECYCLE_SETTING: &str = "lifecycle";
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -75,6 +83,7 @@ impl RedbStore {
         let txn = db.begin_write()?;
         txn.open_table(BUCKETS)?;
         txn.open_table(OBJECTS)?;
+        txn.open_table(VERSIONS)?;
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
         txn.open_table(BUCKET_SETTINGS)?;
@@ -238,6 +247,7 @@ fn commit_batch(
 struct Tables<'txn> {
     buckets: Table<'txn, &'static str, &'static [u8]>,
     objects: Table<'txn, &'static [u8], &'static [u8]>,
+    versions: Table<'txn, &'static [u8], &'static [u8]>,
     uploads: Table<'txn, &'static [u8], &'static [u8]>,
     parts: Table<'txn, &'static [u8], &'static [u8]>,
     settings: Table<'txn, &'static [u8], &'static [u8]>,
@@ -265,6 +275,62 @@ fn move_shards(payload: &mut Payload, id: &[u8; 16], moves: &[(usize, u16, u16)]
     true
 }
 
+/// Where a version of a key is stored.
+enum Slot {
+    Current,
+    Noncurrent(Vec<u8>),
+}
+
+/// The noncurrent versions of a key, newest first: (raw key, sequence number, bytes).
+fn noncurrent_versions<'a>(
+    versions: &'a impl ReadableTable<&'static [u8], &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<
+    impl Iterator<Item = Result<(Vec<u8>, u64, redb::AccessGuard<'a, &'static [u8]>), MetaError>> + 'a,
+    MetaError,
+> {
+    let (start, end) = keys::versions_range(bucket, key);
+    let prefix_len = start.len();
+    Ok(versions
+        .range(start.as_slice()..end.as_slice())?
+        .filter_map(move |entry| match entry {
+            Err(e) => Some(Err(MetaError::from(e))),
+            Ok((k, v)) => keys::version_seq_of(k.value(), prefix_len)
+                .map(|seq| Ok((k.value().to_vec(), seq, v))),
+        }))
+}
+
+/// Finds a version by its S3 name (`null` for the null version).
+fn find_version(
+    objects: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    bucket: &str,
+    key: &str,
+    wanted: &str,
+) -> Result<Option<(Slot, ObjectRecord)>, MetaError> {
+    let k = keys::object_key(bucket, key);
+    match objects.get(k.as_slice())? {
+        None => return Ok(None),
+        Some(current) => {
+            if decode_summary(current.value())?.version_name() == wanted {
+                return Ok(Some((Slot::Current, decode(current.value())?)));
+            }
+        }
+    }
+    for entry in noncurrent_versions(versions, bucket, key)? {
+        let (raw, _, value) = entry?;
+        if decode_summary(value.value())?.version_name() == wanted {
+            return Ok(Some((Slot::Noncurrent(raw), decode(value.value())?)));
+        }
+    }
+    Ok(None)
+}
+
+fn locked(what: &str) -> MetaError {
+    MetaError::Locked(format!("{what} is protected by object lock"))
+}
+
 fn check_precondition(
     existing: Option<&ObjectRecord>,
     precondition: Option<&Precondition>,
@@ -289,6 +355,7 @@ impl<'txn> Tables<'txn> {
         Ok(Self {
             buckets: txn.open_table(BUCKETS)?,
             objects: txn.open_table(OBJECTS)?,
+            versions: txn.open_table(VERSIONS)?,
             uploads: txn.open_table(UPLOADS)?,
             parts: txn.open_table(PARTS)?,
             settings: txn.open_table(BUCKET_SETTINGS)?,
@@ -318,13 +385,50 @@ impl<'txn> Tables<'txn> {
 
     fn apply(&mut self, command: &Command) -> Result<Outcome, MetaError> {
         match command {
-            Command::CreateBucket { name, record } => {
+            Command::CreateBucket {
+                name,
+                record,
+                object_lock,
+            } => {
                 if self.buckets.get(name.as_str())?.is_some() {
                     return Err(MetaError::BucketAlreadyExists);
                 }
                 self.buckets
                     .insert(name.as_str(), encode(record).as_slice())?;
+                if *object_lock {
+                    self.set_setting(name, VERSIONING_SETTING, Some(&VersioningState::Enabled))?;
+                    self.set_setting(
+                        name,
+                        OBJECT_LOCK_SETTING,
+                        Some(&ObjectLockConfig::default()),
+                    )?;
+                }
                 Ok(Outcome::default())
+            }
+            Command::SetVersioning { bucket, state } => {
+                if *state == VersioningState::Suspended
+                    && self
+                        .setting::<ObjectLockConfig>(bucket, OBJECT_LOCK_SETTING)?
+                        .is_some()
+                {
+                    return Err(MetaError::InvalidBucketState(
+                        "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                    ));
+                }
+                self.set_setting(bucket, VERSIONING_SETTING, Some(state))
+            }
+            Command::SetObjectLockConfig { bucket, config } => {
+                if self.setting::<VersioningState>(bucket, VERSIONING_SETTING)?
+                    != Some(VersioningState::Enabled)
+                {
+                    return Err(MetaError::InvalidBucketState(
+                        "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+                    ));
+                }
+                self.set_setting(bucket, OBJECT_LOCK_SETTING, Some(config))
+            }
+            Command::SetLifecycle { bucket, rules } => {
+                self.set_setting(bucket, LIFECYCLE_SETTING, rules.as_ref())
             }
             Command::DeleteBucket { name } => self.delete_bucket(name),
             Command::SetBucketTags { bucket, tags } => {
@@ -339,17 +443,22 @@ impl<'txn> Tables<'txn> {
                 moves,
             } => {
                 let existed = match owner {
-                    PayloadOwner::Object { bucket, key } => {
-                        let k = keys::object_key(bucket, key);
-                        let mut record = self.object(&k)?;
-                        let moved = record
-                            .as_mut()
-                            .is_some_and(|r| move_shards(&mut r.details.payload, stripe, moves));
-                        if let (true, Some(record)) = (moved, record) {
-                            self.objects
-                                .insert(k.as_slice(), encode(&record).as_slice())?;
+                    PayloadOwner::Object {
+                        bucket,
+                        key,
+                        version_id,
+                    } => {
+                        let wanted = version_id.as_deref().unwrap_or(NULL_VERSION);
+                        match find_version(&self.objects, &self.versions, bucket, key, wanted)? {
+                            Some((slot, mut record)) => {
+                                let moved = move_shards(&mut record.details.payload, stripe, moves);
+                                if moved {
+                                    self.store_version(bucket, key, &slot, &record)?;
+                                }
+                                moved
+                            }
+                            None => false,
                         }
-                        moved
                     }
                     PayloadOwner::Part {
                         upload_id,
@@ -376,14 +485,56 @@ impl<'txn> Tables<'txn> {
                     ..Default::default()
                 })
             }
-            Command::SetObjectTags { bucket, key, tags } => {
-                self.require_bucket(bucket)?;
-                let k = keys::object_key(bucket, key);
-                let mut record = self.object(&k)?.ok_or(MetaError::NoSuchKey)?;
+            Command::SetObjectTags {
+                bucket,
+                key,
+                version_id,
+                tags,
+            } => self.update_version(bucket, key, version_id.as_deref(), |record| {
                 record.details.tags.clone_from(tags);
-                self.objects
-                    .insert(k.as_slice(), encode(&record).as_slice())?;
-                Ok(Outcome::default())
+                Ok(())
+            }),
+            Command::SetRetention {
+                bucket,
+                key,
+                version_id,
+                retention,
+                bypass_governance,
+                now_ms,
+            } => {
+                self.require_object_lock(bucket)?;
+                self.update_version(bucket, key, version_id.as_deref(), |record| {
+                    if let Some(old) = record.details.lock.retention
+                        && old.until_ms > *now_ms
+                    {
+                        let weakens = match retention {
+                            None => true,
+                            Some(new) => {
+                                new.until_ms < old.until_ms
+                                    || (old.mode == RetentionMode::Compliance
+                                        && new.mode == RetentionMode::Governance)
+                            }
+                        };
+                        if weakens && (old.mode == RetentionMode::Compliance || !*bypass_governance)
+                        {
+                            return Err(locked("the version's retention"));
+                        }
+                    }
+                    record.details.lock.retention = *retention;
+                    Ok(())
+                })
+            }
+            Command::SetLegalHold {
+                bucket,
+                key,
+                version_id,
+                on,
+            } => {
+                self.require_object_lock(bucket)?;
+                self.update_version(bucket, key, version_id.as_deref(), |record| {
+                    record.details.lock.legal_hold = *on;
+                    Ok(())
+                })
             }
             Command::PutObject {
                 bucket,
@@ -392,28 +543,45 @@ impl<'txn> Tables<'txn> {
                 precondition,
             } => {
                 self.require_bucket(bucket)?;
-                let k = keys::object_key(bucket, key);
-                let existing = self.object(&k)?;
+                let existing = self.live_object(bucket, key)?;
                 check_precondition(existing.as_ref(), precondition.as_ref())?;
-                self.objects
-                    .insert(k.as_slice(), encode(record).as_slice())?;
+                let mut record = record.clone();
+                self.apply_lock_defaults(bucket, &mut record)?;
+                let (garbage, version_id) = self.install(bucket, key, record)?;
                 Ok(Outcome {
-                    garbage: Outcome::garbage_of(existing.as_ref()),
+                    garbage,
+                    existed: existing.is_some(),
+                    version_id: Some(version_id),
                     ..Default::default()
                 })
             }
-            Command::DeleteObject { bucket, key } => {
-                self.require_bucket(bucket)?;
+            Command::DeleteObject {
+                bucket,
+                key,
+                version_id,
+                marker_version_id,
+                bypass_governance,
+                now_ms,
+                if_modified_ms,
+            } => self.delete_object(
+                bucket,
+                key,
+                version_id.as_deref(),
+                marker_version_id,
+                (*bypass_governance, *now_ms),
+                *if_modified_ms,
+            ),
+            Command::RemoveExpiredDeleteMarker { bucket, key } => {
                 let k = keys::object_key(bucket, key);
-                let removed = self
-                    .objects
-                    .remove(k.as_slice())?
-                    .map(|g| decode::<ObjectRecord>(g.value()))
-                    .transpose()?;
+                let is_marker = self.object(&k)?.is_some_and(|r| r.summary.delete_marker);
+                if !is_marker || self.newest_noncurrent(bucket, key)?.is_some() {
+                    return Ok(Outcome::default());
+                }
+                self.objects.remove(k.as_slice())?;
                 Ok(Outcome {
-                    existed: removed.is_some(),
-                    garbage: Outcome::garbage_of(removed.as_ref()),
-                    object: None,
+                    existed: true,
+                    delete_marker: true,
+                    ..Default::default()
                 })
             }
             Command::CreateUpload {
@@ -496,6 +664,275 @@ impl<'txn> Tables<'txn> {
         self.objects.get(k)?.map(|g| decode(g.value())).transpose()
     }
 
+    /// The current version unless it is a delete marker: what conditional writes test.
+    fn live_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError> {
+        Ok(self
+            .object(&keys::object_key(bucket, key))?
+            .filter(|r| !r.summary.delete_marker))
+    }
+
+    fn setting<T: Record>(&self, bucket: &str, name: &str) -> Result<Option<T>, MetaError> {
+        self.settings
+            .get(keys::object_key(bucket, name).as_slice())?
+            .map(|g| decode(g.value()))
+            .transpose()
+    }
+
+    fn require_object_lock(&self, bucket: &str) -> Result<ObjectLockConfig, MetaError> {
+        self.require_bucket(bucket)?;
+        self.setting(bucket, OBJECT_LOCK_SETTING)?.ok_or_else(|| {
+            MetaError::InvalidRequest("Bucket is missing Object Lock Configuration".into())
+        })
+    }
+
+    /// Refuses lock settings in a bucket without object lock, and applies the bucket's
+    /// default retention to a version that names none.
+    fn apply_lock_defaults(
+        &self,
+        bucket: &str,
+        record: &mut ObjectRecord,
+    ) -> Result<(), MetaError> {
+        let config: Option<ObjectLockConfig> = self.setting(bucket, OBJECT_LOCK_SETTING)?;
+        let lock = &mut record.details.lock;
+        match config {
+            None if lock.retention.is_some() || lock.legal_hold => Err(MetaError::InvalidRequest(
+                "Bucket is missing Object Lock Configuration".into(),
+            )),
+            None => Ok(()),
+            Some(config) => {
+                if lock.retention.is_none()
+                    && let Some(default) = config.default_retention
+                {
+                    lock.retention = Some(crate::record::Retention {
+                        mode: default.mode,
+                        until_ms: record.summary.last_modified_ms + default.period_ms(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The newest noncurrent version of a key: (raw key, sequence number).
+    fn newest_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, u64)>, MetaError> {
+        match noncurrent_versions(&self.versions, bucket, key)?.next() {
+            Some(entry) => entry.map(|(raw, seq, _)| Some((raw, seq))),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps `record` as the newest noncurrent version of its key.
+    fn archive(&mut self, bucket: &str, key: &str, record: &ObjectRecord) -> Result<(), MetaError> {
+        let seq = self
+            .newest_noncurrent(bucket, key)?
+            .map_or(0, |(_, seq)| seq + 1);
+        self.versions.insert(
+            keys::version_key(bucket, key, seq).as_slice(),
+            encode(record).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    fn store_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        slot: &Slot,
+        record: &ObjectRecord,
+    ) -> Result<(), MetaError> {
+        let bytes = encode(record);
+        match slot {
+            Slot::Current => self
+                .objects
+                .insert(keys::object_key(bucket, key).as_slice(), bytes.as_slice())?,
+            Slot::Noncurrent(raw) => self.versions.insert(raw.as_slice(), bytes.as_slice())?,
+        };
+        Ok(())
+    }
+
+    /// Changes one version in place (`None`: the current one); delete markers have nothing
+    /// to change.
+    fn update_version(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: impl FnOnce(&mut ObjectRecord) -> Result<(), MetaError>,
+    ) -> Result<Outcome, MetaError> {
+        self.require_bucket(bucket)?;
+        let found = match version_id {
+            Some(wanted) => find_version(&self.objects, &self.versions, bucket, key, wanted)?
+                .ok_or(MetaError::NoSuchVersion)?,
+            None => (
+                Slot::Current,
+                self.live_object(bucket, key)?.ok_or(MetaError::NoSuchKey)?,
+            ),
+        };
+        let (slot, mut record) = found;
+        if record.summary.delete_marker {
+            return Err(MetaError::DeleteMarker);
+        }
+        change(&mut record)?;
+        self.store_version(bucket, key, &slot, &record)?;
+        Ok(Outcome {
+            version_id: Some(record.summary.version_name().to_owned()),
+            ..Default::default()
+        })
+    }
+
+    /// Makes `record` the current version of its key. With versioning enabled the old current
+    /// version is kept as noncurrent; otherwise the record becomes the null version and the
+    /// old null version (current or not) is dropped. Returns the garbage and the version id.
+    fn install(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        mut record: ObjectRecord,
+    ) -> Result<(Vec<StripeRef>, String), MetaError> {
+        let now_ms = record.summary.last_modified_ms;
+        let enabled = self.setting::<VersioningState>(bucket, VERSIONING_SETTING)?
+            == Some(VersioningState::Enabled);
+        let k = keys::object_key(bucket, key);
+        let mut garbage = Vec::new();
+        // Every check before the first change: a refused command must change nothing.
+        let replaced_null = if enabled {
+            None
+        } else {
+            record.summary.version_id = None;
+            let found = find_version(&self.objects, &self.versions, bucket, key, NULL_VERSION)?;
+            if found
+                .as_ref()
+                .is_some_and(|(_, old)| old.details.lock.protects(now_ms, false))
+            {
+                return Err(locked("the null version"));
+            }
+            found
+        };
+        let current = self.object(&k)?;
+        if let Some(current) = current
+            && (enabled || current.summary.version_id.is_some())
+        {
+            self.archive(bucket, key, &current)?;
+        }
+        if let Some((slot, old)) = replaced_null {
+            if let Slot::Noncurrent(raw) = slot {
+                self.versions.remove(raw.as_slice())?;
+            }
+            garbage.extend(old.details.payload.stripes());
+        }
+        let version = record.summary.version_name().to_owned();
+        self.objects
+            .insert(k.as_slice(), encode(&record).as_slice())?;
+        Ok((garbage, version))
+    }
+
+    fn delete_object(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        marker_version_id: &str,
+        (bypass_governance, now_ms): (bool, i64),
+        if_modified_ms: Option<i64>,
+    ) -> Result<Outcome, MetaError> {
+        self.require_bucket(bucket)?;
+        let k = keys::object_key(bucket, key);
+        let Some(wanted) = version_id else {
+            let current = self.object(&k)?;
+            if if_modified_ms.is_some()
+                && current.as_ref().map(|c| c.summary.last_modified_ms) != if_modified_ms
+            {
+                return Ok(Outcome::default());
+            }
+            if self
+                .setting::<VersioningState>(bucket, VERSIONING_SETTING)?
+                .is_none()
+            {
+                let Some(current) = current else {
+                    return Ok(Outcome::default());
+                };
+                if current.details.lock.protects(now_ms, bypass_governance) {
+                    return Err(locked("the object"));
+                }
+                self.objects.remove(k.as_slice())?;
+                return Ok(Outcome {
+                    existed: true,
+                    garbage: current.details.payload.stripes(),
+                    ..Default::default()
+                });
+            }
+            let marker = ObjectRecord {
+                summary: ObjectSummary {
+                    size: 0,
+                    etag: String::new(),
+                    last_modified_ms: now_ms,
+                    version_id: Some(marker_version_id.to_owned()),
+                    delete_marker: true,
+                },
+                details: ObjectDetails {
+                    headers: Default::default(),
+                    user_metadata: Vec::new(),
+                    checksums: Vec::new(),
+                    part_sizes: Vec::new(),
+                    payload: Payload::Inline(Vec::new()),
+                    tags: Vec::new(),
+                    lock: Default::default(),
+                },
+            };
+            let (garbage, version_id) = self.install(bucket, key, marker)?;
+            return Ok(Outcome {
+                garbage,
+                existed: current.is_some(),
+                version_id: Some(version_id),
+                delete_marker: true,
+                object: None,
+            });
+        };
+        let Some((slot, record)) =
+            find_version(&self.objects, &self.versions, bucket, key, wanted)?
+        else {
+            return Ok(Outcome {
+                version_id: Some(wanted.to_owned()),
+                ..Default::default()
+            });
+        };
+        if if_modified_ms.is_some_and(|t| t != record.summary.last_modified_ms) {
+            return Ok(Outcome::default());
+        }
+        if record.details.lock.protects(now_ms, bypass_governance) {
+            return Err(locked("the version"));
+        }
+        match slot {
+            Slot::Noncurrent(raw) => {
+                self.versions.remove(raw.as_slice())?;
+            }
+            Slot::Current => {
+                self.objects.remove(k.as_slice())?;
+                // The next newest version, even a delete marker, becomes the current one.
+                if let Some((raw, _)) = self.newest_noncurrent(bucket, key)? {
+                    let promoted = self
+                        .versions
+                        .remove(raw.as_slice())?
+                        .map(|g| g.value().to_vec());
+                    if let Some(bytes) = promoted {
+                        self.objects.insert(k.as_slice(), bytes.as_slice())?;
+                    }
+                }
+            }
+        }
+        Ok(Outcome {
+            existed: true,
+            garbage: record.details.payload.stripes(),
+            version_id: Some(wanted.to_owned()),
+            delete_marker: record.summary.delete_marker,
+            object: None,
+        })
+    }
+
     fn remove_parts(&mut self, upload_id: &str) -> Result<Vec<(u32, PartRecord)>, MetaError> {
         let (start, end) = keys::parts_range(upload_id);
         let mut removed = Vec::new();
@@ -519,6 +956,11 @@ impl<'txn> Tables<'txn> {
             .range(start.as_slice()..end.as_slice())?
             .next()
             .is_some()
+            || self
+                .versions
+                .range(start.as_slice()..end.as_slice())?
+                .next()
+                .is_some()
         {
             return Err(MetaError::BucketNotEmpty);
         }
@@ -562,6 +1004,7 @@ impl<'txn> Tables<'txn> {
             last_modified_ms,
             etag,
             precondition,
+            version_id,
         } = c;
         let (min_part_size, last_modified_ms) = (*min_part_size, *last_modified_ms);
         let precondition = precondition.as_ref();
@@ -594,15 +1037,16 @@ impl<'txn> Tables<'txn> {
                 }
             }
         }
-        let object_key = keys::object_key(bucket, key);
-        let existing = self.object(&object_key)?;
+        let existing = self.live_object(bucket, key)?;
         check_precondition(existing.as_ref(), precondition)?;
 
-        let record = ObjectRecord {
+        let mut record = ObjectRecord {
             summary: ObjectSummary {
                 size: chosen.iter().map(|(_, p)| p.size).sum(),
                 etag: etag.to_owned(),
                 last_modified_ms,
+                version_id: Some(version_id.to_owned()),
+                delete_marker: false,
             },
             details: ObjectDetails {
                 headers: upload.headers,
@@ -616,10 +1060,12 @@ impl<'txn> Tables<'txn> {
                         .collect(),
                 ),
                 tags: upload.tags,
+                lock: upload.lock,
             },
         };
+        self.apply_lock_defaults(bucket, &mut record)?;
 
-        let mut garbage = Outcome::garbage_of(existing.as_ref());
+        let (mut garbage, version) = self.install(bucket, key, record.clone())?;
         let listed_numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
         for (number, part) in self.remove_parts(upload_id)? {
             if listed_numbers.binary_search(&number).is_err() {
@@ -628,12 +1074,13 @@ impl<'txn> Tables<'txn> {
         }
         self.uploads
             .remove(keys::upload_key(bucket, key, upload_id).as_slice())?;
-        self.objects
-            .insert(object_key.as_slice(), encode(&record).as_slice())?;
+        record.summary.version_id = (version != NULL_VERSION).then(|| version.clone());
         Ok(Outcome {
             garbage,
             object: Some(record),
             existed: existing.is_some(),
+            version_id: Some(version),
+            delete_marker: false,
         })
     }
 }
@@ -695,7 +1142,127 @@ fn list_objects_sync(
                 continue 'seek;
             }
             let summary = decode_summary(v.value())?;
+            if summary.delete_marker {
+                continue;
+            }
             page.entries.push(ListEntry::Object { key, summary });
+        }
+        break;
+    }
+    Ok(page)
+}
+
+/// Adds one entry to a version page unless it is full (then marks it truncated).
+fn push_version(page: &mut VersionPage, max_entries: usize, entry: VersionEntry) -> bool {
+    if page.entries.len() == max_entries {
+        page.is_truncated = true;
+        return false;
+    }
+    page.next_marker = Some(match &entry {
+        VersionEntry::Version { key, summary, .. } => {
+            (key.clone(), Some(summary.version_name().to_owned()))
+        }
+        VersionEntry::CommonPrefix(p) => (p.clone(), None),
+    });
+    page.entries.push(entry);
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+fn list_versions_sync(
+    db: &Database,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    key_marker: Option<&str>,
+    version_id_marker: Option<&str>,
+    max_entries: usize,
+) -> Result<VersionPage, MetaError> {
+    let txn = db.begin_read()?;
+    if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+        return Err(MetaError::NoSuchBucket);
+    }
+    let objects = txn.open_table(OBJECTS)?;
+    let versions = txn.open_table(VERSIONS)?;
+    let bucket_len = bucket.len() + 1;
+    let delimiter = delimiter.filter(|d| !d.is_empty());
+    let common_prefix_of = |key: &str| -> Option<usize> {
+        let d = delimiter?;
+        let rest = key.get(prefix.len()..)?;
+        rest.find(d).map(|pos| prefix.len() + pos + d.len())
+    };
+    let mut page = VersionPage::default();
+    // Emits a key's versions newest first, from just after `after` (a version name) if given.
+    let emit_key = |page: &mut VersionPage,
+                    key: &str,
+                    current: &[u8],
+                    after: Option<&str>|
+     -> Result<bool, MetaError> {
+        let mut skipping = after.is_some();
+        let current = decode_summary(current)?;
+        let mut candidates = std::iter::once(Ok((current, true))).chain(
+            noncurrent_versions(&versions, bucket, key)?
+                .map(|e| e.and_then(|(_, _, v)| Ok((decode_summary(v.value())?, false)))),
+        );
+        for candidate in candidates.by_ref() {
+            let (summary, is_latest) = candidate?;
+            if skipping {
+                skipping = after != Some(summary.version_name());
+                continue;
+            }
+            let entry = VersionEntry::Version {
+                key: key.to_owned(),
+                summary,
+                is_latest,
+            };
+            if !push_version(page, max_entries, entry) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+
+    let mut lower = keys::object_key(bucket, prefix);
+    if let Some(marker) = key_marker {
+        let mut after = keys::object_key(bucket, marker);
+        let rolled_up = marker.starts_with(prefix) && common_prefix_of(marker).is_some();
+        if rolled_up && common_prefix_of(marker) == Some(marker.len()) {
+            after.push(AFTER_ALL_UTF8);
+        } else {
+            after.push(0);
+        }
+        if let Some(version_marker) = version_id_marker
+            && marker.starts_with(prefix)
+            && !rolled_up
+        {
+            let k = keys::object_key(bucket, marker);
+            if let Some(current) = objects.get(k.as_slice())?
+                && !emit_key(&mut page, marker, current.value(), Some(version_marker))?
+            {
+                return Ok(page);
+            }
+        }
+        lower = lower.max(after);
+    }
+    let mut upper = keys::object_key(bucket, prefix);
+    upper.push(AFTER_ALL_UTF8);
+
+    'seek: loop {
+        for entry in objects.range(lower.as_slice()..upper.as_slice())? {
+            let (k, v) = entry?;
+            let key = utf8_key(&k.value()[bucket_len..])?;
+            if let Some(end) = common_prefix_of(&key) {
+                let common = key[..end].to_owned();
+                lower = keys::object_key(bucket, &common);
+                lower.push(AFTER_ALL_UTF8);
+                if !push_version(&mut page, max_entries, VersionEntry::CommonPrefix(common)) {
+                    break 'seek;
+                }
+                continue 'seek;
+            }
+            if !emit_key(&mut page, &key, v.value(), None)? {
+                break 'seek;
+            }
         }
         break;
     }
@@ -755,6 +1322,64 @@ impl MetaStore for RedbStore {
                 .transpose()
         })
         .await
+    }
+
+    async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<ObjectRecord>, MetaError> {
+        let (bucket, key, wanted) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let objects = txn.open_table(OBJECTS)?;
+            let versions = txn.open_table(VERSIONS)?;
+            Ok(find_version(&objects, &versions, &bucket, &key, &wanted)?.map(|(_, r)| r))
+        })
+        .await
+    }
+
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: Option<&str>,
+        version_id_marker: Option<&str>,
+        max_entries: usize,
+    ) -> Result<VersionPage, MetaError> {
+        let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+        let delimiter = delimiter.map(str::to_owned);
+        let key_marker = key_marker.map(str::to_owned);
+        let version_id_marker = version_id_marker.map(str::to_owned);
+        self.read(move |db| {
+            list_versions_sync(
+                db,
+                &bucket,
+                &prefix,
+                delimiter.as_deref(),
+                key_marker.as_deref(),
+                version_id_marker.as_deref(),
+                max_entries,
+            )
+        })
+        .await
+    }
+
+    async fn get_versioning(&self, bucket: &str) -> Result<Option<VersioningState>, MetaError> {
+        self.get_setting(bucket, VERSIONING_SETTING).await
+    }
+
+    async fn get_object_lock_config(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<ObjectLockConfig>, MetaError> {
+        self.get_setting(bucket, OBJECT_LOCK_SETTING).await
+    }
+
+    async fn get_lifecycle(&self, bucket: &str) -> Result<Option<Vec<LifecycleRule>>, MetaError> {
+        self.get_setting(bucket, LIFECYCLE_SETTING).await
     }
 
     async fn list_objects(
@@ -912,9 +1537,11 @@ impl MetaStore for RedbStore {
         self.read(|db| {
             let txn = db.begin_read()?;
             let mut out = Vec::new();
-            for entry in txn.open_table(OBJECTS)?.iter()? {
-                let (_, v) = entry?;
-                out.extend(decode::<ObjectRecord>(v.value())?.details.payload.stripes());
+            for table in [OBJECTS, VERSIONS] {
+                for entry in txn.open_table(table)?.iter()? {
+                    let (_, v) = entry?;
+                    out.extend(decode::<ObjectRecord>(v.value())?.details.payload.stripes());
+                }
             }
             for entry in txn.open_table(PARTS)?.iter()? {
                 let (_, v) = entry?;
@@ -942,8 +1569,12 @@ impl MetaStore for RedbStore {
             let txn = db.begin_read()?;
             let mut out = Vec::new();
             let start_table = after.as_ref().map_or(0, PayloadCursor::table);
-            for table_id in start_table..=1u8 {
-                let table = txn.open_table(if table_id == 0 { OBJECTS } else { PARTS })?;
+            for table_id in start_table..=2u8 {
+                let table = txn.open_table(match table_id {
+                    0 => OBJECTS,
+                    1 => PARTS,
+                    _ => VERSIONS,
+                })?;
                 let range = match after.as_ref().filter(|c| c.table() == table_id) {
                     Some(c) => table.range::<&[u8]>((
                         std::ops::Bound::Excluded(c.key()),
@@ -957,11 +1588,20 @@ impl MetaStore for RedbStore {
                     }
                     let (k, v) = entry?;
                     let raw = k.value();
-                    let (owner, payload) = if table_id == 0 {
-                        let (bucket, key) = keys::split_object_key(raw)
-                            .ok_or_else(|| MetaError::Corrupt("object key".into()))?;
+                    let (owner, payload) = if table_id != 1 {
+                        let (bucket, key) = if table_id == 0 {
+                            keys::split_object_key(raw)
+                        } else {
+                            keys::split_version_key(raw)
+                        }
+                        .ok_or_else(|| MetaError::Corrupt("object key".into()))?;
                         let record: ObjectRecord = decode(v.value())?;
-                        (PayloadOwner::Object { bucket, key }, record.details.payload)
+                        let owner = PayloadOwner::Object {
+                            bucket,
+                            key,
+                            version_id: record.summary.version_id,
+                        };
+                        (owner, record.details.payload)
                     } else {
                         let part_number = keys::part_number_of(raw)
                             .ok_or_else(|| MetaError::Corrupt("part key".into()))?;
@@ -994,7 +1634,7 @@ impl MetaStore for RedbStore {
 mod tests {
     use super::*;
     use crate::record::{ChunkRef, ObjectDetails, StandardHeaders};
-    use crate::{CompletePart, Precondition};
+    use crate::{CompletePart, Precondition, RetentionMode, VersionEntry, VersioningState};
 
     fn open() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -1008,6 +1648,8 @@ mod tests {
                 size: 1,
                 etag: etag.into(),
                 last_modified_ms: 0,
+                version_id: Some(format!("v-{etag}")),
+                delete_marker: false,
             },
             details: ObjectDetails {
                 headers: StandardHeaders::default(),
@@ -1020,6 +1662,7 @@ mod tests {
                     crc32c: 0,
                 }]),
                 tags: vec![],
+                lock: Default::default(),
             },
         }
     }
@@ -1029,6 +1672,7 @@ mod tests {
             .execute(Command::CreateBucket {
                 name: name.into(),
                 record: BucketRecord { created_ms: 0 },
+                object_lock: false,
             })
             .await
             .unwrap();
@@ -1041,6 +1685,7 @@ mod tests {
             user_metadata: vec![],
             checksum_algorithm: None,
             tags: vec![("from".into(), "upload".into())],
+            lock: Default::default(),
         };
         store
             .execute(Command::CreateUpload {
@@ -1051,6 +1696,24 @@ mod tests {
             })
             .await
             .unwrap();
+    }
+
+    fn delete(key: &str, version_id: Option<&str>) -> Command {
+        Command::DeleteObject {
+            bucket: "b".into(),
+            key: key.into(),
+            version_id: version_id.map(str::to_owned),
+            marker_version_id: format!("marker-{key}-{}", rand_suffix()),
+            bypass_governance: false,
+            now_ms: 0,
+            if_modified_ms: None,
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::AtomicU64;
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     fn put(key: &str, record: ObjectRecord, precondition: Option<Precondition>) -> Command {
@@ -1087,6 +1750,7 @@ mod tests {
         let tag_object = |key: &str| Command::SetObjectTags {
             bucket: "b".into(),
             key: key.into(),
+            version_id: None,
             tags: tags.clone(),
         };
         assert!(matches!(
@@ -1104,13 +1768,7 @@ mod tests {
 
         // Settings go with their bucket.
         store.execute(set(Some(tags.clone()))).await.unwrap();
-        store
-            .execute(Command::DeleteObject {
-                bucket: "b".into(),
-                key: "k".into(),
-            })
-            .await
-            .unwrap();
+        store.execute(delete("k", None)).await.unwrap();
         store
             .execute(Command::DeleteBucket { name: "b".into() })
             .await
@@ -1352,6 +2010,7 @@ mod tests {
                     .collect(),
                 min_part_size: 5,
                 last_modified_ms: 1,
+                version_id: "v-multipart".into(),
                 etag: "final-2".into(),
                 precondition: None,
             })
@@ -1412,13 +2071,7 @@ mod tests {
                 .await,
             Err(MetaError::BucketNotEmpty)
         ));
-        store
-            .execute(Command::DeleteObject {
-                bucket: "b".into(),
-                key: "k".into(),
-            })
-            .await
-            .unwrap();
+        store.execute(delete("k", None)).await.unwrap();
         create_upload(&store, "u").await;
         let record = PartRecord {
             size: 1,
@@ -1474,5 +2127,336 @@ mod tests {
                 .etag,
             "kept"
         );
+    }
+
+    async fn versions_of(store: &RedbStore, key: &str) -> Vec<(String, bool, bool)> {
+        let page = store
+            .list_versions("b", key, None, None, None, 1000)
+            .await
+            .unwrap();
+        page.entries
+            .into_iter()
+            .filter_map(|e| match e {
+                VersionEntry::Version {
+                    key: k,
+                    summary,
+                    is_latest,
+                } if k == key => Some((
+                    summary.version_name().to_owned(),
+                    summary.delete_marker,
+                    is_latest,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn v(name: &str, marker: bool, latest: bool) -> (String, bool, bool) {
+        (name.to_owned(), marker, latest)
+    }
+
+    #[tokio::test]
+    async fn versioning_keeps_every_version_and_delete_markers_in_order() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        // Unversioned: the null version is replaced in place.
+        store.execute(put("k", object("a", 1), None)).await.unwrap();
+        let out = store.execute(put("k", object("b", 2), None)).await.unwrap();
+        assert_eq!(out.version_id.as_deref(), Some("null"));
+        assert_eq!(out.garbage.len(), 1, "the replaced null version is garbage");
+        assert_eq!(versions_of(&store, "k").await, vec![v("null", false, true)]);
+
+        let enable = |state| Command::SetVersioning {
+            bucket: "b".into(),
+            state,
+        };
+        store
+            .execute(enable(VersioningState::Enabled))
+            .await
+            .unwrap();
+        let out = store.execute(put("k", object("c", 3), None)).await.unwrap();
+        assert_eq!(out.version_id.as_deref(), Some("v-c"));
+        assert!(out.garbage.is_empty(), "the null version is kept");
+        let out = store.execute(delete("k", None)).await.unwrap();
+        assert!(out.delete_marker && out.garbage.is_empty());
+        let marker = out.version_id.unwrap();
+        store.execute(put("k", object("d", 4), None)).await.unwrap();
+        assert_eq!(
+            versions_of(&store, "k").await,
+            vec![
+                v("v-d", false, true),
+                v(&marker, true, false),
+                v("v-c", false, false),
+                v("null", false, false)
+            ]
+        );
+        assert_eq!(
+            store
+                .get_object_version("b", "k", "null")
+                .await
+                .unwrap()
+                .unwrap()
+                .summary
+                .etag,
+            "b"
+        );
+        assert!(
+            store
+                .get_object_version("b", "k", "nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Deleting the current version by id promotes the next newest, a delete marker here.
+        let out = store.execute(delete("k", Some("v-d"))).await.unwrap();
+        assert!(out.existed && !out.delete_marker && out.garbage.len() == 1);
+        let current = store.get_object("b", "k").await.unwrap().unwrap();
+        assert!(current.summary.delete_marker);
+        let listed = store.list_objects("b", "", None, None, 10).await.unwrap();
+        assert!(listed.entries.is_empty(), "a delete marker hides the key");
+        assert!(matches!(
+            store
+                .execute(put(
+                    "k",
+                    object("x", 9),
+                    Some(Precondition::IfMatch("*".into()))
+                ))
+                .await,
+            Err(MetaError::NoSuchKey)
+        ));
+        store.execute(delete("k", Some(&marker))).await.unwrap();
+        assert_eq!(
+            store
+                .get_object("b", "k")
+                .await
+                .unwrap()
+                .unwrap()
+                .summary
+                .etag,
+            "c"
+        );
+
+        // Suspended: new writes are the null version, replacing the old null version.
+        store
+            .execute(enable(VersioningState::Suspended))
+            .await
+            .unwrap();
+        let out = store.execute(put("k", object("e", 5), None)).await.unwrap();
+        assert_eq!(out.version_id.as_deref(), Some("null"));
+        assert_eq!(
+            out.garbage.len(),
+            1,
+            "the old noncurrent null version is replaced"
+        );
+        let out = store.execute(delete("k", None)).await.unwrap();
+        assert_eq!(out.version_id.as_deref(), Some("null"));
+        assert_eq!(
+            out.garbage.len(),
+            1,
+            "the null marker replaces the null version"
+        );
+        assert_eq!(
+            versions_of(&store, "k").await,
+            vec![v("null", true, true), v("v-c", false, false)]
+        );
+        assert!(matches!(
+            store
+                .execute(Command::DeleteBucket { name: "b".into() })
+                .await,
+            Err(MetaError::BucketNotEmpty)
+        ));
+        let refs = store.referenced_stripes().await.unwrap();
+        assert_eq!(refs.len(), 1, "noncurrent versions keep their data");
+        let mut owners = Vec::new();
+        for entry in store.payload_page(None, 100).await.unwrap() {
+            owners.push(entry.owner);
+        }
+        assert!(owners.contains(&PayloadOwner::Object {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: Some("v-c".into())
+        }));
+    }
+
+    #[tokio::test]
+    async fn version_listings_page_with_key_and_version_markers() {
+        let (_dir, store) = open();
+        bucket(&store, "b").await;
+        store
+            .execute(Command::SetVersioning {
+                bucket: "b".into(),
+                state: VersioningState::Enabled,
+            })
+            .await
+            .unwrap();
+        for (key, etag) in [
+            ("a", "1"),
+            ("a", "2"),
+            ("a", "3"),
+            ("d/x", "4"),
+            ("d/y", "5"),
+            ("z", "6"),
+        ] {
+            store
+                .execute(put(key, object(etag, 1), None))
+                .await
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut marker: Option<(String, Option<String>)> = None;
+        loop {
+            let page = store
+                .list_versions(
+                    "b",
+                    "",
+                    Some("/"),
+                    marker.as_ref().map(|m| m.0.as_str()),
+                    marker.as_ref().and_then(|m| m.1.as_deref()),
+                    2,
+                )
+                .await
+                .unwrap();
+            for e in &page.entries {
+                seen.push(match e {
+                    VersionEntry::Version { key, summary, .. } => {
+                        format!("{key}@{}", summary.version_name())
+                    }
+                    VersionEntry::CommonPrefix(p) => p.clone(),
+                });
+            }
+            if !page.is_truncated {
+                break;
+            }
+            marker = page.next_marker;
+        }
+        assert_eq!(seen, ["a@v-3", "a@v-2", "a@v-1", "d/", "z@v-6"]);
+    }
+
+    #[tokio::test]
+    async fn object_lock_refuses_deletes_and_weakening_until_it_passes() {
+        let (_dir, store) = open();
+        store
+            .execute(Command::CreateBucket {
+                name: "b".into(),
+                record: BucketRecord { created_ms: 0 },
+                object_lock: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_versioning("b").await.unwrap(),
+            Some(VersioningState::Enabled)
+        );
+        assert!(matches!(
+            store
+                .execute(Command::SetVersioning {
+                    bucket: "b".into(),
+                    state: VersioningState::Suspended
+                })
+                .await,
+            Err(MetaError::InvalidBucketState(_))
+        ));
+        let mut record = object("g", 1);
+        record.details.lock.retention = Some(crate::record::Retention {
+            mode: RetentionMode::Governance,
+            until_ms: 1000,
+        });
+        store.execute(put("g", record, None)).await.unwrap();
+        let mut record = object("c", 2);
+        record.details.lock.retention = Some(crate::record::Retention {
+            mode: RetentionMode::Compliance,
+            until_ms: 1000,
+        });
+        store.execute(put("c", record, None)).await.unwrap();
+
+        let delete_at =
+            |key: &str, version: &str, now_ms, bypass_governance| Command::DeleteObject {
+                bucket: "b".into(),
+                key: key.into(),
+                version_id: Some(version.into()),
+                marker_version_id: "m".into(),
+                bypass_governance,
+                now_ms,
+                if_modified_ms: None,
+            };
+        assert!(matches!(
+            store.execute(delete_at("g", "v-g", 10, false)).await,
+            Err(MetaError::Locked(_))
+        ));
+        assert!(matches!(
+            store.execute(delete_at("c", "v-c", 10, true)).await,
+            Err(MetaError::Locked(_))
+        ));
+        // A delete marker is always allowed: the locked version stays.
+        store.execute(delete("c", None)).await.unwrap();
+        let retain = |key: &str, mode, until_ms, bypass_governance| Command::SetRetention {
+            bucket: "b".into(),
+            key: key.into(),
+            version_id: Some(format!("v-{key}")),
+            retention: Some(crate::record::Retention { mode, until_ms }),
+            bypass_governance,
+            now_ms: 10,
+        };
+        assert!(matches!(
+            store
+                .execute(retain("c", RetentionMode::Compliance, 500, true))
+                .await,
+            Err(MetaError::Locked(_))
+        ));
+        assert!(matches!(
+            store
+                .execute(retain("c", RetentionMode::Governance, 2000, true))
+                .await,
+            Err(MetaError::Locked(_))
+        ));
+        store
+            .execute(retain("c", RetentionMode::Compliance, 2000, false))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .execute(retain("g", RetentionMode::Governance, 500, false))
+                .await,
+            Err(MetaError::Locked(_))
+        ));
+        store
+            .execute(retain("g", RetentionMode::Governance, 500, true))
+            .await
+            .unwrap();
+        store
+            .execute(Command::SetLegalHold {
+                bucket: "b".into(),
+                key: "g".into(),
+                version_id: None,
+                on: true,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.execute(delete_at("g", "v-g", 600, true)).await,
+            Err(MetaError::Locked(_))
+        ));
+        store
+            .execute(Command::SetLegalHold {
+                bucket: "b".into(),
+                key: "g".into(),
+                version_id: None,
+                on: false,
+            })
+            .await
+            .unwrap();
+        store
+            .execute(delete_at("g", "v-g", 600, false))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.execute(delete_at("c", "v-c", 1500, true)).await,
+            Err(MetaError::Locked(_))
+        ));
+        store
+            .execute(delete_at("c", "v-c", 2000, false))
+            .await
+            .unwrap();
     }
 }

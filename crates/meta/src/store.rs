@@ -2,7 +2,7 @@ use crate::{
     BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
     StripeRef, UploadRecord,
 };
-use crate::{CorsRule, Tags};
+use crate::{CorsRule, LifecycleRule, ObjectLockConfig, Tags, VersioningState};
 
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,25 @@ pub struct ListPage {
     /// Set when more entries follow; the last entry's key (or common prefix) is the marker
     /// to continue from.
     pub is_truncated: bool,
+}
+
+/// One entry of ListObjectVersions, in key order and, within a key, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionEntry {
+    Version {
+        key: String,
+        summary: ObjectSummary,
+        is_latest: bool,
+    },
+    CommonPrefix(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VersionPage {
+    pub entries: Vec<VersionEntry>,
+    pub is_truncated: bool,
+    /// Where the next page starts: the last key (or common prefix) and version listed.
+    pub next_marker: Option<(String, Option<String>)>,
 }
 
 /// A page of ListMultipartUploads: uploads, and keys rolled up at the delimiter.
@@ -49,7 +68,7 @@ pub struct PartListing {
 /// A position in the walk of [`MetaStore::payload_page`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadCursor {
-    /// 0: objects, 1: parts.
+    /// 0: objects, 1: parts, 2: noncurrent versions.
     table: u8,
     key: Vec<u8>,
 }
@@ -71,14 +90,31 @@ impl PayloadCursor {
 /// Which record a payload belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayloadOwner {
-    Object { bucket: String, key: String },
-    Part { upload_id: String, part_number: u32 },
+    /// One version of an object (`None`: the null version).
+    Object {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+    },
+    Part {
+        upload_id: String,
+        part_number: u32,
+    },
 }
 
 impl std::fmt::Display for PayloadOwner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Object { bucket, key } => write!(f, "object {bucket}/{key}"),
+            Self::Object {
+                bucket,
+                key,
+                version_id: None,
+            } => write!(f, "object {bucket}/{key}"),
+            Self::Object {
+                bucket,
+                key,
+                version_id: Some(v),
+            } => write!(f, "object {bucket}/{key} version {v}"),
             Self::Part {
                 upload_id,
                 part_number,
@@ -104,7 +140,39 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError>;
 
+    /// The current version of a key, which may be a delete marker.
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
+
+    /// One version of a key by its id (`"null"` for the null version).
+    async fn get_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<ObjectRecord>, MetaError>;
+
+    /// ListObjectVersions: every version and delete marker of the keys under `prefix`, after
+    /// (`key_marker`, `version_id_marker`), rolled up at `delimiter` like `list_objects`.
+    async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: Option<&str>,
+        version_id_marker: Option<&str>,
+        max_entries: usize,
+    ) -> Result<VersionPage, MetaError>;
+
+    /// The bucket's versioning state (`None`: never set); `NoSuchBucket` if it does not exist.
+    async fn get_versioning(&self, bucket: &str) -> Result<Option<VersioningState>, MetaError>;
+
+    /// The bucket's object-lock configuration if object lock is enabled.
+    async fn get_object_lock_config(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<ObjectLockConfig>, MetaError>;
+
+    async fn get_lifecycle(&self, bucket: &str) -> Result<Option<Vec<LifecycleRule>>, MetaError>;
 
     /// Lists keys of `bucket` that start with `prefix` and sort after `start_after`, rolling
     /// keys up to common prefixes at the first `delimiter` after the prefix.

@@ -46,6 +46,30 @@ pub enum ObjectError {
     NoSuchTagSet,
     #[error("the CORS configuration does not exist")]
     NoSuchCorsConfiguration,
+    #[error("the specified version does not exist")]
+    NoSuchVersion,
+    /// The version addressed (or the current version of the key) is a delete marker.
+    #[error("the specified version is a delete marker")]
+    DeleteMarker {
+        version_id: String,
+        /// Addressed by its version id (405 on AWS) rather than as the current version (404).
+        addressed: bool,
+        last_modified_ms: i64,
+    },
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("the bucket has no object lock configuration")]
+    NoObjectLockConfiguration,
+    #[error("the object has no retention")]
+    NoSuchObjectLockConfiguration,
+    #[error("the lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
 }
 
 impl From<MetaError> for ObjectError {
@@ -61,6 +85,15 @@ impl From<MetaError> for ObjectError {
             MetaError::InvalidPartOrder => Self::InvalidPartOrder,
             MetaError::EntityTooSmall { part, size } => Self::EntityTooSmall { part, size, min: 0 },
             MetaError::Poisoned => Self::Unavailable,
+            MetaError::NoSuchVersion => Self::NoSuchVersion,
+            MetaError::InvalidBucketState(m) => Self::InvalidBucketState(m),
+            MetaError::InvalidRequest(m) => Self::InvalidRequest(m),
+            MetaError::Locked(m) => Self::AccessDenied(m),
+            MetaError::DeleteMarker => Self::DeleteMarker {
+                version_id: String::new(),
+                addressed: true,
+                last_modified_ms: 0,
+            },
             other => Self::Internal(other.to_string()),
         }
     }

@@ -9,16 +9,19 @@
 
 mod digest;
 mod error;
+mod lifecycle;
 mod maintenance;
 mod stage;
 mod store;
 mod tags;
+mod versions;
 
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
-    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, ListEntry, ListPage, ObjectRecord,
-    ObjectSummary, PartListing, Precondition, StandardHeaders, Tags, UploadListing, UploadPage,
-    UploadRecord,
+    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, DefaultRetention, LifecycleRule,
+    ListEntry, ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectRecord, ObjectSummary,
+    PartListing, Precondition, Retention, RetentionMode, StandardHeaders, Tags, UploadListing,
+    UploadPage, UploadRecord, VersionEntry, VersionPage, VersioningState,
 };
 pub use digest::Digests;
 pub use error::ObjectError;
@@ -26,5 +29,10 @@ pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
 };
 pub use stage::Staged;
-pub use store::{ByteStream, ObjectConfig, ObjectStore, ObjectWrite, now_ms};
+pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
+pub use store::{
+    ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite,
+    is_valid_version_id, new_version_id, now_ms,
+};
+pub use versions::MAX_LIFECYCLE_RULES;
 pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};

@@ -98,6 +98,7 @@ pub struct MaintenanceStatus {
     /// The last sweep that finished.
     pub last: Option<SweepReport>,
     pub healer: HealerStats,
+    pub lifecycle: crate::lifecycle::LifecycleStatus,
 }
 
 /// A stripe to heal, and the record that owns it (when known, the healer checks that the
@@ -122,7 +123,7 @@ impl Maintenance {
         }
     }
 
-    fn status(&self) -> std::sync::MutexGuard<'_, MaintenanceStatus> {
+    pub(crate) fn status(&self) -> std::sync::MutexGuard<'_, MaintenanceStatus> {
         self.status
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -262,9 +263,17 @@ impl ObjectStore {
         stripe: &StripeInfo,
     ) -> Result<bool, ObjectError> {
         let payload = match owner {
-            PayloadOwner::Object { bucket, key } => self
+            PayloadOwner::Object {
+                bucket,
+                key,
+                version_id,
+            } => self
                 .meta
-                .get_object(bucket, key)
+                .get_object_version(
+                    bucket,
+                    key,
+                    version_id.as_deref().unwrap_or(basalt_meta::NULL_VERSION),
+                )
                 .await?
                 .map(|r| r.details.payload),
             PayloadOwner::Part {

@@ -9,8 +9,8 @@ use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
     ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
-    Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadPage,
-    UploadRecord,
+    ObjectLock, Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags,
+    UploadPage, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -60,6 +60,42 @@ pub struct ObjectWrite {
     pub checksum_algorithms: Vec<ChecksumAlgorithm>,
     /// Tags of the new object (`x-amz-tagging`); checked against AWS's limits.
     pub tags: Tags,
+    /// Retention and legal hold of the new version (`x-amz-object-lock-*`).
+    pub lock: ObjectLock,
+}
+
+/// Which version a delete addresses, and whether governance retention may be bypassed.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteRequest {
+    /// `None`: the key (a delete marker where versioning is on); `"null"`: the null version.
+    pub version_id: Option<String>,
+    pub bypass_governance: bool,
+}
+
+/// What a delete did, as S3 reports it.
+#[derive(Debug, Clone, Default)]
+pub struct Deleted {
+    pub existed: bool,
+    /// The version deleted or the delete marker created.
+    pub version_id: Option<String>,
+    pub delete_marker: bool,
+}
+
+/// A new version id: the time in microseconds then random bits, 32 hex digits, so ids are
+/// unique and roughly ordered by creation.
+pub fn new_version_id() -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let random: u64 = rand::random();
+    format!("{micros:016x}{random:016x}")
+}
+
+/// Whether `id` could name a version: `null` or an id from [`new_version_id`].
+pub fn is_valid_version_id(id: &str) -> bool {
+    id == basalt_meta::NULL_VERSION
+        || (id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 pub fn now_ms() -> i64 {
@@ -206,7 +242,8 @@ impl ObjectStore {
 
     // ---- buckets ----
 
-    pub async fn create_bucket(&self, name: &str) -> Result<(), ObjectError> {
+    /// Creates a bucket; with `object_lock`, versioned and with object lock enabled.
+    pub async fn create_bucket(&self, name: &str, object_lock: bool) -> Result<(), ObjectError> {
         let record = BucketRecord {
             created_ms: now_ms(),
         };
@@ -214,6 +251,7 @@ impl ObjectStore {
             .execute(Command::CreateBucket {
                 name: name.to_owned(),
                 record,
+                object_lock,
             })
             .await?;
         Ok(())
@@ -338,6 +376,8 @@ impl ObjectStore {
             size: staged.size,
             etag: staged.digests.md5_hex(),
             last_modified_ms: now_ms(),
+            version_id: Some(new_version_id()),
+            delete_marker: false,
         };
         validate_tags(&write.tags, MAX_OBJECT_TAGS)?;
         let checksums = stored_checksums(&staged.digests.checksums, &write.checksum_algorithms);
@@ -351,8 +391,10 @@ impl ObjectStore {
                 part_sizes: Vec::new(),
                 payload,
                 tags: write.tags,
+                lock: write.lock,
             },
         };
+        let mut record = record;
         let command = Command::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -363,9 +405,13 @@ impl ObjectStore {
             .execute_owning(command, record.details.payload.stripes())
             .await?;
         self.reclaim(outcome.garbage);
+        record.summary.version_id = outcome
+            .version_id
+            .filter(|v| v != basalt_meta::NULL_VERSION);
         let owner = PayloadOwner::Object {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            version_id: record.summary.version_id.clone(),
         };
         self.queue_heal(Some(&owner), degraded);
         Ok(record)
@@ -386,35 +432,65 @@ impl ObjectStore {
         }
     }
 
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool, ObjectError> {
+    pub async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        request: DeleteRequest,
+    ) -> Result<Deleted, ObjectError> {
+        self.delete_object_if(bucket, key, request, None).await
+    }
+
+    /// Deletes as [`Self::delete_object`] does, if the version addressed was last modified at
+    /// `if_modified_ms`.
+    pub(crate) async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        request: DeleteRequest,
+        if_modified_ms: Option<i64>,
+    ) -> Result<Deleted, ObjectError> {
         let outcome = self
             .meta
             .execute(Command::DeleteObject {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
+                version_id: request.version_id,
+                marker_version_id: new_version_id(),
+                bypass_governance: request.bypass_governance,
+                now_ms: now_ms(),
+                if_modified_ms,
             })
             .await?;
         self.reclaim(outcome.garbage);
-        Ok(outcome.existed)
+        Ok(Deleted {
+            existed: outcome.existed,
+            version_id: outcome.version_id,
+            delete_marker: outcome.delete_marker,
+        })
     }
 
     // ---- tags ----
 
+    /// Replaces the tags of a version (`None`: the current one); returns its version id.
     pub async fn set_object_tags(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<&str>,
         tags: Tags,
-    ) -> Result<(), ObjectError> {
+    ) -> Result<Option<String>, ObjectError> {
         validate_tags(&tags, MAX_OBJECT_TAGS)?;
-        self.meta
+        let outcome = self
+            .meta
             .execute(Command::SetObjectTags {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
+                version_id: version_id.map(str::to_owned),
                 tags,
             })
             .await?;
-        Ok(())
+        Ok(outcome.version_id)
     }
 
     /// Sets (`Some`) or removes (`None`) a bucket's tag set.
@@ -469,12 +545,36 @@ impl ObjectStore {
 
     // ---- reading ----
 
+    /// The current version of a key; a delete marker there reads as `NoSuchKey`.
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectRecord, ObjectError> {
-        match self.meta.get_object(bucket, key).await? {
+        self.head_version(bucket, key, None).await
+    }
+
+    /// One version of a key (`None`: the current one, `"null"`: the null version). Addressing
+    /// a delete marker is an error that carries its version id.
+    pub async fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectRecord, ObjectError> {
+        let found = match version_id {
+            None => self.meta.get_object(bucket, key).await?,
+            Some(v) => self.meta.get_object_version(bucket, key, v).await?,
+        };
+        match found {
+            Some(record) if record.summary.delete_marker => Err(ObjectError::DeleteMarker {
+                version_id: record.summary.version_name().to_owned(),
+                addressed: version_id.is_some(),
+                last_modified_ms: record.summary.last_modified_ms,
+            }),
             Some(record) => Ok(record),
             None => {
                 self.bucket(bucket).await?;
-                Err(ObjectError::NoSuchKey)
+                Err(match version_id {
+                    Some(_) => ObjectError::NoSuchVersion,
+                    None => ObjectError::NoSuchKey,
+                })
             }
         }
     }
@@ -492,6 +592,7 @@ impl ObjectStore {
         let owner = PayloadOwner::Object {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            version_id: record.summary.version_id.clone(),
         };
         let stripes = match &record.details.payload {
             Payload::Inline(data) => {
@@ -579,6 +680,7 @@ impl ObjectStore {
             user_metadata: write.user_metadata,
             checksum_algorithm: write.checksum_algorithms.first().copied(),
             tags: write.tags,
+            lock: write.lock,
         };
         self.meta
             .execute(Command::CreateUpload {
@@ -671,6 +773,7 @@ impl ObjectStore {
             last_modified_ms: now_ms(),
             etag,
             precondition,
+            version_id: new_version_id(),
         });
         let outcome = self
             .meta
