@@ -278,8 +278,9 @@ def _empty_and_delete(client, name: str) -> None:
     except Exception:
         pass
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+            entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
+            keys = [{"Key": o["Key"], "VersionId": o["VersionId"]} for o in entries]
             if keys:
                 client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
     except Exception:

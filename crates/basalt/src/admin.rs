@@ -45,6 +45,20 @@ pub enum AdminCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Apply every bucket's lifecycle rules now and report what expired.
+    Lifecycle {
+        /// Evaluate the rules as if the clock read this instant (RFC 3339, e.g.
+        /// 2030-01-01T00:00:00Z), to rehearse what a configuration will do; object lock
+        /// still holds by the real clock
+        #[arg(long, value_parser = parse_instant)]
+        at: Option<i64>,
+    },
+}
+
+fn parse_instant(text: &str) -> Result<i64, String> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 instant: {e}"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 fn credential(flag: Option<String>, names: &[&str]) -> anyhow::Result<String> {
@@ -63,7 +77,7 @@ fn credential(flag: Option<String>, names: &[&str]) -> anyhow::Result<String> {
 
 async fn status(client: &S3Client) -> anyhow::Result<MaintenanceStatus> {
     let (code, body) = client
-        .signed_request(Method::GET, "/basalt-admin/v1/status", Bytes::new())
+        .signed_request(Method::GET, "/basalt-admin/v1/status", "", Bytes::new())
         .await?;
     if code != StatusCode::OK {
         bail!("status: {code}: {}", String::from_utf8_lossy(&body));
@@ -91,9 +105,30 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 print_status(&s);
             }
         }
+        AdminCommand::Lifecycle { at } => {
+            let query = at.map(|ms| format!("at_ms={ms}")).unwrap_or_default();
+            let (code, body) = client
+                .signed_request(
+                    Method::POST,
+                    "/basalt-admin/v1/lifecycle",
+                    &query,
+                    Bytes::new(),
+                )
+                .await?;
+            if code != StatusCode::OK {
+                bail!("lifecycle: {code}: {}", String::from_utf8_lossy(&body));
+            }
+            let report: basalt_object::LifecycleReport =
+                serde_json::from_slice(&body).context("the node's answer is not a report")?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_lifecycle(&report);
+            }
+        }
         AdminCommand::Heal { no_wait } => {
             let (code, body) = client
-                .signed_request(Method::POST, "/basalt-admin/v1/heal", Bytes::new())
+                .signed_request(Method::POST, "/basalt-admin/v1/heal", "", Bytes::new())
                 .await?;
             match code {
                 StatusCode::ACCEPTED => eprintln!("heal started"),
@@ -145,6 +180,17 @@ fn print_status(s: &MaintenanceStatus) {
         "healer: {} stripes queued, {} healed ({} shards, {} bytes), {} failures, {} dropped",
         h.queued, h.stripes_healed, h.shards_rebuilt, h.bytes_rebuilt, h.failures, h.dropped
     );
+    let l = &s.lifecycle;
+    println!(
+        "lifecycle: every {}, days of {} s{}",
+        l.interval_seconds
+            .map_or_else(|| "never (off)".to_owned(), |i| format!("{i} s")),
+        l.day_seconds,
+        if l.running { ", running now" } else { "" }
+    );
+    if let Some(r) = &l.last {
+        print_lifecycle(r);
+    }
     if let Some(r) = &s.running {
         println!("running:");
         print_sweep(r);
@@ -153,6 +199,24 @@ fn print_status(s: &MaintenanceStatus) {
         println!("last:");
         print_sweep(r);
     }
+}
+
+fn print_lifecycle(r: &basalt_object::LifecycleReport) {
+    println!(
+        "  last lifecycle run: {} buckets, {} versions scanned in {:.1} s",
+        r.buckets,
+        r.versions_scanned,
+        (r.finished_ms - r.started_ms) as f64 / 1000.0
+    );
+    println!(
+        "  expired: {} current, {} noncurrent, {} delete markers; {} uploads aborted; {} locked versions kept; {} errors",
+        r.current_expired,
+        r.noncurrent_expired,
+        r.delete_markers_removed,
+        r.uploads_aborted,
+        r.skipped_locked,
+        r.errors
+    );
 }
 
 pub fn print_sweep(r: &SweepReport) {

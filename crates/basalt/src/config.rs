@@ -124,6 +124,13 @@ pub struct ServerArgs {
     /// Most bytes per second a scrub reads [default: 64MiB]
     #[arg(long, env = "BASALT_SCRUB_RATE", value_parser = basalt_bench::parse_size)]
     pub scrub_rate: Option<u64>,
+    /// Pause between runs of the lifecycle worker (90s, 15m, 1h, off) [default: 1h]
+    #[arg(long, env = "BASALT_LIFECYCLE_INTERVAL", value_parser = parse_interval_arg)]
+    pub lifecycle_interval: Option<Interval>,
+    /// Length of a lifecycle rule's "day" (for tests and rehearsals: 2s makes `Days: 1`
+    /// expire an object two seconds after it was written) [default: 24h]
+    #[arg(long, env = "BASALT_LIFECYCLE_DAY", value_parser = parse_interval_arg)]
+    pub lifecycle_day: Option<Interval>,
     /// Serve S3 over TLS with this certificate chain (PEM); reloaded on SIGHUP
     #[arg(long, env = "BASALT_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -168,6 +175,8 @@ struct FileConfig {
     redundancy: Option<String>,
     scrub_interval: Option<String>,
     scrub_rate: Option<u64>,
+    lifecycle_interval: Option<String>,
+    lifecycle_day: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
@@ -204,6 +213,8 @@ pub struct ServerConfig {
     pub redundancy: Option<Redundancy>,
     pub scrub_interval: Option<Duration>,
     pub scrub_rate: u64,
+    pub lifecycle_interval: Option<Duration>,
+    pub lifecycle_day: Duration,
     pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
@@ -250,6 +261,17 @@ impl ServerConfig {
             (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
             (None, None) => Some(Duration::from_secs(24 * 3600)),
         };
+        let lifecycle_interval = match (args.lifecycle_interval, &file.lifecycle_interval) {
+            (Some(i), _) => i.0,
+            (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
+            (None, None) => Some(Duration::from_secs(3600)),
+        };
+        let lifecycle_day = match (args.lifecycle_day, &file.lifecycle_day) {
+            (Some(i), _) => i.0,
+            (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
+            (None, None) => Some(basalt_object::DAY),
+        }
+        .context("the lifecycle day cannot be off")?;
         let tls = match (
             args.tls_cert.or(file.tls_cert),
             args.tls_key.or(file.tls_key),
@@ -273,6 +295,8 @@ impl ServerConfig {
             redundancy,
             scrub_interval,
             scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
+            lifecycle_interval,
+            lifecycle_day,
             tls,
             region: args
                 .region
@@ -323,6 +347,8 @@ mod tests {
             redundancy: None,
             scrub_interval: None,
             scrub_rate: None,
+            lifecycle_interval: None,
+            lifecycle_day: None,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,

@@ -70,6 +70,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         interval: config.scrub_interval,
         bytes_per_second: config.scrub_rate,
     });
+    store.start_lifecycle(basalt_object::LifecycleSchedule {
+        interval: config.lifecycle_interval,
+        day: config.lifecycle_day,
+    });
     if let Some(tls) = &tls {
         tls.reload_on_sighup();
     }

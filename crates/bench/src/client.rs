@@ -135,9 +135,10 @@ impl S3Client {
         &self,
         method: Method,
         path: &str,
+        query: &str,
         body: Bytes,
     ) -> Result<(StatusCode, Bytes), BenchError> {
-        let r = self.send(method, path, "", body, &[], true).await?;
+        let r = self.send(method, path, query, body, &[], true).await?;
         Ok((r.status, r.body.unwrap_or_default()))
     }
 

@@ -281,15 +281,15 @@ enum Slot {
     Noncurrent(Vec<u8>),
 }
 
-/// The noncurrent versions of a key, newest first: (raw key, sequence number, bytes).
+/// A noncurrent version as stored: (raw key, sequence number, record bytes).
+type StoredVersion<'a> = (Vec<u8>, u64, redb::AccessGuard<'a, &'static [u8]>);
+
+/// The noncurrent versions of a key, newest first.
 fn noncurrent_versions<'a>(
     versions: &'a impl ReadableTable<&'static [u8], &'static [u8]>,
     bucket: &str,
     key: &str,
-) -> Result<
-    impl Iterator<Item = Result<(Vec<u8>, u64, redb::AccessGuard<'a, &'static [u8]>), MetaError>> + 'a,
-    MetaError,
-> {
+) -> Result<impl Iterator<Item = Result<StoredVersion<'a>, MetaError>> + 'a, MetaError> {
     let (start, end) = keys::versions_range(bucket, key);
     let prefix_len = start.len();
     Ok(versions

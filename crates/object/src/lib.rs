@@ -25,14 +25,14 @@ pub use basalt_meta::{
 };
 pub use digest::Digests;
 pub use error::ObjectError;
+pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
 };
 pub use stage::Staged;
-pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use store::{
     ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite,
     is_valid_version_id, new_version_id, now_ms,
 };
-pub use versions::MAX_LIFECYCLE_RULES;
 pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};
+pub use versions::MAX_LIFECYCLE_RULES;

@@ -62,9 +62,18 @@ impl Default for LifecycleSchedule {
 
 /// A deletion a rule asks for.
 enum Action {
-    ExpireCurrent { key: String, modified_ms: i64 },
-    ExpireNoncurrent { key: String, version_id: String, modified_ms: i64 },
-    RemoveMarker { key: String },
+    ExpireCurrent {
+        key: String,
+        modified_ms: i64,
+    },
+    ExpireNoncurrent {
+        key: String,
+        version_id: String,
+        modified_ms: i64,
+    },
+    RemoveMarker {
+        key: String,
+    },
 }
 
 /// The walk through one key's versions, newest first.
@@ -175,7 +184,10 @@ impl ObjectStore {
                     .await?;
                 for upload in &page.uploads {
                     if upload.record.initiated_ms + i64::from(days) * day_ms <= at_ms {
-                        match self.abort_upload(bucket, &upload.key, &upload.upload_id).await {
+                        match self
+                            .abort_upload(bucket, &upload.key, &upload.upload_id)
+                            .await
+                        {
                             Ok(()) => report.uploads_aborted += 1,
                             Err(ObjectError::NoSuchUpload) => {}
                             Err(e) => {
@@ -251,7 +263,15 @@ impl ObjectStore {
                     continue;
                 };
                 let action = self
-                    .decide(bucket, rules, &key, &summary, is_latest, state, (at_ms, day_ms))
+                    .decide(
+                        bucket,
+                        rules,
+                        &key,
+                        &summary,
+                        is_latest,
+                        state,
+                        (at_ms, day_ms),
+                    )
                     .await;
                 state.newer_modified_ms = summary.last_modified_ms;
                 if !is_latest {

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
-    ListPage, MetaStore, ObjectDetails, ObjectRecord, ObjectSummary, PartListing, PartRecord,
-    ObjectLock, Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags,
+    ListPage, MetaStore, ObjectDetails, ObjectLock, ObjectRecord, ObjectSummary, PartListing,
+    PartRecord, Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags,
     UploadPage, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
@@ -95,7 +95,10 @@ pub fn new_version_id() -> String {
 /// Whether `id` could name a version: `null` or an id from [`new_version_id`].
 pub fn is_valid_version_id(id: &str) -> bool {
     id == basalt_meta::NULL_VERSION
-        || (id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        || (id.len() == 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 pub fn now_ms() -> i64 {

@@ -3,6 +3,9 @@
 //!
 //! - `GET  /basalt-admin/v1/status`: drives, policy, healer, running and last sweep (JSON).
 //! - `POST /basalt-admin/v1/heal`: starts a full heal (202), or 409 if a sweep is running.
+//! - `POST /basalt-admin/v1/lifecycle[?at_ms=N]`: runs the lifecycle rules now, or as if the
+//!   clock read `N` (milliseconds since the epoch), and answers the run's report (200), or 409
+//!   if a run is going on. Object lock is still checked against the real clock.
 
 use basalt_object::ObjectStore;
 use bytes::Bytes;
@@ -44,6 +47,30 @@ impl S3Route for AdminRoute {
         match (&req.method, action) {
             (&Method::GET, "status") => {
                 json(StatusCode::OK, &self.store.maintenance_status().await)
+            }
+            (&Method::POST, "lifecycle") => {
+                let at_ms = match req
+                    .uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("at_ms="))
+                {
+                    Some(text) => text.parse::<i64>().map_err(|_| {
+                        s3_error!(
+                            InvalidArgument,
+                            "at_ms must be milliseconds since the epoch"
+                        )
+                    })?,
+                    None => basalt_object::now_ms(),
+                };
+                match self.store.run_lifecycle(at_ms).await {
+                    Ok(report) => json(StatusCode::OK, &report),
+                    Err(basalt_object::ObjectError::Busy(m)) => {
+                        json(StatusCode::CONFLICT, &serde_json::json!({ "error": m }))
+                    }
+                    Err(e) => Err(s3_error!(InternalError, "lifecycle run failed: {e}")),
+                }
             }
             (&Method::POST, "heal") => {
                 let status = if self.store.start_heal() {

@@ -51,6 +51,57 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
         ObjectError::InvalidTag(_) => s3_error!(InvalidTag, "{message}"),
         ObjectError::NoSuchTagSet => s3_error!(NoSuchTagSet, "{message}"),
         ObjectError::NoSuchCorsConfiguration => s3_error!(NoSuchCORSConfiguration, "{message}"),
+        ObjectError::NoSuchVersion => {
+            s3_error!(NoSuchVersion, "The specified version does not exist.")
+        }
+        ObjectError::DeleteMarker {
+            ref version_id,
+            addressed,
+            last_modified_ms,
+        } => {
+            let mut e = if addressed {
+                s3_error!(
+                    MethodNotAllowed,
+                    "The specified method is not allowed against this resource."
+                )
+            } else {
+                s3_error!(NoSuchKey, "The specified key does not exist.")
+            };
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-amz-delete-marker",
+                http::HeaderValue::from_static("true"),
+            );
+            if let Ok(v) = http::HeaderValue::from_str(version_id) {
+                headers.insert("x-amz-version-id", v);
+            }
+            let mut date = Vec::new();
+            if crate::convert::timestamp(last_modified_ms)
+                .format(s3s::dto::TimestampFormat::HttpDate, &mut date)
+                .is_ok()
+                && let Ok(v) = http::HeaderValue::from_bytes(&date)
+            {
+                headers.insert("last-modified", v);
+            }
+            e.set_headers(headers);
+            e
+        }
+        ObjectError::InvalidBucketState(_) => s3_error!(InvalidBucketState, "{message}"),
+        ObjectError::InvalidRequest(_) => s3_error!(InvalidRequest, "{message}"),
+        ObjectError::InvalidArgument(_) => s3_error!(InvalidArgument, "{message}"),
+        ObjectError::AccessDenied(_) => s3_error!(AccessDenied, "Access Denied because {message}"),
+        ObjectError::NoObjectLockConfiguration => s3_error!(
+            ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket"
+        ),
+        ObjectError::NoSuchObjectLockConfiguration => s3_error!(
+            NoSuchObjectLockConfiguration,
+            "The specified object does not have a ObjectLock configuration"
+        ),
+        ObjectError::NoSuchLifecycleConfiguration => s3_error!(
+            NoSuchLifecycleConfiguration,
+            "The lifecycle configuration does not exist"
+        ),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
             s3_error!(
@@ -96,6 +147,31 @@ mod tests {
             (ObjectError::Unavailable, "ServiceUnavailable", 503),
             (ObjectError::InsufficientDrives("x".into()), "SlowDown", 503),
             (ObjectError::StorageFull, "InsufficientStorage", 507),
+            (ObjectError::NoSuchVersion, "NoSuchVersion", 404),
+            (ObjectError::AccessDenied("x".into()), "AccessDenied", 403),
+            (
+                ObjectError::InvalidBucketState("x".into()),
+                "InvalidBucketState",
+                409,
+            ),
+            (
+                ObjectError::DeleteMarker {
+                    version_id: "null".into(),
+                    addressed: true,
+                    last_modified_ms: 0,
+                },
+                "MethodNotAllowed",
+                405,
+            ),
+            (
+                ObjectError::DeleteMarker {
+                    version_id: "null".into(),
+                    addressed: false,
+                    last_modified_ms: 0,
+                },
+                "NoSuchKey",
+                404,
+            ),
         ];
         for (err, code, status) in cases {
             let e = to_s3(err);

@@ -1,7 +1,8 @@
 //! S3 operations over the object layer.
 
 use basalt_object::{
-    CompletePart, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition,
+    CompletePart, DeleteRequest, ListEntry, ObjectRecord, ObjectStore, ObjectWrite, Precondition,
+    VersionEntry, VersioningState, is_valid_version_id,
 };
 use futures::TryStreamExt;
 use http::StatusCode;
@@ -14,6 +15,10 @@ use crate::convert::{
     verify_digests,
 };
 use crate::error::{OrS3, custom, to_s3};
+use crate::lock::{
+    legal_hold_dto, legal_hold_of_body, lock_config_dto, lock_config_of, lock_fields,
+    lock_of_headers, retention_dto, retention_of_body,
+};
 
 const MAX_KEYS: i32 = 1000;
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -71,14 +76,13 @@ fn no_content<T>(output: T) -> S3Result<S3Response<T>> {
     Ok(resp)
 }
 
-/// Buckets are unversioned: only the null version exists.
-fn reject_versions(version_id: Option<&str>) -> S3Result<()> {
+/// A `versionId` argument: `null` or a version id Basalt could have made.
+fn version_arg(version_id: Option<&str>) -> S3Result<Option<&str>> {
     match version_id {
-        Some(v) if v != "null" => Err(s3_error!(
-            NotImplemented,
-            "object versions are not supported yet; only versionId=null exists"
-        )),
-        _ => Ok(()),
+        Some(v) if !is_valid_version_id(v) => {
+            Err(s3_error!(InvalidArgument, "Invalid version id specified"))
+        }
+        other => Ok(other),
     }
 }
 
@@ -154,22 +158,29 @@ fn check_copy_source_conditions(
     })
 }
 
-fn copy_source_of(source: &CopySource) -> S3Result<(&str, &str)> {
+/// The bucket, key and version (if named) of a copy source.
+fn copy_source_of(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
     match source {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "versioned copy sources are not supported yet"
-                ));
-            }
-            Ok((bucket, key))
-        }
+        } => Ok((bucket, key, version_arg(version_id.as_deref())?)),
         _ => Err(s3_error!(NotImplemented, "copy sources must be bucket/key")),
+    }
+}
+
+/// A copy source that is a delete marker: AWS answers 400 InvalidRequest for a version id
+/// and 404 NoSuchKey for the current version.
+fn copy_source_error(e: basalt_object::ObjectError) -> S3Error {
+    match e {
+        basalt_object::ObjectError::DeleteMarker {
+            addressed: true, ..
+        } => s3_error!(
+            InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        ),
+        other => to_s3(other),
     }
 }
 
@@ -198,7 +209,11 @@ macro_rules! prepare_read {
     ($self:ident, $input:ident) => {{
         let record = $self
             .store
-            .head_object(&$input.bucket, &$input.key)
+            .head_version(
+                &$input.bucket,
+                &$input.key,
+                version_arg($input.version_id.as_deref())?,
+            )
             .await
             .or_s3()?;
         check_read_conditions(
@@ -299,7 +314,12 @@ fn describe(
     } else {
         ChecksumFields::default()
     };
+    let lock = lock_fields(&record.details.lock);
     GetObjectOutput {
+        version_id: record.summary.version_id.clone(),
+        object_lock_mode: lock.mode,
+        object_lock_retain_until_date: lock.until,
+        object_lock_legal_hold_status: lock.legal_hold,
         accept_ranges: Some("bytes".to_owned()),
         content_length: Some((plan.range.end - plan.range.start) as i64),
         content_range: plan.content_range.clone(),
@@ -441,13 +461,14 @@ impl S3 for BasaltS3 {
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let input = req.input;
-        reject_versions(input.version_id.as_deref())?;
+        let version = version_arg(input.version_id.as_deref())?;
         let tags = tags_of_set(input.tagging.tag_set)?;
-        self.store
-            .set_object_tags(&input.bucket, &input.key, tags)
+        let version_id = self
+            .store
+            .set_object_tags(&input.bucket, &input.key, version, tags)
             .await
             .or_s3()?;
-        Ok(S3Response::new(PutObjectTaggingOutput::default()))
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     async fn get_object_tagging(
@@ -455,15 +476,15 @@ impl S3 for BasaltS3 {
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let input = req.input;
-        reject_versions(input.version_id.as_deref())?;
+        let version = version_arg(input.version_id.as_deref())?;
         let record = self
             .store
-            .head_object(&input.bucket, &input.key)
+            .head_version(&input.bucket, &input.key, version)
             .await
             .or_s3()?;
         Ok(S3Response::new(GetObjectTaggingOutput {
             tag_set: tag_set(&record.details.tags),
-            version_id: None,
+            version_id: Some(record.summary.version_name().to_owned()),
         }))
     }
 
@@ -472,12 +493,13 @@ impl S3 for BasaltS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
-        reject_versions(input.version_id.as_deref())?;
-        self.store
-            .set_object_tags(&input.bucket, &input.key, Vec::new())
+        let version = version_arg(input.version_id.as_deref())?;
+        let version_id = self
+            .store
+            .set_object_tags(&input.bucket, &input.key, version, Vec::new())
             .await
             .or_s3()?;
-        no_content(DeleteObjectTaggingOutput::default())
+        no_content(DeleteObjectTaggingOutput { version_id })
     }
 
     async fn put_bucket_tagging(
@@ -550,6 +572,7 @@ impl S3 for BasaltS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
         let bucket = req.input.bucket;
         if bucket == crate::admin::ADMIN_BUCKET {
             return Err(s3_error!(
@@ -557,7 +580,10 @@ impl S3 for BasaltS3 {
                 "the bucket name {bucket} is reserved for Basalt's admin API"
             ));
         }
-        self.store.create_bucket(&bucket).await.or_s3()?;
+        self.store
+            .create_bucket(&bucket, object_lock)
+            .await
+            .or_s3()?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -623,6 +649,11 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
+        let lock = lock_of_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let given = ChecksumFields {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -656,6 +687,7 @@ impl S3 for BasaltS3 {
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithms,
             tags: tags_of_header(input.tagging.as_deref())?,
+            lock,
         };
         let record = self
             .store
@@ -665,6 +697,7 @@ impl S3 for BasaltS3 {
         let sums = ChecksumFields::of(&record.details.checksums);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&record.summary.etag)),
+            version_id: record.summary.version_id.clone(),
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
             checksum_crc64nvme: sums.crc64nvme,
@@ -719,6 +752,10 @@ impl S3 for BasaltS3 {
             checksum_crc64nvme: g.checksum_crc64nvme,
             checksum_sha1: g.checksum_sha1,
             checksum_sha256: g.checksum_sha256,
+            version_id: g.version_id,
+            object_lock_mode: g.object_lock_mode,
+            object_lock_retain_until_date: g.object_lock_retain_until_date,
+            object_lock_legal_hold_status: g.object_lock_legal_hold_status,
             ..Default::default()
         };
         Ok(partial_if_ranged(S3Response::new(output), &plan))
@@ -728,11 +765,23 @@ impl S3 for BasaltS3 {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.store
-            .delete_object(&req.input.bucket, &req.input.key)
+        let input = req.input;
+        let request = DeleteRequest {
+            version_id: version_arg(input.version_id.as_deref())?.map(str::to_owned),
+            bypass_governance: input.bypass_governance_retention.unwrap_or(false),
+        };
+        let deleted = self
+            .store
+            .delete_object(&input.bucket, &input.key, request)
             .await
             .or_s3()?;
-        no_content(DeleteObjectOutput::default())
+        no_content(DeleteObjectOutput {
+            delete_marker: deleted.delete_marker.then_some(true),
+            version_id: deleted
+                .version_id
+                .filter(|_| deleted.delete_marker || input.version_id.is_some()),
+            ..Default::default()
+        })
     }
 
     async fn delete_objects(
@@ -748,25 +797,41 @@ impl S3 for BasaltS3 {
         }
         self.store.bucket(&input.bucket).await.or_s3()?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
-            match self.store.delete_object(&input.bucket, &object.key).await {
-                Ok(_) => {
+            let result = match version_arg(object.version_id.as_deref()) {
+                Err(e) => Err(e),
+                Ok(version) => {
+                    let request = DeleteRequest {
+                        version_id: version.map(str::to_owned),
+                        bypass_governance,
+                    };
+                    self.store
+                        .delete_object(&input.bucket, &object.key, request)
+                        .await
+                        .map_err(to_s3)
+                }
+            };
+            match result {
+                Ok(d) => {
                     if !quiet {
+                        let marker_version = d.version_id.clone().filter(|_| d.delete_marker);
                         deleted.push(DeletedObject {
                             key: Some(object.key),
-                            ..Default::default()
+                            version_id: object.version_id,
+                            delete_marker: d.delete_marker.then_some(true),
+                            delete_marker_version_id: marker_version,
                         });
                     }
                 }
                 Err(e) => {
-                    let e = to_s3(e);
                     errors.push(Error {
                         code: Some(e.code().as_str().to_owned()),
                         key: Some(object.key),
                         message: e.message().map(str::to_owned),
-                        version_id: None,
+                        version_id: object.version_id,
                     });
                 }
             }
@@ -783,8 +848,17 @@ impl S3 for BasaltS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
-        let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
-        let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
+        let (src_bucket, src_key, src_version) = copy_source_of(&input.copy_source)?;
+        let source = self
+            .store
+            .head_version(src_bucket, src_key, src_version)
+            .await
+            .map_err(copy_source_error)?;
+        let lock = lock_of_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         check_copy_source_conditions(
             &source,
             input.copy_source_if_match.as_ref(),
@@ -796,7 +870,7 @@ impl S3 for BasaltS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src_bucket == input.bucket && src_key == input.key && !replace {
+        if src_bucket == input.bucket && src_key == input.key && src_version.is_none() && !replace {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -851,6 +925,7 @@ impl S3 for BasaltS3 {
                 user_metadata: metadata_vec(input.metadata),
                 checksum_algorithms: algorithms,
                 tags,
+                lock,
             }
         } else {
             ObjectWrite {
@@ -858,6 +933,7 @@ impl S3 for BasaltS3 {
                 user_metadata: source.details.user_metadata.clone(),
                 checksum_algorithms: algorithms,
                 tags,
+                lock,
             }
         };
         let record = self
@@ -877,6 +953,8 @@ impl S3 for BasaltS3 {
                 checksum_sha256: sums.sha256,
                 ..Default::default()
             }),
+            version_id: record.summary.version_id.clone(),
+            copy_source_version_id: source.summary.version_id.clone(),
             ..Default::default()
         }))
     }
@@ -997,6 +1075,11 @@ impl S3 for BasaltS3 {
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithm.into_iter().collect(),
             tags: tags_of_header(input.tagging.as_deref())?,
+            lock: lock_of_headers(
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?,
         };
         let upload_id = self
             .store
@@ -1086,8 +1169,12 @@ impl S3 for BasaltS3 {
             .upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .or_s3()?;
-        let (src_bucket, src_key) = copy_source_of(&input.copy_source)?;
-        let source = self.store.head_object(src_bucket, src_key).await.or_s3()?;
+        let (src_bucket, src_key, src_version) = copy_source_of(&input.copy_source)?;
+        let source = self
+            .store
+            .head_version(src_bucket, src_key, src_version)
+            .await
+            .map_err(copy_source_error)?;
         check_copy_source_conditions(
             &source,
             input.copy_source_if_match.as_ref(),
@@ -1148,6 +1235,7 @@ impl S3 for BasaltS3 {
                 checksum_sha1: sums.sha1,
                 checksum_sha256: sums.sha256,
             }),
+            copy_source_version_id: source.summary.version_id.clone(),
             ..Default::default()
         }))
     }
@@ -1197,6 +1285,7 @@ impl S3 for BasaltS3 {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&record.summary.etag)),
+            version_id: record.summary.version_id.clone(),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
         }))
@@ -1339,6 +1428,279 @@ impl S3 for BasaltS3 {
             common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
             ..Default::default()
         }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let config = input.versioning_configuration;
+        if config
+            .mfa_delete
+            .as_ref()
+            .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+        {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+        }
+        let state = match config.status.as_ref().map(BucketVersioningStatus::as_str) {
+            Some(BucketVersioningStatus::ENABLED) => VersioningState::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => VersioningState::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "Status must be Enabled or Suspended"
+                ));
+            }
+        };
+        self.store
+            .set_versioning(&input.bucket, state)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let state = self.store.versioning(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(GetBucketVersioningOutput {
+            status: state.map(|s| {
+                BucketVersioningStatus::from_static(match s {
+                    VersioningState::Enabled => BucketVersioningStatus::ENABLED,
+                    VersioningState::Suspended => BucketVersioningStatus::SUSPENDED,
+                })
+            }),
+            mfa_delete: None,
+        }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let max_keys = max_of(input.max_keys, "max-keys")?;
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
+        if input.version_id_marker.is_some() && input.key_marker.is_none() {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        version_arg(input.version_id_marker.as_deref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let page = self
+            .store
+            .list_versions(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                input.key_marker.as_deref(),
+                input.version_id_marker.as_deref(),
+                max_keys,
+            )
+            .await
+            .or_s3()?;
+        let encode = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+        let (mut versions, mut markers, mut prefixes) = (Vec::new(), Vec::new(), Vec::new());
+        for entry in page.entries {
+            match entry {
+                VersionEntry::Version {
+                    key,
+                    summary,
+                    is_latest,
+                } if summary.delete_marker => markers.push(DeleteMarkerEntry {
+                    is_latest: Some(is_latest),
+                    key: Some(encode(&key)),
+                    last_modified: Some(timestamp(summary.last_modified_ms)),
+                    owner: Some(owner()),
+                    version_id: Some(summary.version_name().to_owned()),
+                }),
+                VersionEntry::Version {
+                    key,
+                    summary,
+                    is_latest,
+                } => versions.push(ObjectVersion {
+                    e_tag: Some(etag(&summary.etag)),
+                    is_latest: Some(is_latest),
+                    key: Some(encode(&key)),
+                    last_modified: Some(timestamp(summary.last_modified_ms)),
+                    owner: Some(owner()),
+                    size: Some(summary.size as i64),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(
+                        ObjectVersionStorageClass::STANDARD,
+                    )),
+                    version_id: Some(summary.version_name().to_owned()),
+                    ..Default::default()
+                }),
+                VersionEntry::CommonPrefix(p) => prefixes.push(CommonPrefix {
+                    prefix: Some(encode(&p)),
+                }),
+            }
+        }
+        let (next_key_marker, next_version_id_marker) = match page.next_marker {
+            Some((key, version)) if page.is_truncated => (Some(encode(&key)), version),
+            _ => (None, None),
+        };
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encode(&prefix)),
+            delimiter: input.delimiter.map(|d| encode(&d)),
+            key_marker: Some(input.key_marker.map(|k| encode(&k)).unwrap_or_default()),
+            version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+            max_keys: Some(max_keys as i32),
+            is_truncated: Some(page.is_truncated),
+            next_key_marker,
+            next_version_id_marker,
+            versions: (!versions.is_empty()).then_some(versions),
+            delete_markers: (!markers.is_empty()).then_some(markers),
+            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        let input = req.input;
+        let config = lock_config_of(input.object_lock_configuration)?;
+        self.store
+            .set_object_lock_config(&input.bucket, config)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let config = self
+            .store
+            .object_lock_config(&req.input.bucket)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(GetObjectLockConfigurationOutput {
+            object_lock_configuration: Some(lock_config_dto(&config)),
+        }))
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        let input = req.input;
+        let version = version_arg(input.version_id.as_deref())?;
+        let retention = retention_of_body(input.retention)?;
+        self.store
+            .set_retention(
+                &input.bucket,
+                &input.key,
+                version,
+                retention,
+                input.bypass_governance_retention.unwrap_or(false),
+            )
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectRetentionOutput::default()))
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        let input = req.input;
+        let version = version_arg(input.version_id.as_deref())?;
+        self.store.object_lock_config(&input.bucket).await.or_s3()?;
+        let record = self
+            .store
+            .head_version(&input.bucket, &input.key, version)
+            .await
+            .or_s3()?;
+        let retention = record
+            .details
+            .lock
+            .retention
+            .ok_or_else(|| to_s3(basalt_object::ObjectError::NoSuchObjectLockConfiguration))?;
+        Ok(S3Response::new(GetObjectRetentionOutput {
+            retention: Some(retention_dto(retention)),
+        }))
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        let input = req.input;
+        let version = version_arg(input.version_id.as_deref())?;
+        let on = legal_hold_of_body(input.legal_hold)?;
+        self.store
+            .set_legal_hold(&input.bucket, &input.key, version, on)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        let input = req.input;
+        let version = version_arg(input.version_id.as_deref())?;
+        self.store.object_lock_config(&input.bucket).await.or_s3()?;
+        let record = self
+            .store
+            .head_version(&input.bucket, &input.key, version)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(GetObjectLegalHoldOutput {
+            legal_hold: Some(legal_hold_dto(record.details.lock.legal_hold)),
+        }))
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let input = req.input;
+        self.store.bucket(&input.bucket).await.or_s3()?;
+        let rules = crate::lifecycle::rules_of(input.lifecycle_configuration)?;
+        self.store
+            .set_lifecycle(&input.bucket, Some(rules))
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(
+            PutBucketLifecycleConfigurationOutput::default(),
+        ))
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let rules = self.store.lifecycle(&req.input.bucket).await.or_s3()?;
+        Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+            rules: Some(crate::lifecycle::rules_dto(&rules)),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        self.store
+            .set_lifecycle(&req.input.bucket, None)
+            .await
+            .or_s3()?;
+        no_content(DeleteBucketLifecycleOutput::default())
     }
 }
 

@@ -9,6 +9,8 @@ mod convert;
 mod cors;
 mod error;
 mod handlers;
+mod lifecycle;
+mod lock;
 mod service;
 
 pub use admin::ADMIN_BUCKET;
