@@ -111,7 +111,15 @@ async fn versions(client: &Client, bucket: &str, key: &str) -> Vec<(String, bool
 #[tokio::test]
 async fn versions_delete_markers_and_the_null_version() {
     let (_server, client) = server_with_bucket(BUCKET).await;
-    put(&client, BUCKET, "k", b"null one").await;
+    let unversioned = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .body(ByteStream::from_static(b"null one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unversioned.version_id(), None);
     enable(&client, BUCKET).await;
     let v1 = put(&client, BUCKET, "k", b"first").await;
     let v2 = put(&client, BUCKET, "k", b"second").await;
