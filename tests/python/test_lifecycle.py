@@ -179,3 +179,24 @@ def test_the_worker_never_deletes_locked_versions(s3, basalt, bucket_factory):
     assert report["skipped_locked"] >= 1
     versions = {v["VersionId"] for v in s3.list_object_versions(Bucket=b)["Versions"]}
     assert locked in versions and free not in versions
+
+
+def test_expiration_by_date_in_an_unversioned_bucket(s3, basalt, bucket):
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={"Rules": [{
+            "ID": "sunset", "Status": "Enabled", "Filter": {"Prefix": "old/"},
+            "Expiration": {"Date": dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)},
+        }]},
+    )
+    for key in ["old/a", "old/b", "new/a"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    _run_lifecycle(basalt, 30)
+    assert len(s3.list_objects_v2(Bucket=bucket)["Contents"]) == 3, "the date has not come"
+    days_to_2031 = (dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc) - dt.datetime.now(dt.timezone.utc)).days
+    _run_lifecycle(basalt, days_to_2031)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["new/a"]
+    # An unversioned bucket leaves no delete marker behind.
+    assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket).get("Versions", [])] == ["new/a"]
+    assert "DeleteMarkers" not in s3.list_object_versions(Bucket=bucket)

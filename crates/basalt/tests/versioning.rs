@@ -290,6 +290,86 @@ async fn lifecycle_rules_round_trip_and_bad_ones_change_nothing() {
     assert_eq!(rule.expiration().unwrap().days(), Some(7));
 }
 
+/// The periodic worker, with two-second days: an object under a one-day rule expires on its
+/// own, one outside the rule's prefix stays, and the admin status reports the run.
+#[tokio::test]
+async fn the_lifecycle_worker_expires_objects_on_its_own_clock() {
+    let server = Server::start_with(&["--lifecycle-day", "2s", "--lifecycle-interval", "1s"]);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(BUCKET)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(
+                    LifecycleRule::builder()
+                        .id("tmp")
+                        .status(ExpirationStatus::Enabled)
+                        .filter(LifecycleRuleFilter::builder().prefix("tmp/").build())
+                        .expiration(LifecycleExpiration::builder().days(1).build())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for key in ["tmp/a", "keep/a"] {
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        if keys == ["keep/a"] {
+            break;
+        }
+        assert!(keys.contains(&"keep/a"), "keep/a expired: {keys:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tmp/a did not expire: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args([
+            "admin",
+            "--json",
+            "status",
+            "--endpoint",
+            &server.endpoint(),
+        ])
+        .env("BASALT_ROOT_USER", common::ACCESS_KEY)
+        .env("BASALT_ROOT_PASSWORD", common::SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["lifecycle"]["day_seconds"], 2.0);
+    assert!(
+        status["lifecycle"]["last"]["current_expired"]
+            .as_u64()
+            .unwrap()
+            <= 1
+    );
+    assert!(status["lifecycle"]["last"]["buckets"].as_u64().unwrap() >= 1);
+}
+
 /// Versions each writer had acknowledged: key → [(version id, md5)].
 type Acked = Arc<Mutex<HashMap<String, Vec<(String, [u8; 16])>>>>;
 
@@ -310,7 +390,10 @@ async fn acknowledged_versions_survive_sigkill_during_overwrites() {
     let mut first = HashMap::new();
     for k in 0..4 {
         let key = format!("k{k}");
-        first.insert(key.clone(), put(&client, BUCKET, &key, key.as_bytes()).await);
+        first.insert(
+            key.clone(),
+            put(&client, BUCKET, &key, key.as_bytes()).await,
+        );
     }
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let mut rng = rand::rng();
@@ -365,7 +448,11 @@ async fn acknowledged_versions_survive_sigkill_during_overwrites() {
             let mut unique = ids.clone();
             unique.sort_unstable();
             unique.dedup();
-            assert_eq!(unique.len(), ids.len(), "round {round}: {key} lists a version twice");
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "round {round}: {key} lists a version twice"
+            );
             assert_eq!(
                 ids.last(),
                 Some(&original.as_str()),
@@ -380,7 +467,13 @@ async fn acknowledged_versions_survive_sigkill_during_overwrites() {
                 assert_eq!(<[u8; 16]>::from(Md5::digest(&bytes)), *md5, "round {round}");
             }
             // The current version is the newest listed, and every listed version reads.
-            let head = client.head_object().bucket(BUCKET).key(key).send().await.unwrap();
+            let head = client
+                .head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(head.version_id(), ids.first().copied(), "round {round}");
             for id in &ids {
                 read(&client, BUCKET, key, Some(id)).await;
@@ -388,6 +481,9 @@ async fn acknowledged_versions_survive_sigkill_during_overwrites() {
         }
     }
     eprintln!("{rounds} rounds, {total} acknowledged versioned overwrites verified");
-    assert!(total > rounds, "too few acknowledged writes to prove anything");
+    assert!(
+        total > rounds,
+        "too few acknowledged writes to prove anything"
+    );
     server.terminate();
 }
