@@ -141,6 +141,11 @@ pub struct ServerArgs {
     /// experiments: clients must trust <meta-dir>/tls/cert.pem)
     #[arg(long, env = "BASALT_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+    /// SSE-S3 master keys: lines of `<id> <base64 of 32 bytes>`, the last one wrapping new
+    /// objects; rotate by appending a line [default: <meta-dir>/sse-master.keys, created with a
+    /// random key on first use]
+    #[arg(long, env = "BASALT_SSE_MASTER_KEY_FILE")]
+    pub sse_master_key_file: Option<PathBuf>,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -177,6 +182,7 @@ struct FileConfig {
     scrub_rate: Option<u64>,
     lifecycle_interval: Option<String>,
     lifecycle_day: Option<String>,
+    sse_master_key_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
@@ -215,6 +221,7 @@ pub struct ServerConfig {
     pub scrub_rate: u64,
     pub lifecycle_interval: Option<Duration>,
     pub lifecycle_day: Duration,
+    pub sse_master_key_file: Option<PathBuf>,
     pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
@@ -297,6 +304,7 @@ impl ServerConfig {
             scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
             lifecycle_interval,
             lifecycle_day,
+            sse_master_key_file: args.sse_master_key_file.or(file.sse_master_key_file),
             tls,
             region: args
                 .region
@@ -349,6 +357,7 @@ mod tests {
             scrub_rate: None,
             lifecycle_interval: None,
             lifecycle_day: None,
+            sse_master_key_file: None,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,

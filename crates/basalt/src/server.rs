@@ -28,11 +28,18 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         min_part_size: config.min_part_size,
         meta_cache_bytes: config.meta_cache,
         redundancy: config.redundancy,
+        key_file: config.sse_master_key_file.clone(),
     };
     let store =
         tokio::task::spawn_blocking(move || ObjectStore::open(&drives, &meta_dir, object_config))
             .await?
             .with_context(|| format!("opening the store at {}", config.meta_dir.display()))?;
+    if config.sse_master_key_file.is_some() {
+        // A key file named explicitly must be usable before the node serves anything.
+        store
+            .master_keys()
+            .context("loading the SSE-S3 master keys")?;
+    }
     let (access_key, secret_key) = root_credentials(&config)?;
 
     let service = build_service(

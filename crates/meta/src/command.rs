@@ -2,8 +2,8 @@
 //! refused (its error is returned) changes nothing.
 
 use crate::record::{
-    BucketRecord, CorsRule, LifecycleRule, ObjectLockConfig, ObjectRecord, PartRecord, Retention,
-    StripeRef, Tags, UploadRecord, VersioningState,
+    BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, ObjectRecord,
+    PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
 };
 use crate::store::PayloadOwner;
 
@@ -40,6 +40,11 @@ pub enum Command {
     SetObjectLockConfig {
         bucket: String,
         config: ObjectLockConfig,
+    },
+    /// Sets (or with `None` removes) a bucket's default encryption.
+    SetBucketEncryption {
+        bucket: String,
+        config: Option<DefaultEncryption>,
     },
     /// Replaces (or with `None` removes) a bucket's lifecycle rules.
     SetLifecycle {

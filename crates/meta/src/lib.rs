@@ -35,10 +35,10 @@ mod store;
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
-    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, DefaultRetention,
-    LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLock, ObjectLockConfig, ObjectRecord,
-    ObjectSummary, PartRecord, Payload, Retention, RetentionMode, ShardRef, StandardHeaders,
-    StripeRef, Tags, UploadRecord, VersioningState,
+    BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, DefaultEncryption,
+    DefaultRetention, Encryption, LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLock,
+    ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload, Retention, RetentionMode,
+    ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord, VersioningState,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
 pub use store::{

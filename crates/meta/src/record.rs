@@ -10,8 +10,9 @@ use crate::MetaError;
 /// the change only appends an enum variant, so version-1 records decode with the same types.
 /// Version 3 added `tags` to [`ObjectDetails`] and [`UploadRecord`]; older object and upload
 /// records decode through their version-2 layout in [`legacy`].
-/// Version 4 added versioning and object lock: `version_id` and `delete_marker` to
-/// [`ObjectSummary`], `lock` to [`ObjectDetails`] and [`UploadRecord`].
+/// Version 4 added versioning, object lock and encryption at rest: `version_id` and
+/// `delete_marker` to [`ObjectSummary`], `lock` and `encryption` to [`ObjectDetails`] and
+/// [`UploadRecord`].
 pub const FORMAT_VERSION: u8 = 4;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
@@ -237,6 +238,31 @@ pub struct Retention {
     pub until_ms: i64,
 }
 
+/// How an object's chunks are encrypted at rest (AES-256-GCM, a data key per object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encryption {
+    /// SSE-S3: the data key, sealed by the node's master key `key_id`.
+    Managed {
+        key_id: String,
+        #[serde(with = "serde_bytes")]
+        wrapped_key: Vec<u8>,
+    },
+    /// SSE-C: the data key is derived from the customer's key and `salt`; the key itself is
+    /// never stored, only a check value that tells a wrong key from damaged data.
+    Customer {
+        salt: [u8; 16],
+        key_check: [u8; 32],
+        /// Base64 of the key's MD5, as S3 echoes it back.
+        key_md5: String,
+    },
+}
+
+/// A bucket's default encryption (PutBucketEncryption): SSE-S3 for every new object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultEncryption {
+    pub bucket_key_enabled: bool,
+}
+
 /// The object-lock state of one version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectLock {
@@ -314,6 +340,7 @@ pub struct ObjectDetails {
     pub payload: Payload,
     pub tags: Tags,
     pub lock: ObjectLock,
+    pub encryption: Option<Encryption>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +359,8 @@ pub struct UploadRecord {
     pub tags: Tags,
     /// Given at creation (`x-amz-object-lock-*`), applied to the completed object.
     pub lock: ObjectLock,
+    /// How the parts (and so the completed object) are encrypted.
+    pub encryption: Option<Encryption>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +380,7 @@ impl Record for Vec<CorsRule> {}
 impl Record for VersioningState {}
 impl Record for ObjectLockConfig {}
 impl Record for Vec<LifecycleRule> {}
+impl Record for DefaultEncryption {}
 
 impl Record for ObjectRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
@@ -380,6 +410,7 @@ impl Record for ObjectRecord {
                 payload: old.details.payload,
                 tags: old.details.tags,
                 lock: ObjectLock::default(),
+                encryption: None,
             },
         })
     }
@@ -406,6 +437,7 @@ impl Record for UploadRecord {
             checksum_algorithm: old.checksum_algorithm,
             tags: old.tags,
             lock: ObjectLock::default(),
+            encryption: None,
         })
     }
 }
@@ -516,6 +548,10 @@ mod tests {
                     }),
                     legal_hold: true,
                 },
+                encryption: Some(Encryption::Managed {
+                    key_id: "k1".into(),
+                    wrapped_key: vec![1, 2, 3],
+                }),
             },
         }
     }

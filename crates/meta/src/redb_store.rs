@@ -13,9 +13,9 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, CorsRule, LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLockConfig,
-    ObjectRecord, ObjectSummary, PartRecord, Payload, Record, RetentionMode, StripeRef, Tags,
-    UploadRecord, VersioningState, decode, decode_summary, encode,
+    BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, NULL_VERSION, ObjectDetails,
+    ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload, Record, RetentionMode,
+    StripeRef, Tags, UploadRecord, VersioningState, decode, decode_summary, encode,
 };
 use crate::store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
@@ -40,6 +40,7 @@ const CORS_SETTING: &str = "cors";
 const VERSIONING_SETTING: &str = "versioning";
 const OBJECT_LOCK_SETTING: &str = "object-lock";
 const LIFECYCLE_SETTING: &str = "lifecycle";
+const ENCRYPTION_SETTING: &str = "encryption";
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -426,6 +427,9 @@ impl<'txn> Tables<'txn> {
                     ));
                 }
                 self.set_setting(bucket, OBJECT_LOCK_SETTING, Some(config))
+            }
+            Command::SetBucketEncryption { bucket, config } => {
+                self.set_setting(bucket, ENCRYPTION_SETTING, config.as_ref())
             }
             Command::SetLifecycle { bucket, rules } => {
                 self.set_setting(bucket, LIFECYCLE_SETTING, rules.as_ref())
@@ -881,6 +885,7 @@ impl<'txn> Tables<'txn> {
                     payload: Payload::Inline(Vec::new()),
                     tags: Vec::new(),
                     lock: Default::default(),
+                    encryption: None,
                 },
             };
             let (garbage, version_id) = self.install(bucket, key, marker)?;
@@ -1061,6 +1066,7 @@ impl<'txn> Tables<'txn> {
                 ),
                 tags: upload.tags,
                 lock: upload.lock,
+                encryption: upload.encryption,
             },
         };
         self.apply_lock_defaults(bucket, &mut record)?;
@@ -1382,6 +1388,13 @@ impl MetaStore for RedbStore {
         self.get_setting(bucket, LIFECYCLE_SETTING).await
     }
 
+    async fn get_bucket_encryption(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<DefaultEncryption>, MetaError> {
+        self.get_setting(bucket, ENCRYPTION_SETTING).await
+    }
+
     async fn list_objects(
         &self,
         bucket: &str,
@@ -1663,6 +1676,7 @@ mod tests {
                 }]),
                 tags: vec![],
                 lock: Default::default(),
+                encryption: None,
             },
         }
     }
@@ -1686,6 +1700,7 @@ mod tests {
             checksum_algorithm: None,
             tags: vec![("from".into(), "upload".into())],
             lock: Default::default(),
+            encryption: None,
         };
         store
             .execute(Command::CreateUpload {

@@ -2,7 +2,7 @@ use crate::{
     BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
     StripeRef, UploadRecord,
 };
-use crate::{CorsRule, LifecycleRule, ObjectLockConfig, Tags, VersioningState};
+use crate::{CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, Tags, VersioningState};
 
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +173,11 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Option<ObjectLockConfig>, MetaError>;
 
     async fn get_lifecycle(&self, bucket: &str) -> Result<Option<Vec<LifecycleRule>>, MetaError>;
+
+    async fn get_bucket_encryption(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<DefaultEncryption>, MetaError>;
 
     /// Lists keys of `bucket` that start with `prefix` and sort after `start_after`, rolling
     /// keys up to common prefixes at the first `delimiter` after the prefix.

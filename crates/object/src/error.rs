@@ -70,6 +70,8 @@ pub enum ObjectError {
     NoSuchObjectLockConfiguration,
     #[error("the lifecycle configuration does not exist")]
     NoSuchLifecycleConfiguration,
+    #[error("the server side encryption configuration was not found")]
+    NoBucketEncryption,
 }
 
 impl From<MetaError> for ObjectError {

@@ -7,6 +7,7 @@
 //! promised (Content-MD5, flexible checksums, trailers); a stage that is dropped uncommitted
 //! deletes its chunks.
 
+mod crypto;
 mod digest;
 mod error;
 mod lifecycle;
@@ -18,11 +19,13 @@ mod versions;
 
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
-    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, DefaultRetention, LifecycleRule,
-    ListEntry, ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectRecord, ObjectSummary,
-    PartListing, Precondition, Retention, RetentionMode, StandardHeaders, Tags, UploadListing,
-    UploadPage, UploadRecord, VersionEntry, VersionPage, VersioningState,
+    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, DefaultEncryption, DefaultRetention,
+    Encryption, LifecycleRule, ListEntry, ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig,
+    ObjectRecord, ObjectSummary, PartListing, Precondition, Retention, RetentionMode,
+    StandardHeaders, Tags, UploadListing, UploadPage, UploadRecord, VersionEntry, VersionPage,
+    VersioningState,
 };
+pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;
 pub use error::ObjectError;
 pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
@@ -31,7 +34,7 @@ pub use maintenance::{
 };
 pub use stage::Staged;
 pub use store::{
-    ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite,
+    ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite, Sse,
     is_valid_version_id, new_version_id, now_ms,
 };
 pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};

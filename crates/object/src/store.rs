@@ -2,21 +2,22 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
 use basalt_meta::{
     BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
-    ListPage, MetaStore, ObjectDetails, ObjectLock, ObjectRecord, ObjectSummary, PartListing,
-    PartRecord, Payload, PayloadOwner, Precondition, RedbStore, StandardHeaders, StripeRef, Tags,
-    UploadPage, UploadRecord,
+    DefaultEncryption, Encryption, ListPage, MetaStore, ObjectDetails, ObjectLock, ObjectRecord,
+    ObjectSummary, PartListing, PartRecord, Payload, PayloadOwner, Precondition, RedbStore,
+    StandardHeaders, StripeRef, Tags, UploadPage, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
 use crate::ObjectError;
+use crate::crypto::{CustomerKey, DataKey, MasterKeys};
 use crate::digest::{Hashers, multipart_etag};
 use crate::maintenance::Maintenance;
 use crate::stage::{Staged, StripeGuard, StripeSink, to_info};
@@ -37,6 +38,9 @@ pub struct ObjectConfig {
     pub meta_cache_bytes: usize,
     /// How new chunks are protected; `None` picks the default for the number of drives.
     pub redundancy: Option<Redundancy>,
+    /// The SSE-S3 master key file (created on first use if missing); `None`:
+    /// `<meta-dir>/sse-master.keys`.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ObjectConfig {
@@ -47,6 +51,7 @@ impl Default for ObjectConfig {
             min_part_size: 5 << 20,
             meta_cache_bytes: basalt_meta::DEFAULT_CACHE_BYTES,
             redundancy: None,
+            key_file: None,
         }
     }
 }
@@ -62,6 +67,20 @@ pub struct ObjectWrite {
     pub tags: Tags,
     /// Retention and legal hold of the new version (`x-amz-object-lock-*`).
     pub lock: ObjectLock,
+    /// How the staged body was sealed (see [`ObjectStore::sealing`]).
+    pub encryption: Option<Encryption>,
+}
+
+/// The encryption a write asks for.
+#[derive(Debug, Clone, Default)]
+pub enum Sse {
+    /// None, unless the bucket has a default encryption.
+    #[default]
+    Default,
+    /// SSE-S3 (`x-amz-server-side-encryption: AES256`).
+    Managed,
+    /// SSE-C.
+    Customer(CustomerKey),
 }
 
 /// Which version a delete addresses, and whether governance retention may be bypassed.
@@ -114,6 +133,8 @@ pub struct ObjectStore {
     pub(crate) stripes: StripeStore,
     config: ObjectConfig,
     pub(crate) maintenance: Arc<Maintenance>,
+    /// Loaded on first use, so nodes that never encrypt never create a key file.
+    master_keys: Arc<OnceLock<Result<Arc<MasterKeys>, String>>>,
 }
 
 impl ObjectStore {
@@ -123,6 +144,7 @@ impl ObjectStore {
             stripes,
             config,
             maintenance: Arc::new(Maintenance::new()),
+            master_keys: Arc::default(),
         }
     }
 
@@ -131,8 +153,11 @@ impl ObjectStore {
     pub fn open(
         drives: &[PathBuf],
         meta_dir: &Path,
-        config: ObjectConfig,
+        mut config: ObjectConfig,
     ) -> Result<Self, ObjectError> {
+        if config.key_file.is_none() {
+            config.key_file = Some(meta_dir.join("sse-master.keys"));
+        }
         std::fs::create_dir_all(meta_dir)
             .map_err(|e| ObjectError::Internal(format!("{}: {e}", meta_dir.display())))?;
         let stripes = StripeStore::open(drives, config.redundancy)?;
@@ -293,6 +318,7 @@ impl ObjectStore {
         algorithms: &[ChecksumAlgorithm],
         expected_len: Option<u64>,
         allow_inline: bool,
+        seal: Option<&DataKey>,
     ) -> Result<Staged, ObjectError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
@@ -300,8 +326,12 @@ impl ObjectStore {
     {
         let chunk_size = self.config.chunk_size;
         let guard = StripeGuard::new(self.stripes.clone());
-        let mut pipeline =
-            ChunkPipeline::new(self.stripes.clone(), &guard, Hashers::new(algorithms));
+        let mut pipeline = ChunkPipeline::new(
+            self.stripes.clone(),
+            &guard,
+            Hashers::new(algorithms),
+            seal.cloned(),
+        );
         // Each chunk gets a buffer of exactly its size: no reallocation as it fills. A body
         // known to be smaller gets a buffer of its own size.
         let first = expected_len.map_or(chunk_size, |n| (n as usize).min(chunk_size));
@@ -337,7 +367,10 @@ impl ObjectStore {
         let mut hashers = pipeline.finish().await?;
         let inline = inline.then(|| {
             hashers.update(&tail);
-            tail
+            match seal {
+                Some(key) => Bytes::from(key.seal(&tail)),
+                None => tail,
+            }
         });
         Ok(Staged {
             size,
@@ -349,17 +382,20 @@ impl ObjectStore {
 
     /// Stages `range` of an existing object as a new body (CopyObject, UploadPartCopy). A
     /// source that fails to read is stored data gone bad, not a client's broken body.
+    #[allow(clippy::too_many_arguments)]
     pub async fn stage_copy(
         &self,
         (bucket, key): (&str, &str),
         source: &ObjectRecord,
+        source_key: Option<&DataKey>,
         range: Range<u64>,
         algorithms: &[ChecksumAlgorithm],
         allow_inline: bool,
+        seal: Option<&DataKey>,
     ) -> Result<Staged, ObjectError> {
         let len = range.end - range.start;
-        let stream = self.read((bucket, key), source, range).await?;
-        self.stage(stream, algorithms, Some(len), allow_inline)
+        let stream = self.read((bucket, key), source, range, source_key).await?;
+        self.stage(stream, algorithms, Some(len), allow_inline, seal)
             .await
             .map_err(|e| match e {
                 ObjectError::Body(detail) => ObjectError::Corrupt(format!("copy source: {detail}")),
@@ -395,6 +431,7 @@ impl ObjectStore {
                 payload,
                 tags: write.tags,
                 lock: write.lock,
+                encryption: write.encryption,
             },
         };
         let mut record = record;
@@ -521,6 +558,90 @@ impl ObjectStore {
             .ok_or(ObjectError::NoSuchTagSet)
     }
 
+    // ---- encryption ----
+
+    /// The node's SSE-S3 master keys, loaded (or created) on first use.
+    pub fn master_keys(&self) -> Result<Arc<MasterKeys>, ObjectError> {
+        self.master_keys
+            .get_or_init(|| {
+                let path = self
+                    .config
+                    .key_file
+                    .clone()
+                    .ok_or_else(|| "no SSE-S3 master key file is configured".to_owned())?;
+                MasterKeys::load_or_create(&path).map(Arc::new)
+            })
+            .clone()
+            .map_err(|e| ObjectError::Internal(format!("SSE-S3 master keys: {e}")))
+    }
+
+    /// The key to seal a new object (or upload) with, and its record: what the request asks
+    /// for, or the bucket's default encryption.
+    pub async fn sealing(
+        &self,
+        bucket: &str,
+        requested: Sse,
+    ) -> Result<Option<(DataKey, Encryption)>, ObjectError> {
+        let managed = match requested {
+            Sse::Customer(key) => return Ok(Some(key.new_data_key())),
+            Sse::Managed => true,
+            Sse::Default => self.meta.get_bucket_encryption(bucket).await?.is_some(),
+        };
+        if !managed {
+            return Ok(None);
+        }
+        let keys = self.master_keys()?;
+        Ok(Some(keys.new_data_key()))
+    }
+
+    /// The key that opens an object (or upload) sealed as `encryption` says.
+    pub fn opening(
+        &self,
+        encryption: Option<&Encryption>,
+        customer: Option<&CustomerKey>,
+    ) -> Result<Option<DataKey>, ObjectError> {
+        match encryption {
+            None => Ok(None),
+            Some(Encryption::Managed {
+                key_id,
+                wrapped_key,
+            }) => Ok(Some(self.master_keys()?.unwrap(key_id, wrapped_key)?)),
+            Some(Encryption::Customer {
+                salt, key_check, ..
+            }) => match customer {
+                Some(key) => Ok(Some(key.open_record(salt, key_check)?)),
+                None => Err(ObjectError::InvalidRequest(
+                    "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.".into(),
+                )),
+            },
+        }
+    }
+
+    pub async fn set_bucket_encryption(
+        &self,
+        bucket: &str,
+        config: Option<DefaultEncryption>,
+    ) -> Result<(), ObjectError> {
+        if config.is_some() {
+            // Fail now, not on the first write, if the key file cannot be made.
+            self.master_keys()?;
+        }
+        self.meta
+            .execute(Command::SetBucketEncryption {
+                bucket: bucket.to_owned(),
+                config,
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn bucket_encryption(&self, bucket: &str) -> Result<DefaultEncryption, ObjectError> {
+        self.meta
+            .get_bucket_encryption(bucket)
+            .await?
+            .ok_or(ObjectError::NoBucketEncryption)
+    }
+
     // ---- CORS ----
 
     /// Sets (`Some`) or removes (`None`) a bucket's CORS rules (validated by the caller, which
@@ -591,6 +712,7 @@ impl ObjectStore {
         (bucket, key): (&str, &str),
         record: &ObjectRecord,
         range: Range<u64>,
+        sealed_by: Option<&DataKey>,
     ) -> Result<ByteStream, ObjectError> {
         let owner = PayloadOwner::Object {
             bucket: bucket.to_owned(),
@@ -599,6 +721,14 @@ impl ObjectStore {
         };
         let stripes = match &record.details.payload {
             Payload::Inline(data) => {
+                let opened;
+                let data = match sealed_by {
+                    Some(key) => {
+                        opened = key.open(data)?;
+                        &opened
+                    }
+                    None => data,
+                };
                 let slice = data
                     .get(range.start as usize..range.end as usize)
                     .ok_or_else(|| {
@@ -611,15 +741,30 @@ impl ObjectStore {
         };
         let mut wanted = Vec::new();
         let mut offset = 0u64;
+        // A sealed chunk is opened whole: the stored range covers it all, `plain` is the slice
+        // of the opened chunk.
+        let overhead = if sealed_by.is_some() {
+            crate::SEAL_OVERHEAD as u32
+        } else {
+            0
+        };
         for stripe in &stripes {
-            let chunk_range = offset..offset + u64::from(stripe.len);
+            let plain_len = stripe.len.checked_sub(overhead).ok_or_else(|| {
+                ObjectError::Corrupt("an encrypted chunk is shorter than its seal".into())
+            })?;
+            let chunk_range = offset..offset + u64::from(plain_len);
             offset = chunk_range.end;
-            if chunk_range.end <= range.start || chunk_range.start >= range.end || stripe.len == 0 {
+            if chunk_range.end <= range.start || chunk_range.start >= range.end || plain_len == 0 {
                 continue;
             }
             let from = range.start.saturating_sub(chunk_range.start) as usize;
             let to = (range.end.min(chunk_range.end) - chunk_range.start) as usize;
-            wanted.push((to_info(stripe), from..to));
+            let stored = if sealed_by.is_some() {
+                0..stripe.len as usize
+            } else {
+                from..to
+            };
+            wanted.push((to_info(stripe), stored, from..to));
         }
         if offset != record.summary.size {
             return Err(ObjectError::Corrupt(
@@ -627,19 +772,32 @@ impl ObjectStore {
             ));
         }
         let this = self.clone();
+        let sealed_by = sealed_by.cloned();
         let mut stream = futures::stream::iter(wanted)
-            .map(move |(info, slice)| {
-                let (this, owner) = (this.clone(), owner.clone());
+            .map(move |(info, stored, plain)| {
+                let (this, owner, sealed_by) = (this.clone(), owner.clone(), sealed_by.clone());
                 async move {
                     let store = this.stripes.clone();
                     let (info, read) =
-                        blocking(move || Ok(store.read_blocking(&info, slice).map(|r| (info, r))))
+                        blocking(move || Ok(store.read_blocking(&info, stored).map(|r| (info, r))))
                             .await?
                             .inspect_err(|e| tracing::error!(error = %e, "chunk read failed"))?;
                     if !read.damaged.is_empty() {
                         this.queue_heal(Some(&owner), [info]);
                     }
-                    Ok::<_, ObjectError>(futures::stream::iter(read.pieces.into_iter().map(Ok)))
+                    let pieces = match sealed_by {
+                        None => read.pieces,
+                        Some(key) => {
+                            let opened = tokio::task::spawn_blocking(move || {
+                                key.open(&read.pieces.concat())
+                                    .map(|chunk| Bytes::from(chunk).slice(plain))
+                            })
+                            .await
+                            .map_err(task_failed)??;
+                            vec![opened]
+                        }
+                    };
+                    Ok::<_, ObjectError>(futures::stream::iter(pieces.into_iter().map(Ok)))
                 }
             })
             .buffered(READS_IN_FLIGHT)
@@ -684,6 +842,7 @@ impl ObjectStore {
             checksum_algorithm: write.checksum_algorithms.first().copied(),
             tags: write.tags,
             lock: write.lock,
+            encryption: write.encryption,
         };
         self.meta
             .execute(Command::CreateUpload {
@@ -884,6 +1043,8 @@ struct ChunkPipeline<'g> {
     next_index: usize,
     /// The fan-out directory of all of this write's shards.
     group: u8,
+    /// Seals each chunk before it is encoded (encryption at rest).
+    seal: Option<DataKey>,
 }
 
 fn task_failed(e: tokio::task::JoinError) -> ObjectError {
@@ -900,7 +1061,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl<'g> ChunkPipeline<'g> {
-    fn new(store: StripeStore, guard: &'g StripeGuard, hashers: Hashers) -> Self {
+    fn new(
+        store: StripeStore,
+        guard: &'g StripeGuard,
+        hashers: Hashers,
+        seal: Option<DataKey>,
+    ) -> Self {
         Self {
             store,
             guard,
@@ -910,6 +1076,7 @@ impl<'g> ChunkPipeline<'g> {
             writes: VecDeque::new(),
             next_index: 0,
             group: rand::random(),
+            seal,
         }
     }
 
@@ -935,9 +1102,13 @@ impl<'g> ChunkPipeline<'g> {
             }
         }
         let (store, sink) = (self.store.clone(), self.sink.clone());
-        let (index, group) = (self.next_index, self.group);
+        let (index, group, seal) = (self.next_index, self.group, self.seal.clone());
         self.next_index += 1;
         self.writes.push_back(tokio::task::spawn_blocking(move || {
+            let chunk = match seal {
+                Some(key) => Bytes::from(key.seal(&chunk)),
+                None => chunk,
+            };
             store
                 .write_blocking(group, &chunk)
                 .map(|stripe| sink.keep(index, stripe))

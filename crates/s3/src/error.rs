@@ -102,6 +102,10 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
             NoSuchLifecycleConfiguration,
             "The lifecycle configuration does not exist"
         ),
+        ObjectError::NoBucketEncryption => s3_error!(
+            ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found"
+        ),
         ObjectError::Corrupt(_) => {
             tracing::error!(error = %message, "corrupt data refused");
             s3_error!(

@@ -19,6 +19,7 @@ use crate::lock::{
     legal_hold_dto, legal_hold_of_body, lock_config_dto, lock_config_of, lock_fields,
     lock_of_headers, retention_dto, retention_of_body,
 };
+use crate::sse;
 
 const MAX_KEYS: i32 = 1000;
 const MAX_PART_NUMBER: i32 = 10_000;
@@ -223,6 +224,15 @@ macro_rules! prepare_read {
             $input.if_modified_since.as_ref(),
             $input.if_unmodified_since.as_ref(),
         )?;
+        let customer = sse::customer_key(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+        )?;
+        let opened = $self
+            .store
+            .opening(record.details.encryption.as_ref(), customer.as_ref())
+            .or_s3()?;
         let plan = plan_read(&record, $input.part_number, $input.range)?;
         let overrides = Overrides {
             content_type: $input.response_content_type,
@@ -233,7 +243,7 @@ macro_rules! prepare_read {
             expires: $input.response_expires,
         };
         let output = describe(&record, &plan, overrides, $input.checksum_mode.is_some());
-        (record, plan, output)
+        (record, plan, output, opened)
     }};
 }
 
@@ -315,7 +325,11 @@ fn describe(
         ChecksumFields::default()
     };
     let lock = lock_fields(&record.details.lock);
+    let sse = sse::fields(record.details.encryption.as_ref());
     GetObjectOutput {
+        server_side_encryption: sse.server_side_encryption,
+        sse_customer_algorithm: sse.customer_algorithm,
+        sse_customer_key_md5: sse.customer_key_md5,
         version_id: record.summary.version_id.clone(),
         object_lock_mode: lock.mode,
         object_lock_retain_until_date: lock.until,
@@ -424,12 +438,13 @@ impl BasaltS3 {
         algorithms: Vec<basalt_object::ChecksumAlgorithm>,
         trailers: Option<&s3s::TrailingHeaders>,
         allow_inline: bool,
+        seal: Option<&basalt_object::DataKey>,
     ) -> S3Result<basalt_object::Staged> {
         let expected_len = content_length.map(|n| u64::try_from(n).unwrap_or(0));
         let staged = match body {
             Some(body) => {
                 self.store
-                    .stage(body, &algorithms, expected_len, allow_inline)
+                    .stage(body, &algorithms, expected_len, allow_inline, seal)
                     .await
             }
             None => {
@@ -439,6 +454,7 @@ impl BasaltS3 {
                         &algorithms,
                         expected_len,
                         allow_inline,
+                        seal,
                     )
                     .await
             }
@@ -663,6 +679,18 @@ impl S3 for BasaltS3 {
         };
         let algorithms =
             requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
+        let customer = sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
+        let (seal, encryption) = self
+            .store
+            .sealing(&input.bucket, requested)
+            .await
+            .or_s3()?
+            .unzip();
         let staged = self
             .stage_verified(
                 input.body,
@@ -672,6 +700,7 @@ impl S3 for BasaltS3 {
                 algorithms.clone(),
                 req.trailing_headers.as_ref(),
                 true,
+                seal.as_ref(),
             )
             .await?;
         let write = ObjectWrite {
@@ -688,6 +717,7 @@ impl S3 for BasaltS3 {
             checksum_algorithms: algorithms,
             tags: tags_of_header(input.tagging.as_deref())?,
             lock,
+            encryption,
         };
         let record = self
             .store
@@ -695,8 +725,12 @@ impl S3 for BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
+        let sse = sse::fields(record.details.encryption.as_ref());
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&record.summary.etag)),
+            server_side_encryption: sse.server_side_encryption,
+            sse_customer_algorithm: sse.customer_algorithm,
+            sse_customer_key_md5: sse.customer_key_md5,
             version_id: record.summary.version_id.clone(),
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
@@ -714,10 +748,15 @@ impl S3 for BasaltS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let (record, plan, mut output) = prepare_read!(self, input);
+        let (record, plan, mut output, opened) = prepare_read!(self, input);
         let stream = self
             .store
-            .read((&input.bucket, &input.key), &record, plan.range.clone())
+            .read(
+                (&input.bucket, &input.key),
+                &record,
+                plan.range.clone(),
+                opened.as_ref(),
+            )
             .await
             .or_s3()?;
         output.body = Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(
@@ -732,7 +771,7 @@ impl S3 for BasaltS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let (_, plan, g) = prepare_read!(self, input);
+        let (_, plan, g, _) = prepare_read!(self, input);
         let output = HeadObjectOutput {
             accept_ranges: g.accept_ranges,
             content_length: g.content_length,
@@ -756,6 +795,9 @@ impl S3 for BasaltS3 {
             object_lock_mode: g.object_lock_mode,
             object_lock_retain_until_date: g.object_lock_retain_until_date,
             object_lock_legal_hold_status: g.object_lock_legal_hold_status,
+            server_side_encryption: g.server_side_encryption,
+            sse_customer_algorithm: g.sse_customer_algorithm,
+            sse_customer_key_md5: g.sse_customer_key_md5,
             ..Default::default()
         };
         Ok(partial_if_ranged(S3Response::new(output), &plan))
@@ -859,6 +901,22 @@ impl S3 for BasaltS3 {
             input.object_lock_retain_until_date.as_ref(),
             input.object_lock_legal_hold_status.as_ref(),
         )?;
+        let source_customer = sse::customer_key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        let source_key = self
+            .store
+            .opening(source.details.encryption.as_ref(), source_customer.as_ref())
+            .or_s3()?;
+        let target_customer = sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let requested = sse::requested(input.server_side_encryption.as_ref(), target_customer)?;
+        let changes_encryption = !matches!(requested, basalt_object::Sse::Default);
         check_copy_source_conditions(
             &source,
             input.copy_source_if_match.as_ref(),
@@ -870,7 +928,12 @@ impl S3 for BasaltS3 {
             .metadata_directive
             .as_ref()
             .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if src_bucket == input.bucket && src_key == input.key && src_version.is_none() && !replace {
+        if src_bucket == input.bucket
+            && src_key == input.key
+            && src_version.is_none()
+            && !replace
+            && !changes_encryption
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -886,14 +949,22 @@ impl S3 for BasaltS3 {
         if let Some(a) = input.checksum_algorithm.as_ref() {
             algorithms = vec![crate::convert::algorithm_of(a)?];
         }
+        let (seal, encryption) = self
+            .store
+            .sealing(&input.bucket, requested)
+            .await
+            .or_s3()?
+            .unzip();
         let staged = self
             .store
             .stage_copy(
                 (src_bucket, src_key),
                 &source,
+                source_key.as_ref(),
                 0..source.summary.size,
                 &algorithms,
                 true,
+                seal.as_ref(),
             )
             .await
             .or_s3()?;
@@ -926,6 +997,7 @@ impl S3 for BasaltS3 {
                 checksum_algorithms: algorithms,
                 tags,
                 lock,
+                encryption,
             }
         } else {
             ObjectWrite {
@@ -934,6 +1006,7 @@ impl S3 for BasaltS3 {
                 checksum_algorithms: algorithms,
                 tags,
                 lock,
+                encryption,
             }
         };
         let record = self
@@ -942,6 +1015,7 @@ impl S3 for BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
+        let copied_sse = sse::fields(record.details.encryption.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&record.summary.etag)),
@@ -955,6 +1029,9 @@ impl S3 for BasaltS3 {
             }),
             version_id: record.summary.version_id.clone(),
             copy_source_version_id: source.summary.version_id.clone(),
+            server_side_encryption: copied_sse.server_side_encryption,
+            sse_customer_algorithm: copied_sse.customer_algorithm,
+            sse_customer_key_md5: copied_sse.customer_key_md5,
             ..Default::default()
         }))
     }
@@ -1062,6 +1139,20 @@ impl S3 for BasaltS3 {
             .as_ref()
             .map(crate::convert::algorithm_of)
             .transpose()?;
+        let customer = sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
+        // The parts are sealed with the upload's data key, recovered from this record.
+        let encryption = self
+            .store
+            .sealing(&input.bucket, requested)
+            .await
+            .or_s3()?
+            .map(|(_, record)| record);
+        let sse = sse::fields(encryption.as_ref());
         let write = ObjectWrite {
             headers: HeaderInput {
                 content_type: input.content_type,
@@ -1080,6 +1171,7 @@ impl S3 for BasaltS3 {
                 input.object_lock_retain_until_date.as_ref(),
                 input.object_lock_legal_hold_status.as_ref(),
             )?,
+            encryption,
         };
         let upload_id = self
             .store
@@ -1087,6 +1179,9 @@ impl S3 for BasaltS3 {
             .await
             .or_s3()?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
+            server_side_encryption: sse.server_side_encryption,
+            sse_customer_algorithm: sse.customer_algorithm,
+            sse_customer_key_md5: sse.customer_key_md5,
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
@@ -1120,6 +1215,15 @@ impl S3 for BasaltS3 {
         {
             algorithms.push(a);
         }
+        let customer = sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let seal = self
+            .store
+            .opening(upload.encryption.as_ref(), customer.as_ref())
+            .or_s3()?;
         let staged = self
             .stage_verified(
                 input.body,
@@ -1129,6 +1233,7 @@ impl S3 for BasaltS3 {
                 algorithms.clone(),
                 req.trailing_headers.as_ref(),
                 false,
+                seal.as_ref(),
             )
             .await?;
         let stored_algorithm = upload
@@ -1147,8 +1252,12 @@ impl S3 for BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(part.checksum.as_slice());
+        let sse = sse::fields(upload.encryption.as_ref());
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&part.etag)),
+            server_side_encryption: sse.server_side_encryption,
+            sse_customer_algorithm: sse.customer_algorithm,
+            sse_customer_key_md5: sse.customer_key_md5,
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
             checksum_crc64nvme: sums.crc64nvme,
@@ -1207,9 +1316,35 @@ impl S3 for BasaltS3 {
             }
         };
         let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
+        let source_customer = sse::customer_key(
+            input.copy_source_sse_customer_algorithm.as_deref(),
+            input.copy_source_sse_customer_key.as_deref(),
+            input.copy_source_sse_customer_key_md5.as_deref(),
+        )?;
+        let source_key = self
+            .store
+            .opening(source.details.encryption.as_ref(), source_customer.as_ref())
+            .or_s3()?;
+        let customer = sse::customer_key(
+            input.sse_customer_algorithm.as_deref(),
+            input.sse_customer_key.as_deref(),
+            input.sse_customer_key_md5.as_deref(),
+        )?;
+        let seal = self
+            .store
+            .opening(upload.encryption.as_ref(), customer.as_ref())
+            .or_s3()?;
         let staged = self
             .store
-            .stage_copy((src_bucket, src_key), &source, range, &algorithms, false)
+            .stage_copy(
+                (src_bucket, src_key),
+                &source,
+                source_key.as_ref(),
+                range,
+                &algorithms,
+                false,
+                seal.as_ref(),
+            )
             .await
             .or_s3()?;
         let part = self
@@ -1286,6 +1421,8 @@ impl S3 for BasaltS3 {
             key: Some(input.key.clone()),
             e_tag: Some(etag(&record.summary.etag)),
             version_id: record.summary.version_id.clone(),
+            server_side_encryption: sse::fields(record.details.encryption.as_ref())
+                .server_side_encryption,
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
         }))
@@ -1701,6 +1838,83 @@ impl S3 for BasaltS3 {
             .await
             .or_s3()?;
         no_content(DeleteBucketLifecycleOutput::default())
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<PutBucketEncryptionOutput>> {
+        let input = req.input;
+        let rules = input.server_side_encryption_configuration.rules;
+        let [rule] = rules.as_slice() else {
+            return Err(s3_error!(
+                MalformedXML,
+                "an encryption configuration holds exactly one rule"
+            ));
+        };
+        let algorithm = rule
+            .apply_server_side_encryption_by_default
+            .as_ref()
+            .map(|d| d.sse_algorithm.as_str());
+        match algorithm {
+            Some(ServerSideEncryption::AES256) => {}
+            Some(other) if other.starts_with("aws:kms") => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "SSE-KMS is not supported: use AES256"
+                ));
+            }
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "the rule needs ApplyServerSideEncryptionByDefault with SSEAlgorithm AES256"
+                ));
+            }
+        }
+        let config = basalt_object::DefaultEncryption {
+            bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
+        };
+        self.store
+            .set_bucket_encryption(&input.bucket, Some(config))
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(PutBucketEncryptionOutput::default()))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let config = self
+            .store
+            .bucket_encryption(&req.input.bucket)
+            .await
+            .or_s3()?;
+        Ok(S3Response::new(GetBucketEncryptionOutput {
+            server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
+                rules: vec![ServerSideEncryptionRule {
+                    apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+                        sse_algorithm: ServerSideEncryption::from_static(
+                            ServerSideEncryption::AES256,
+                        ),
+                        kms_master_key_id: None,
+                    }),
+                    bucket_key_enabled: Some(config.bucket_key_enabled),
+                    ..Default::default()
+                }],
+            }),
+        }))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.store
+            .set_bucket_encryption(&req.input.bucket, None)
+            .await
+            .or_s3()?;
+        no_content(DeleteBucketEncryptionOutput::default())
     }
 }
 

@@ -12,6 +12,7 @@ mod handlers;
 mod lifecycle;
 mod lock;
 mod service;
+mod sse;
 
 pub use admin::ADMIN_BUCKET;
 pub use handlers::BasaltS3;
