@@ -1,0 +1,205 @@
+//! Encryption at rest through the AWS SDK: SSE-S3 objects readable across a master-key
+//! rotation, a broken key file refused at start, SSE-C with a wrong key, and keys with `..`
+//! that never reach the filesystem.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use base64_simd::STANDARD as B64;
+use common::{Server, bytes_of, error_code};
+use md5::{Digest, Md5};
+
+const BUCKET: &str = "sealed";
+
+fn key_line(id: &str, byte: u8) -> String {
+    format!("{id} {}\n", B64.encode_to_string([byte; 32]))
+}
+
+async fn put_sse_s3(client: &Client, key: &str, body: &[u8]) {
+    let out = client
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.server_side_encryption(),
+        Some(&ServerSideEncryption::Aes256)
+    );
+}
+
+async fn get(client: &Client, key: &str) -> Result<Vec<u8>, String> {
+    match client.get_object().bucket(BUCKET).key(key).send().await {
+        Ok(out) => Ok(out.body.collect().await.unwrap().to_vec()),
+        Err(e) => Err(error_code(&e)),
+    }
+}
+
+fn start(data: &Path, port: u16, key_file: &Path) -> Server {
+    Server::start_on_with(
+        data,
+        port,
+        &["--sse-master-key-file", key_file.to_str().unwrap()],
+    )
+}
+
+#[tokio::test]
+async fn sse_s3_objects_stay_readable_across_a_master_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, key_file) = (dir.path().join("data"), dir.path().join("master.keys"));
+    std::fs::write(&key_file, key_line("k1", 1)).unwrap();
+    let port = common::free_port();
+    let mut server = start(&data, port, &key_file);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let (old_big, old_small) = (bytes_of(5 << 20, 1), bytes_of(1000, 2));
+    put_sse_s3(&client, "old-big", &old_big).await;
+    put_sse_s3(&client, "old-small", &old_small).await;
+    server.terminate();
+
+    // Rotate: a new key wraps new objects; the old one stays to unwrap old ones.
+    std::fs::write(&key_file, key_line("k1", 1) + &key_line("k2", 2)).unwrap();
+    let mut server = start(&data, port, &key_file);
+    let client = server.client();
+    assert_eq!(get(&client, "old-big").await.unwrap(), old_big);
+    assert_eq!(get(&client, "old-small").await.unwrap(), old_small);
+    let new = bytes_of(70_000, 3);
+    put_sse_s3(&client, "new", &new).await;
+    server.terminate();
+
+    // Without k1, objects it wrapped cannot be read; those under k2 can.
+    std::fs::write(&key_file, key_line("k2", 2)).unwrap();
+    let mut server = start(&data, port, &key_file);
+    let client = server.client();
+    assert_eq!(get(&client, "new").await.unwrap(), new);
+    assert_eq!(get(&client, "old-big").await.unwrap_err(), "InternalError");
+    server.terminate();
+}
+
+#[test]
+fn a_broken_master_key_file_stops_the_node_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("master.keys");
+    std::fs::write(&key_file, "k1 not-base64-at-all\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["server", "--address", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--sse-master-key-file")
+        .arg(&key_file)
+        .env("BASALT_ROOT_USER", common::ACCESS_KEY)
+        .env("BASALT_ROOT_PASSWORD", common::SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("master key"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sse_c_objects_refuse_a_wrong_or_missing_key() {
+    let server = Server::start();
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let sse_c = |key: [u8; 32]| {
+        (
+            B64.encode_to_string(key),
+            B64.encode_to_string(Md5::digest(key)),
+        )
+    };
+    let (key, key_md5) = sse_c([7; 32]);
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(ByteStream::from_static(b"customer secret"))
+        .send()
+        .await
+        .unwrap();
+    let (wrong, wrong_md5) = sse_c([8; 32]);
+    let err = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&wrong)
+        .sse_customer_key_md5(&wrong_md5)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "AccessDenied");
+    assert_eq!(get(&client, "c").await.unwrap_err(), "InvalidRequest");
+    let body = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(body.to_vec(), b"customer secret");
+}
+
+/// Object keys name records, never paths: `..` in a key cannot reach outside the data dir.
+#[tokio::test]
+async fn keys_with_dot_dot_never_escape_the_data_dir() {
+    let server = Server::start();
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let root = server.data.parent().unwrap().to_owned();
+    let keys = [
+        "../escaped",
+        "../../escaped2",
+        "a/../../../escaped3",
+        "..",
+        "./.",
+    ];
+    for key in keys {
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(bytes_of(100_000, 9)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get(&client, key).await.unwrap(), bytes_of(100_000, 9));
+    }
+    let listed = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    names.sort_unstable();
+    let mut expected = keys.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    for dir in [root.as_path(), root.parent().unwrap()] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().starts_with("escaped"),
+                "a key escaped to {}",
+                dir.display()
+            );
+        }
+    }
+}
