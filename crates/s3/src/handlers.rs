@@ -1900,7 +1900,6 @@ impl S3 for BasaltS3 {
                         kms_master_key_id: None,
                     }),
                     bucket_key_enabled: Some(config.bucket_key_enabled),
-                    ..Default::default()
                 }],
             }),
         }))
