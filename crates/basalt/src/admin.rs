@@ -45,6 +45,19 @@ pub enum AdminCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Users: add, list, disable, enable, remove.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Access keys: create (prints the secret, once), list, revoke.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Set a user's identity policies: canned names (readonly, readwrite, writeonly) or
+    /// policy documents as @file.json; none removes them all.
+    Policy { user: String, policies: Vec<String> },
     /// Apply every bucket's lifecycle rules now and report what expired.
     Lifecycle {
         /// Evaluate the rules as if the clock read this instant (RFC 3339, e.g.
@@ -53,6 +66,145 @@ pub enum AdminCommand {
         #[arg(long, value_parser = parse_instant)]
         at: Option<i64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    Add {
+        name: String,
+    },
+    List,
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Remove the user and every access key it has.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    Create {
+        user: String,
+    },
+    List {
+        user: Option<String>,
+    },
+    /// Revoke an access key (by its id).
+    Revoke {
+        key: String,
+    },
+}
+
+/// Percent-encodes a query value (user names and access keys are plain, but be safe).
+fn encode_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn call(
+    client: &S3Client,
+    method: Method,
+    action: &str,
+    query: &str,
+    body: Bytes,
+) -> anyhow::Result<serde_json::Value> {
+    let (code, body) = client
+        .signed_request(method, &format!("/basalt-admin/v1/{action}"), query, body)
+        .await?;
+    if code != StatusCode::OK {
+        bail!("{action}: {code}: {}", String::from_utf8_lossy(&body));
+    }
+    serde_json::from_slice(&body).context("the node's answer is not JSON")
+}
+
+async fn identity(client: &S3Client, command: AdminCommand) -> anyhow::Result<serde_json::Value> {
+    let q = |name: &str, v: &str| format!("{name}={}", encode_value(v));
+    match command {
+        AdminCommand::User { command } => match command {
+            UserCommand::Add { name } => {
+                call(
+                    client,
+                    Method::POST,
+                    "users",
+                    &q("name", &name),
+                    Bytes::new(),
+                )
+                .await
+            }
+            UserCommand::List => call(client, Method::GET, "users", "", Bytes::new()).await,
+            UserCommand::Disable { name } => {
+                let query = q("name", &name);
+                call(client, Method::POST, "users/disable", &query, Bytes::new()).await
+            }
+            UserCommand::Enable { name } => {
+                let query = q("name", &name);
+                call(client, Method::POST, "users/enable", &query, Bytes::new()).await
+            }
+            UserCommand::Remove { name } => {
+                call(
+                    client,
+                    Method::DELETE,
+                    "users",
+                    &q("name", &name),
+                    Bytes::new(),
+                )
+                .await
+            }
+        },
+        AdminCommand::Key { command } => match command {
+            KeyCommand::Create { user } => {
+                call(
+                    client,
+                    Method::POST,
+                    "keys",
+                    &q("user", &user),
+                    Bytes::new(),
+                )
+                .await
+            }
+            KeyCommand::List { user } => {
+                let query = user.map(|u| q("user", &u)).unwrap_or_default();
+                call(client, Method::GET, "keys", &query, Bytes::new()).await
+            }
+            KeyCommand::Revoke { key } => {
+                let query = q("id", &key);
+                call(client, Method::DELETE, "keys", &query, Bytes::new()).await
+            }
+        },
+        AdminCommand::Policy { user, policies } => {
+            let mut docs = Vec::new();
+            for p in policies {
+                match p.strip_prefix('@') {
+                    Some(path) => docs.push(
+                        std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+                    ),
+                    None => docs.push(p),
+                }
+            }
+            let body = Bytes::from(serde_json::to_vec(&docs)?);
+            call(
+                client,
+                Method::PUT,
+                "users/policies",
+                &q("name", &user),
+                body,
+            )
+            .await
+        }
+        _ => bail!("not an identity command"),
+    }
 }
 
 fn parse_instant(text: &str) -> Result<i64, String> {
@@ -104,6 +256,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             } else {
                 print_status(&s);
             }
+        }
+        command @ (AdminCommand::User { .. }
+        | AdminCommand::Key { .. }
+        | AdminCommand::Policy { .. }) => {
+            let answer = identity(&client, command).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         AdminCommand::Lifecycle { at } => {
             let query = at.map(|ms| format!("at_ms={ms}")).unwrap_or_default();

@@ -145,7 +145,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                         return;
                     }
                 };
-            let conn = http.serve_connection(TokioIo::new(stream), service);
+            let conn =
+                http.serve_connection(TokioIo::new(stream), service.for_connection(peer, true));
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -41,6 +41,14 @@ pub enum Command {
         bucket: String,
         config: ObjectLockConfig,
     },
+    /// Sets (or with `None` removes) a bucket's policy (JSON, validated by the caller).
+    SetBucketPolicy {
+        bucket: String,
+        policy: Option<String>,
+    },
+    /// Stores (or with `None` removes) one identity record (a user or an access key): the
+    /// metadata keeps them opaque, so they replicate with everything else.
+    SetIdentity { key: String, value: Option<Vec<u8>> },
     /// Sets (or with `None` removes) a bucket's default encryption.
     SetBucketEncryption {
         bucket: String,

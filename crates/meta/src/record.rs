@@ -381,6 +381,7 @@ impl Record for VersioningState {}
 impl Record for ObjectLockConfig {}
 impl Record for Vec<LifecycleRule> {}
 impl Record for DefaultEncryption {}
+impl Record for String {}
 
 impl Record for ObjectRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {

@@ -41,6 +41,9 @@ const VERSIONING_SETTING: &str = "versioning";
 const OBJECT_LOCK_SETTING: &str = "object-lock";
 const LIFECYCLE_SETTING: &str = "lifecycle";
 const ENCRYPTION_SETTING: &str = "encryption";
+const POLICY_SETTING: &str = "policy";
+/// Users and access keys, opaque to the metadata layer.
+const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
 
 /// redb's own default is 1 GiB; a node's memory should be bounded by its configuration.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -89,6 +92,7 @@ impl RedbStore {
         txn.open_table(PARTS)?;
         txn.open_table(BUCKET_SETTINGS)?;
         txn.open_table(SYSTEM)?;
+        txn.open_table(IDENTITIES)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -252,6 +256,7 @@ struct Tables<'txn> {
     uploads: Table<'txn, &'static [u8], &'static [u8]>,
     parts: Table<'txn, &'static [u8], &'static [u8]>,
     settings: Table<'txn, &'static [u8], &'static [u8]>,
+    identities: Table<'txn, &'static str, &'static [u8]>,
 }
 
 /// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
@@ -360,6 +365,7 @@ impl<'txn> Tables<'txn> {
             uploads: txn.open_table(UPLOADS)?,
             parts: txn.open_table(PARTS)?,
             settings: txn.open_table(BUCKET_SETTINGS)?,
+            identities: txn.open_table(IDENTITIES)?,
         })
     }
 
@@ -427,6 +433,22 @@ impl<'txn> Tables<'txn> {
                     ));
                 }
                 self.set_setting(bucket, OBJECT_LOCK_SETTING, Some(config))
+            }
+            Command::SetBucketPolicy { bucket, policy } => {
+                self.set_setting(bucket, POLICY_SETTING, policy.as_ref())
+            }
+            Command::SetIdentity { key, value } => {
+                let existed = match value {
+                    Some(v) => self
+                        .identities
+                        .insert(key.as_str(), v.as_slice())?
+                        .is_some(),
+                    None => self.identities.remove(key.as_str())?.is_some(),
+                };
+                Ok(Outcome {
+                    existed,
+                    ..Default::default()
+                })
             }
             Command::SetBucketEncryption { bucket, config } => {
                 self.set_setting(bucket, ENCRYPTION_SETTING, config.as_ref())
@@ -1393,6 +1415,38 @@ impl MetaStore for RedbStore {
         bucket: &str,
     ) -> Result<Option<DefaultEncryption>, MetaError> {
         self.get_setting(bucket, ENCRYPTION_SETTING).await
+    }
+
+    async fn get_bucket_policy(&self, bucket: &str) -> Result<Option<String>, MetaError> {
+        self.get_setting(bucket, POLICY_SETTING).await
+    }
+
+    async fn get_identity(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        let key = key.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            Ok(txn
+                .open_table(IDENTITIES)?
+                .get(key.as_str())?
+                .map(|g| g.value().to_vec()))
+        })
+        .await
+    }
+
+    async fn list_identities(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let prefix = prefix.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(IDENTITIES)?;
+            let end = format!("{prefix}\u{10FFFF}");
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_str()..end.as_str())? {
+                let (k, v) = entry?;
+                out.push((k.value().to_owned(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn list_objects(

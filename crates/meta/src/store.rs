@@ -174,6 +174,13 @@ pub trait MetaStore: Send + Sync + 'static {
 
     async fn get_lifecycle(&self, bucket: &str) -> Result<Option<Vec<LifecycleRule>>, MetaError>;
 
+    async fn get_bucket_policy(&self, bucket: &str) -> Result<Option<String>, MetaError>;
+
+    async fn get_identity(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError>;
+
+    /// Identity records whose key starts with `prefix`, in key order.
+    async fn list_identities(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError>;
+
     async fn get_bucket_encryption(
         &self,
         bucket: &str,

@@ -142,19 +142,30 @@ impl MasterKeys {
     }
 
     pub fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<DataKey, ObjectError> {
+        let bytes = <[u8; 32]>::try_from(self.open(key_id, wrapped)?)
+            .map_err(|_| ObjectError::Corrupt(format!("data key wrapped by {key_id}")))?;
+        Ok(DataKey::from_bytes(&bytes))
+    }
+
+    /// Seals a small secret (an access key's secret) with the active master key.
+    pub fn seal(&self, plain: &[u8]) -> (String, Vec<u8>) {
+        let (id, master) = self.active();
+        (id.clone(), seal_with(master, plain))
+    }
+
+    /// Opens what [`Self::seal`] (or a data-key wrap) sealed with master key `key_id`.
+    pub fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Vec<u8>, ObjectError> {
         let (_, master) = self
             .keys
             .iter()
             .find(|(id, _)| id == key_id)
             .ok_or_else(|| {
                 ObjectError::Internal(format!(
-                    "master key {key_id} is not configured: it is needed to read this object"
+                    "master key {key_id} is not configured: it is needed to read this data"
                 ))
             })?;
-        let bytes = open_with(master, wrapped)
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| ObjectError::Corrupt(format!("data key wrapped by {key_id}")))?;
-        Ok(DataKey::from_bytes(&bytes))
+        open_with(master, sealed)
+            .ok_or_else(|| ObjectError::Corrupt(format!("data sealed by master key {key_id}")))
     }
 }
 

@@ -10,6 +10,7 @@
 mod crypto;
 mod digest;
 mod error;
+mod identity;
 mod lifecycle;
 mod maintenance;
 mod stage;
@@ -28,6 +29,7 @@ pub use basalt_meta::{
 pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;
 pub use error::ObjectError;
+pub use identity::{AccessKeyInfo, User};
 pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,

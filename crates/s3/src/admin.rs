@@ -3,6 +3,10 @@
 //!
 //! - `GET  /basalt-admin/v1/status`: drives, policy, healer, running and last sweep (JSON).
 //! - `POST /basalt-admin/v1/heal`: starts a full heal (202), or 409 if a sweep is running.
+//! - Users and keys (root only): `GET users`, `POST users?name=N`, `DELETE users?name=N`,
+//!   `POST users/disable?name=N`, `POST users/enable?name=N`, `PUT users/policies?name=N` (a
+//!   JSON list of canned policy names or policy documents), `POST keys?user=N` (answers the
+//!   secret, once), `GET keys[?user=N]`, `DELETE keys?id=K`.
 //! - `POST /basalt-admin/v1/lifecycle[?at_ms=N]`: runs the lifecycle rules now, or as if the
 //!   clock read `N` (milliseconds since the epoch), and answers the run's report (200), or 409
 //!   if a run is going on. Object lock is still checked against the real clock.
@@ -18,6 +22,22 @@ const PREFIX: &str = "/basalt-admin/v1/";
 
 pub(crate) struct AdminRoute {
     pub(crate) store: ObjectStore,
+    pub(crate) root_access_key: String,
+}
+
+fn param(req: &S3Request<Body>, name: &str) -> S3Result<String> {
+    req.uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .map(|v| crate::access::decode_query_value(v))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| s3_error!(InvalidArgument, "the {name} parameter is required"))
+}
+
+fn identity_error(e: basalt_object::ObjectError) -> s3s::S3Error {
+    crate::error::to_s3(e)
 }
 
 fn json(status: StatusCode, value: &impl serde::Serialize) -> S3Result<S3Response<Body>> {
@@ -42,9 +62,96 @@ impl S3Route for AdminRoute {
         uri.path().starts_with(PREFIX)
     }
 
-    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let action = req.uri.path().trim_start_matches(PREFIX);
-        match (&req.method, action) {
+    /// Only the root user may call the admin API.
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        match &req.credentials {
+            Some(c) if c.access_key == self.root_access_key => Ok(()),
+            _ => Err(s3_error!(
+                AccessDenied,
+                "the admin API is for the root user"
+            )),
+        }
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let action = req.uri.path().trim_start_matches(PREFIX).to_owned();
+        let store = &self.store;
+        match (&req.method, action.as_str()) {
+            (&Method::GET, "users") => json(
+                StatusCode::OK,
+                &store.users().await.map_err(identity_error)?,
+            ),
+            (&Method::POST, "users") => {
+                let user = store
+                    .create_user(&param(&req, "name")?)
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &user)
+            }
+            (&Method::DELETE, "users") => {
+                store
+                    .remove_user(&param(&req, "name")?)
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &serde_json::json!({ "removed": true }))
+            }
+            (&Method::POST, "users/disable" | "users/enable") => {
+                let user = store
+                    .set_user_disabled(&param(&req, "name")?, action == "users/disable")
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &user)
+            }
+            (&Method::PUT, "users/policies") => {
+                let name = param(&req, "name")?;
+                let body = http_body_util::BodyExt::collect(&mut req.input)
+                    .await
+                    .map_err(|e| s3_error!(IncompleteBody, "{e}"))?
+                    .to_bytes();
+                let policies: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
+                    s3_error!(
+                        MalformedPolicy,
+                        "the body must be a JSON list of policies: {e}"
+                    )
+                })?;
+                for p in &policies {
+                    if crate::policy::canned(p).is_none() {
+                        crate::policy::Policy::parse(p, false)
+                            .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+                    }
+                }
+                let user = store
+                    .set_user_policies(&name, policies)
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &user)
+            }
+            (&Method::POST, "keys") => {
+                let user = param(&req, "user")?;
+                let (access_key, secret_key) = store
+                    .create_access_key(&user)
+                    .await
+                    .map_err(identity_error)?;
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "user": user, "access_key": access_key, "secret_key": secret_key }),
+                )
+            }
+            (&Method::GET, "keys") => {
+                let user = param(&req, "user").ok();
+                let keys = store
+                    .access_keys(user.as_deref())
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &keys)
+            }
+            (&Method::DELETE, "keys") => {
+                let revoked = store
+                    .revoke_access_key(&param(&req, "id")?)
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &serde_json::json!({ "revoked": revoked }))
+            }
             (&Method::GET, "status") => {
                 json(StatusCode::OK, &self.store.maintenance_status().await)
             }

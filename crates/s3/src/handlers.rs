@@ -1915,6 +1915,48 @@ impl S3 for BasaltS3 {
             .or_s3()?;
         no_content(DeleteBucketEncryptionOutput::default())
     }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let input = req.input;
+        self.store.bucket(&input.bucket).await.or_s3()?;
+        crate::policy::Policy::parse(&input.policy, true)
+            .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        self.store
+            .set_bucket_policy(&input.bucket, Some(input.policy))
+            .await
+            .or_s3()?;
+        no_content(PutBucketPolicyOutput::default())
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        self.store.bucket(&req.input.bucket).await.or_s3()?;
+        let policy = self
+            .store
+            .bucket_policy(&req.input.bucket)
+            .await
+            .or_s3()?
+            .ok_or_else(|| s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))?;
+        Ok(S3Response::new(GetBucketPolicyOutput {
+            policy: Some(policy),
+        }))
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        self.store
+            .set_bucket_policy(&req.input.bucket, None)
+            .await
+            .or_s3()?;
+        no_content(DeleteBucketPolicyOutput::default())
+    }
 }
 
 /// Continuation tokens are opaque to clients: base64 of the key (or common prefix) to resume

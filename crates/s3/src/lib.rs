@@ -3,6 +3,7 @@
 //! semantics, the one mapping from object-layer errors to S3 error codes, and the HTTP service
 //! around it (health endpoints, request ids).
 
+mod access;
 mod admin;
 mod audit;
 mod convert;
@@ -11,6 +12,7 @@ mod error;
 mod handlers;
 mod lifecycle;
 mod lock;
+mod policy;
 mod service;
 mod sse;
 

@@ -8,7 +8,7 @@ use basalt_object::ObjectStore;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use s3s::auth::{S3Auth, SecretKey};
+use s3s::auth::SecretKey;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError};
@@ -26,26 +26,6 @@ pub struct FrontConfig {
     pub domains: Vec<String>,
     pub access_key: String,
     pub secret_key: String,
-}
-
-/// The root user's key pair. An unknown access key is `InvalidAccessKeyId`, as AWS answers.
-struct RootAuth {
-    access_key: String,
-    secret_key: SecretKey,
-}
-
-#[async_trait::async_trait]
-impl S3Auth for RootAuth {
-    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(self.secret_key.clone())
-        } else {
-            Err(s3s::s3_error!(
-                InvalidAccessKeyId,
-                "the access key you provided does not exist"
-            ))
-        }
-    }
 }
 
 /// Virtual-hosted-style addressing for `bucket.<domain>` hosts (any port); every other host,
@@ -101,8 +81,10 @@ pub struct HttpService {
     /// For CORS, which needs the bucket's rules before and after `s3s` runs.
     store: ObjectStore,
     host: Option<Arc<DomainHost>>,
-    /// The client's address, set per connection (for the audit log).
+    /// The client's address, set per connection (for the audit log and policies).
     peer: Option<std::net::SocketAddr>,
+    /// Whether the connection is TLS (`aws:SecureTransport`).
+    tls: bool,
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
@@ -117,10 +99,16 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     ))));
     builder.set_route(crate::admin::AdminRoute {
         store: store.clone(),
+        root_access_key: config.access_key.clone(),
     });
-    builder.set_auth(RootAuth {
-        access_key: config.access_key.clone(),
-        secret_key: SecretKey::from(config.secret_key.clone()),
+    builder.set_auth(crate::access::Auth {
+        store: store.clone(),
+        root_access_key: config.access_key.clone(),
+        root_secret_key: SecretKey::from(config.secret_key.clone()),
+    });
+    builder.set_access(crate::access::Access {
+        store: store.clone(),
+        root_access_key: config.access_key.clone(),
     });
     let host = if config.domains.is_empty() {
         None
@@ -134,6 +122,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         store,
         host,
         peer: None,
+        tls: false,
     })
 }
 
@@ -145,8 +134,14 @@ impl HttpService {
 
     /// This service for one connection from `peer`.
     pub fn for_peer(&self, peer: std::net::SocketAddr) -> Self {
+        self.for_connection(peer, false)
+    }
+
+    /// This service for one connection from `peer`, over TLS or not.
+    pub fn for_connection(&self, peer: std::net::SocketAddr, tls: bool) -> Self {
         Self {
             peer: Some(peer),
+            tls,
             ..self.clone()
         }
     }
@@ -186,6 +181,11 @@ impl HttpService {
         }
         let method = req.method().clone();
         let who = crate::audit::access_key_of(&req);
+        let mut req = req;
+        req.extensions_mut().insert(crate::access::Connection {
+            peer: self.peer,
+            tls: self.tls,
+        });
         let mut resp = self.s3.call(req).await?;
         crate::audit::record(&crate::audit::Entry {
             status: resp.status(),

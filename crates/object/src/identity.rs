@@ -1,0 +1,235 @@
+//! Users and their access keys. Records live in the metadata (so they replicate with it);
+//! secrets are sealed with the node's master key, since SigV4 needs the secret itself to check
+//! a signature: they are shown once, at creation, and never logged.
+
+use basalt_meta::Command;
+use serde::{Deserialize, Serialize};
+
+use crate::{ObjectError, ObjectStore, now_ms};
+
+const USER_PREFIX: &str = "user/";
+const KEY_PREFIX: &str = "key/";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub created_ms: i64,
+    pub disabled: bool,
+    /// Attached identity policies: canned names (`readonly`, `readwrite`, `writeonly`) or
+    /// policy documents (JSON), checked by the S3 front before they are stored.
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredKey {
+    access_key: String,
+    user: String,
+    created_ms: i64,
+    master_key_id: String,
+    sealed_secret: Vec<u8>,
+}
+
+/// An access key as listings show it: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub access_key: String,
+    pub user: String,
+    pub created_ms: i64,
+}
+
+fn valid_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    (0..len)
+        .map(|_| alphabet[rand::random_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ObjectError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ObjectError::Internal(format!("identity record: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ObjectError> {
+    serde_json::to_vec(value).map_err(|e| ObjectError::Internal(format!("identity record: {e}")))
+}
+
+impl ObjectStore {
+    async fn put_identity(&self, key: String, value: Option<Vec<u8>>) -> Result<bool, ObjectError> {
+        Ok(self
+            .meta
+            .execute(Command::SetIdentity { key, value })
+            .await?
+            .existed)
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<User>, ObjectError> {
+        self.meta
+            .get_identity(&format!("{USER_PREFIX}{name}"))
+            .await?
+            .map(|b| decode(&b))
+            .transpose()
+    }
+
+    async fn require_user(&self, name: &str) -> Result<User, ObjectError> {
+        self.user(name)
+            .await?
+            .ok_or_else(|| ObjectError::InvalidArgument(format!("no user named {name}")))
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, ObjectError> {
+        self.meta
+            .list_identities(USER_PREFIX)
+            .await?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+
+    pub async fn create_user(&self, name: &str) -> Result<User, ObjectError> {
+        if !valid_user_name(name) {
+            return Err(ObjectError::InvalidArgument(
+                "a user name is 1 to 64 letters, digits or +=,.@_-".into(),
+            ));
+        }
+        if self.user(name).await?.is_some() {
+            return Err(ObjectError::InvalidArgument(format!("user {name} exists")));
+        }
+        let user = User {
+            name: name.to_owned(),
+            created_ms: now_ms(),
+            disabled: false,
+            policies: Vec::new(),
+        };
+        self.put_identity(format!("{USER_PREFIX}{name}"), Some(encode(&user)?))
+            .await?;
+        Ok(user)
+    }
+
+    async fn update_user(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut User),
+    ) -> Result<User, ObjectError> {
+        let mut user = self.require_user(name).await?;
+        f(&mut user);
+        self.put_identity(format!("{USER_PREFIX}{name}"), Some(encode(&user)?))
+            .await?;
+        Ok(user)
+    }
+
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<User, ObjectError> {
+        self.update_user(name, |u| u.disabled = disabled).await
+    }
+
+    /// Replaces the user's policies (validated by the caller).
+    pub async fn set_user_policies(
+        &self,
+        name: &str,
+        policies: Vec<String>,
+    ) -> Result<User, ObjectError> {
+        self.update_user(name, |u| u.policies = policies).await
+    }
+
+    /// Removes a user and every access key it has.
+    pub async fn remove_user(&self, name: &str) -> Result<(), ObjectError> {
+        self.require_user(name).await?;
+        // Disabled first, so its keys stop working even if removal is interrupted.
+        self.set_user_disabled(name, true).await?;
+        for key in self.access_keys(Some(name)).await? {
+            self.revoke_access_key(&key.access_key).await?;
+        }
+        self.put_identity(format!("{USER_PREFIX}{name}"), None)
+            .await?;
+        Ok(())
+    }
+
+    /// A new key pair for `user`: the secret is returned here and never again.
+    pub async fn create_access_key(&self, user: &str) -> Result<(String, String), ObjectError> {
+        self.require_user(user).await?;
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let access_key = format!("BK{}", random_string(18, UPPER));
+        let secret = random_string(40, ANY);
+        let (master_key_id, sealed_secret) = self.master_keys()?.seal(secret.as_bytes());
+        let record = StoredKey {
+            access_key: access_key.clone(),
+            user: user.to_owned(),
+            created_ms: now_ms(),
+            master_key_id,
+            sealed_secret,
+        };
+        self.put_identity(format!("{KEY_PREFIX}{access_key}"), Some(encode(&record)?))
+            .await?;
+        Ok((access_key, secret))
+    }
+
+    pub async fn access_keys(&self, user: Option<&str>) -> Result<Vec<AccessKeyInfo>, ObjectError> {
+        let mut out = Vec::new();
+        for (_, v) in self.meta.list_identities(KEY_PREFIX).await? {
+            let key: StoredKey = decode(&v)?;
+            if user.is_none_or(|u| u == key.user) {
+                out.push(AccessKeyInfo {
+                    access_key: key.access_key,
+                    user: key.user,
+                    created_ms: key.created_ms,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes an access key; whether it existed.
+    pub async fn revoke_access_key(&self, access_key: &str) -> Result<bool, ObjectError> {
+        self.put_identity(format!("{KEY_PREFIX}{access_key}"), None)
+            .await
+    }
+
+    /// The enabled user an access key belongs to, and the key's secret.
+    pub async fn credentials_of(
+        &self,
+        access_key: &str,
+    ) -> Result<Option<(User, String)>, ObjectError> {
+        let Some(bytes) = self
+            .meta
+            .get_identity(&format!("{KEY_PREFIX}{access_key}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key: StoredKey = decode(&bytes)?;
+        let Some(user) = self.user(&key.user).await?.filter(|u| !u.disabled) else {
+            return Ok(None);
+        };
+        let secret = self
+            .master_keys()?
+            .open(&key.master_key_id, &key.sealed_secret)?;
+        let secret = String::from_utf8(secret)
+            .map_err(|_| ObjectError::Corrupt("an access key's secret".into()))?;
+        Ok(Some((user, secret)))
+    }
+
+    pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, ObjectError> {
+        Ok(self.meta.get_bucket_policy(bucket).await?)
+    }
+
+    /// Sets (or with `None` removes) a bucket's policy, validated by the caller.
+    pub async fn set_bucket_policy(
+        &self,
+        bucket: &str,
+        policy: Option<String>,
+    ) -> Result<(), ObjectError> {
+        self.meta
+            .execute(Command::SetBucketPolicy {
+                bucket: bucket.to_owned(),
+                policy,
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,254 @@
+//! Who may do what: the root user may do everything; a user's requests are checked against the
+//! policies attached to it and the bucket's policy; anonymous requests only against the
+//! bucket's policy. An explicit Deny anywhere wins, then any Allow; otherwise the request is
+//! denied. Access keys are looked up in the store, so a revoked key or a disabled user is
+//! refused on the next request.
+
+use std::collections::HashMap;
+
+use basalt_object::ObjectStore;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
+
+use crate::policy::{Effect, Policy, RequestFacts, canned};
+
+/// Facts about the connection a request came on, set by the HTTP service.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: Option<std::net::SocketAddr>,
+    pub tls: bool,
+}
+
+pub(crate) struct Auth {
+    pub(crate) store: ObjectStore,
+    pub(crate) root_access_key: String,
+    pub(crate) root_secret_key: SecretKey,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Auth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        if access_key == self.root_access_key {
+            return Ok(self.root_secret_key.clone());
+        }
+        match self.store.credentials_of(access_key).await {
+            Ok(Some((_, secret))) => Ok(SecretKey::from(secret)),
+            Ok(None) => Err(s3_error!(
+                InvalidAccessKeyId,
+                "the access key you provided does not exist"
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an access key failed");
+                Err(s3_error!(InternalError, "cannot read access keys"))
+            }
+        }
+    }
+}
+
+pub(crate) struct Access {
+    pub(crate) store: ObjectStore,
+    pub(crate) root_access_key: String,
+}
+
+/// The IAM action of an S3 operation (AWS's names; a few operations share one).
+fn action_of(op: &str) -> String {
+    let name = match op {
+        "HeadObject" => "GetObject",
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => "ListBucket",
+        "ListObjectVersions" => "ListBucketVersions",
+        "ListBuckets" => "ListAllMyBuckets",
+        "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "CopyObject"
+        | "UploadPartCopy" => "PutObject",
+        "ListParts" => "ListMultipartUploadParts",
+        "ListMultipartUploads" => "ListBucketMultipartUploads",
+        "DeleteObjects" => "DeleteObject",
+        "DeleteBucketPolicy" => "DeleteBucketPolicy",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketCors" => "GetBucketCORS",
+        "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
+        "DeleteBucketTagging" => "PutBucketTagging",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "PutObjectLockConfiguration" => "PutBucketObjectLockConfiguration",
+        other => other,
+    };
+    format!("s3:{name}")
+}
+
+fn resource_of(path: &S3Path) -> String {
+    match path {
+        S3Path::Root => "arn:aws:s3:::*".to_owned(),
+        S3Path::Bucket { bucket } => format!("arn:aws:s3:::{bucket}"),
+        S3Path::Object { bucket, key } => format!("arn:aws:s3:::{bucket}/{key}"),
+    }
+}
+
+fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| urlencoding_decode(s).unwrap_or_else(|| s.to_owned());
+        (decode(k), decode(v))
+    })
+}
+
+/// A query parameter's value, percent-decoded (as it was given if it does not decode).
+pub(crate) fn decode_query_value(v: &str) -> String {
+    urlencoding_decode(v).unwrap_or_else(|| v.to_owned())
+}
+
+fn urlencoding_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Access {
+    /// The effect of `policies` (user-attached documents and the bucket's) on `facts`.
+    fn decide(policies: &[Policy], facts: &RequestFacts) -> Option<Effect> {
+        let mut verdict = None;
+        for policy in policies {
+            match policy.evaluate(facts) {
+                Some(Effect::Deny) => return Some(Effect::Deny),
+                Some(Effect::Allow) => verdict = Some(Effect::Allow),
+                None => {}
+            }
+        }
+        verdict
+    }
+
+    async fn policies_for(
+        &self,
+        user: Option<&basalt_object::User>,
+        bucket: Option<&str>,
+    ) -> S3Result<Vec<Policy>> {
+        let mut out = Vec::new();
+        for text in user.map(|u| u.policies.as_slice()).unwrap_or_default() {
+            let text = canned(text).unwrap_or(text);
+            match Policy::parse(text, false) {
+                Ok(p) => out.push(p),
+                Err(e) => tracing::error!(error = %e, "a stored user policy does not parse"),
+            }
+        }
+        if let Some(bucket) = bucket
+            && let Ok(Some(text)) = self.store.bucket_policy(bucket).await
+        {
+            match Policy::parse(&text, true) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::error!(error = %e, bucket, "a stored bucket policy does not parse")
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for Access {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let user = match cx.credentials() {
+            Some(c) if c.access_key == self.root_access_key => return Ok(()),
+            Some(c) => {
+                let found = self
+                    .store
+                    .credentials_of(&c.access_key)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "reading an access key failed");
+                        s3_error!(InternalError, "cannot read access keys")
+                    })?;
+                Some(
+                    found
+                        .ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?
+                        .0,
+                )
+            }
+            None => None,
+        };
+        let (bucket, resource) = {
+            let path = cx.s3_path();
+            let bucket = match path {
+                S3Path::Root => None,
+                S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => {
+                    Some(bucket.to_string())
+                }
+            };
+            (bucket, resource_of(path))
+        };
+        let op = cx.s3_op().name().to_owned();
+        let connection = cx.extensions_mut().get::<Connection>().copied();
+        let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(peer) = connection.and_then(|c| c.peer) {
+            keys.insert("aws:SourceIp".into(), vec![peer.ip().to_string()]);
+        }
+        keys.insert(
+            "aws:SecureTransport".into(),
+            vec![connection.is_some_and(|c| c.tls).to_string()],
+        );
+        if let Ok(now) =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
+        {
+            keys.insert("aws:CurrentTime".into(), vec![now]);
+        }
+        if let Some(u) = &user {
+            keys.insert("aws:username".into(), vec![u.name.clone()]);
+        }
+        for (k, v) in query_pairs(cx.uri().query().unwrap_or_default()) {
+            if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys") {
+                keys.insert(format!("s3:{k}"), vec![v]);
+            }
+        }
+        let policies = self.policies_for(user.as_ref(), bucket.as_deref()).await?;
+        let mut checks = vec![(action_of(&op), resource)];
+        if matches!(op.as_str(), "CopyObject" | "UploadPartCopy")
+            && let Some(source) = cx
+                .headers()
+                .get("x-amz-copy-source")
+                .and_then(|v| v.to_str().ok())
+        {
+            let source = source.split('?').next().unwrap_or_default();
+            let source = urlencoding_decode(source).unwrap_or_else(|| source.to_owned());
+            checks.push((
+                "s3:GetObject".into(),
+                format!("arn:aws:s3:::{}", source.trim_start_matches('/')),
+            ));
+        }
+        for (action, resource) in checks {
+            let facts = RequestFacts {
+                action,
+                resource,
+                user: user.as_ref().map(|u| u.name.clone()),
+                keys: keys.clone(),
+            };
+            if Self::decide(&policies, &facts) != Some(Effect::Allow) {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,535 @@
+//! AWS's JSON policy language, as identity policies and bucket policies use it: statements
+//! with Effect, Action/NotAction (wildcards), Resource/NotResource (ARNs with wildcards),
+//! Principal (bucket policies) and Condition, evaluated with default deny and explicit deny
+//! overriding every allow.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principal {
+    Anyone,
+    /// User names (from `arn:aws:iam::<account>:user/<name>` or the bare name).
+    Users(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Condition {
+    operator: String,
+    if_exists: bool,
+    key: String,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Statement {
+    effect: Effect,
+    principal: Option<Principal>,
+    actions: Vec<String>,
+    negate_actions: bool,
+    resources: Vec<String>,
+    negate_resources: bool,
+    conditions: Vec<Condition>,
+}
+
+/// A parsed policy document.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    statements: Vec<Statement>,
+}
+
+/// What a request is, as policies see it.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    /// e.g. `s3:GetObject`.
+    pub action: String,
+    /// e.g. `arn:aws:s3:::bucket/key`.
+    pub resource: String,
+    /// The user making the request; `None` for anonymous requests.
+    pub user: Option<String>,
+    /// Condition keys (`aws:SourceIp`, `s3:prefix`…) and their values.
+    pub keys: HashMap<String, Vec<String>>,
+}
+
+fn strings(value: &Value, what: &str) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Bool(b) => Ok(b.to_string()),
+                Value::Number(n) => Ok(n.to_string()),
+                _ => Err(format!("{what} must hold strings")),
+            })
+            .collect(),
+        Value::Bool(b) => Ok(vec![b.to_string()]),
+        Value::Number(n) => Ok(vec![n.to_string()]),
+        _ => Err(format!("{what} must be a string or a list of strings")),
+    }
+}
+
+fn user_of_principal(p: &str) -> String {
+    p.rsplit_once(":user/")
+        .map_or(p, |(_, name)| name)
+        .to_owned()
+}
+
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "IpAddress",
+    "NotIpAddress",
+    "Bool",
+    "Null",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+];
+
+impl Policy {
+    /// Parses a policy; `bucket_policy` requires a Principal in every statement.
+    pub fn parse(text: &str, bucket_policy: bool) -> Result<Self, String> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(doc) = doc else {
+            return Err("a policy is a JSON object".into());
+        };
+        if let Some(v) = doc.get("Version")
+            && !matches!(v.as_str(), Some("2012-10-17" | "2008-10-17"))
+        {
+            return Err("Version must be 2012-10-17".into());
+        }
+        let statements = match doc.get("Statement") {
+            Some(Value::Array(list)) => list.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
+            _ => return Err("a policy needs a Statement".into()),
+        };
+        if statements.is_empty() {
+            return Err("a policy needs at least one statement".into());
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        for st in &statements {
+            out.push(Self::statement(st, bucket_policy)?);
+        }
+        Ok(Self { statements: out })
+    }
+
+    fn statement(st: &Value, bucket_policy: bool) -> Result<Statement, String> {
+        let Value::Object(st) = st else {
+            return Err("a statement is a JSON object".into());
+        };
+        for key in st.keys() {
+            if !matches!(
+                key.as_str(),
+                "Sid"
+                    | "Effect"
+                    | "Principal"
+                    | "Action"
+                    | "NotAction"
+                    | "Resource"
+                    | "NotResource"
+                    | "Condition"
+            ) {
+                return Err(format!("unknown statement field {key}"));
+            }
+        }
+        let effect = match st.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => Effect::Allow,
+            Some("Deny") => Effect::Deny,
+            _ => return Err("Effect must be Allow or Deny".into()),
+        };
+        let principal = match st.get("Principal") {
+            None => None,
+            Some(Value::String(s)) if s == "*" => Some(Principal::Anyone),
+            Some(Value::Object(map)) => {
+                let aws = map
+                    .get("AWS")
+                    .ok_or_else(|| "Principal supports AWS principals".to_owned())?;
+                let names = strings(aws, "Principal")?;
+                if names.iter().any(|n| n == "*") {
+                    Some(Principal::Anyone)
+                } else {
+                    Some(Principal::Users(
+                        names.iter().map(|n| user_of_principal(n)).collect(),
+                    ))
+                }
+            }
+            Some(_) => return Err("Principal must be \"*\" or {\"AWS\": ...}".into()),
+        };
+        if bucket_policy && principal.is_none() {
+            return Err("every statement of a bucket policy needs a Principal".into());
+        }
+        if !bucket_policy && principal.is_some() {
+            return Err("an identity policy has no Principal".into());
+        }
+        let (actions, negate_actions) = match (st.get("Action"), st.get("NotAction")) {
+            (Some(a), None) => (strings(a, "Action")?, false),
+            (None, Some(a)) => (strings(a, "NotAction")?, true),
+            _ => return Err("a statement needs one of Action or NotAction".into()),
+        };
+        for action in &actions {
+            if action != "*" && !action.to_ascii_lowercase().starts_with("s3:") {
+                return Err(format!("unsupported action {action}"));
+            }
+        }
+        let (resources, negate_resources) = match (st.get("Resource"), st.get("NotResource")) {
+            (Some(r), None) => (strings(r, "Resource")?, false),
+            (None, Some(r)) => (strings(r, "NotResource")?, true),
+            _ => return Err("a statement needs one of Resource or NotResource".into()),
+        };
+        for resource in &resources {
+            if resource != "*" && !resource.starts_with("arn:aws:s3:::") {
+                return Err(format!("resource {resource} is not an S3 ARN"));
+            }
+        }
+        let mut conditions = Vec::new();
+        if let Some(cond) = st.get("Condition") {
+            let Value::Object(ops) = cond else {
+                return Err("Condition must be an object".into());
+            };
+            for (op, keys) in ops {
+                let (operator, if_exists) = match op.strip_suffix("IfExists") {
+                    Some(base) => (base.to_owned(), true),
+                    None => (op.clone(), false),
+                };
+                if !OPERATORS.contains(&operator.as_str()) {
+                    return Err(format!("unsupported condition operator {op}"));
+                }
+                let Value::Object(keys) = keys else {
+                    return Err(format!("{op} must map condition keys to values"));
+                };
+                for (key, values) in keys {
+                    let values = strings(values, key)?;
+                    if matches!(operator.as_str(), "IpAddress" | "NotIpAddress") {
+                        for v in &values {
+                            parse_cidr(v).ok_or_else(|| format!("{v} is not an IP range"))?;
+                        }
+                    }
+                    conditions.push(Condition {
+                        operator: operator.clone(),
+                        if_exists,
+                        key: key.to_ascii_lowercase(),
+                        values,
+                    });
+                }
+            }
+        }
+        Ok(Statement {
+            effect,
+            principal,
+            actions,
+            negate_actions,
+            resources,
+            negate_resources,
+            conditions,
+        })
+    }
+
+    /// The effect of the statements that apply to `facts`: `Some(Deny)` if any denies,
+    /// `Some(Allow)` if any allows, `None` if none applies.
+    pub fn evaluate(&self, facts: &RequestFacts) -> Option<Effect> {
+        let keys: HashMap<String, &Vec<String>> = facts
+            .keys
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        let mut verdict = None;
+        for st in &self.statements {
+            if !st.applies(facts, &keys) {
+                continue;
+            }
+            if st.effect == Effect::Deny {
+                return Some(Effect::Deny);
+            }
+            verdict = Some(Effect::Allow);
+        }
+        verdict
+    }
+}
+
+impl Statement {
+    fn applies(&self, facts: &RequestFacts, keys: &HashMap<String, &Vec<String>>) -> bool {
+        if let Some(principal) = &self.principal {
+            let matched = match principal {
+                Principal::Anyone => true,
+                Principal::Users(names) => facts
+                    .user
+                    .as_ref()
+                    .is_some_and(|u| names.iter().any(|n| glob(n, u, false))),
+            };
+            if !matched {
+                return false;
+            }
+        }
+        let action = self.actions.iter().any(|a| glob(a, &facts.action, true));
+        if action == self.negate_actions {
+            return false;
+        }
+        let resource = self
+            .resources
+            .iter()
+            .any(|r| glob(r, &facts.resource, false));
+        if resource == self.negate_resources {
+            return false;
+        }
+        self.conditions.iter().all(|c| c.holds(keys))
+    }
+}
+
+impl Condition {
+    fn holds(&self, keys: &HashMap<String, &Vec<String>>) -> bool {
+        let Some(actual) = keys.get(&self.key) else {
+            return match self.operator.as_str() {
+                "Null" => self.values.iter().any(|v| v == "true"),
+                _ => self.if_exists,
+            };
+        };
+        let any = |f: &dyn Fn(&str, &str) -> bool| {
+            actual.iter().any(|a| self.values.iter().any(|v| f(a, v)))
+        };
+        let date = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp_nanos())
+        };
+        let cmp_dates = |f: fn(i128, i128) -> bool| {
+            any(&|a, v| matches!((date(a), date(v)), (Some(a), Some(v)) if f(a, v)))
+        };
+        let num = |s: &str| s.parse::<f64>().ok();
+        let cmp_nums = |f: fn(f64, f64) -> bool| {
+            any(&|a, v| matches!((num(a), num(v)), (Some(a), Some(v)) if f(a, v)))
+        };
+        match self.operator.as_str() {
+            "StringEquals" => any(&|a, v| a == v),
+            "StringNotEquals" => !any(&|a, v| a == v),
+            "StringEqualsIgnoreCase" => any(&|a, v| a.eq_ignore_ascii_case(v)),
+            "StringNotEqualsIgnoreCase" => !any(&|a, v| a.eq_ignore_ascii_case(v)),
+            "StringLike" => any(&|a, v| glob(v, a, false)),
+            "StringNotLike" => !any(&|a, v| glob(v, a, false)),
+            "IpAddress" => any(&|a, v| ip_in(a, v)),
+            "NotIpAddress" => !any(&|a, v| ip_in(a, v)),
+            "Bool" => any(&|a, v| a.eq_ignore_ascii_case(v)),
+            "Null" => self.values.iter().any(|v| v == "false"),
+            "DateEquals" => cmp_dates(|a, v| a == v),
+            "DateNotEquals" => !cmp_dates(|a, v| a == v),
+            "DateLessThan" => cmp_dates(|a, v| a < v),
+            "DateLessThanEquals" => cmp_dates(|a, v| a <= v),
+            "DateGreaterThan" => cmp_dates(|a, v| a > v),
+            "DateGreaterThanEquals" => cmp_dates(|a, v| a >= v),
+            "NumericEquals" => cmp_nums(|a, v| a == v),
+            "NumericNotEquals" => !cmp_nums(|a, v| a == v),
+            "NumericLessThan" => cmp_nums(|a, v| a < v),
+            "NumericLessThanEquals" => cmp_nums(|a, v| a <= v),
+            "NumericGreaterThan" => cmp_nums(|a, v| a > v),
+            "NumericGreaterThanEquals" => cmp_nums(|a, v| a >= v),
+            _ => false,
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` one character.
+fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
+        (
+            pattern.to_ascii_lowercase().chars().collect(),
+            text.to_ascii_lowercase().chars().collect(),
+        )
+    } else {
+        (pattern.chars().collect(), text.chars().collect())
+    };
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((addr, bits))
+}
+
+fn ip_in(address: &str, range: &str) -> bool {
+    let (Ok(addr), Some((net, bits))) = (address.parse::<IpAddr>(), parse_cidr(range)) else {
+        return false;
+    };
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The canned identity policies: readonly, readwrite, writeonly.
+pub fn canned(name: &str) -> Option<&'static str> {
+    match name {
+        "readonly" => Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging","s3:ListBucket","s3:ListBucketVersions","s3:ListAllMyBuckets","s3:GetBucketLocation","s3:GetBucketVersioning"],"Resource":["arn:aws:s3:::*"]}]}"#,
+        ),
+        "readwrite" => Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::*"]}]}"#,
+        ),
+        "writeonly" => Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload","s3:ListMultipartUploadParts","s3:ListBucketMultipartUploads"],"Resource":["arn:aws:s3:::*"]}]}"#,
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(
+        action: &str,
+        resource: &str,
+        user: Option<&str>,
+        keys: &[(&str, &str)],
+    ) -> RequestFacts {
+        RequestFacts {
+            action: action.into(),
+            resource: resource.into(),
+            user: user.map(str::to_owned),
+            keys: keys
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn wildcards_explicit_deny_and_default_deny() {
+        let p = Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"s3:Get*","Resource":"arn:aws:s3:::data/*"},
+                {"Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::data/secret/*"}]}"#,
+            false,
+        )
+        .unwrap();
+        let get = |r: &str| p.evaluate(&facts("s3:GetObject", r, Some("u"), &[]));
+        assert_eq!(get("arn:aws:s3:::data/a.csv"), Some(Effect::Allow));
+        assert_eq!(get("arn:aws:s3:::data/secret/k"), Some(Effect::Deny));
+        assert_eq!(get("arn:aws:s3:::other/a"), None);
+        assert_eq!(
+            p.evaluate(&facts(
+                "s3:PutObject",
+                "arn:aws:s3:::data/a",
+                Some("u"),
+                &[]
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn conditions_on_prefix_ip_transport_and_time() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::basalt:user/alice"]},
+                "Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
+                "Condition":{"StringLike":{"s3:prefix":["home/alice/*"]},
+                             "IpAddress":{"aws:SourceIp":"127.0.0.0/8"},
+                             "Bool":{"aws:SecureTransport":"false"},
+                             "DateLessThan":{"aws:CurrentTime":"2100-01-01T00:00:00Z"}}}]}"#,
+            true,
+        )
+        .unwrap();
+        let ok = [
+            ("s3:prefix", "home/alice/x"),
+            ("aws:SourceIp", "127.0.0.1"),
+            ("aws:SecureTransport", "false"),
+            ("aws:CurrentTime", "2026-11-25T00:00:00Z"),
+        ];
+        let list = |user, keys: &[(&str, &str)]| {
+            p.evaluate(&facts("s3:ListBucket", "arn:aws:s3:::b", user, keys))
+        };
+        assert_eq!(list(Some("alice"), &ok), Some(Effect::Allow));
+        assert_eq!(list(Some("bob"), &ok), None);
+        assert_eq!(list(None, &ok), None);
+        let mut other = ok;
+        other[0] = ("s3:prefix", "home/bob/");
+        assert_eq!(list(Some("alice"), &other), None);
+        let mut remote = ok;
+        remote[1] = ("aws:SourceIp", "10.1.2.3");
+        assert_eq!(list(Some("alice"), &remote), None);
+        assert_eq!(list(Some("alice"), &ok[1..]), None, "a missing key fails");
+    }
+
+    #[test]
+    fn malformed_policies_are_refused() {
+        for bad in [
+            "not json",
+            r#"{"Statement":[]}"#,
+            r#"{"Statement":[{"Effect":"Maybe","Action":"s3:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"ec2:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"Foo":{"a":"b"}}}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"x"}}}]}"#,
+            r#"{"Version":"1999","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+        ] {
+            assert!(Policy::parse(bad, false).is_err(), "{bad}");
+        }
+        let no_principal = r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+        assert!(Policy::parse(no_principal, true).is_err());
+        for name in ["readonly", "readwrite", "writeonly"] {
+            Policy::parse(canned(name).unwrap(), false).unwrap();
+        }
+    }
+
+    #[test]
+    fn globs_and_ip_ranges() {
+        assert!(glob("a*b?d", "axxbcd", false));
+        assert!(!glob("a*b?d", "axxbd", false));
+        assert!(glob("*", "", false));
+        assert!(glob("S3:get*", "s3:GetObject", true));
+        assert!(ip_in("::1", "::1/128"));
+        assert!(ip_in("192.168.1.7", "192.168.0.0/16"));
+        assert!(!ip_in("192.169.1.7", "192.168.0.0/16"));
+        assert!(ip_in("10.0.0.1", "0.0.0.0/0"));
+    }
+}
