@@ -31,7 +31,7 @@ fn param(req: &S3Request<Body>, name: &str) -> S3Result<String> {
         .unwrap_or_default()
         .split('&')
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-        .map(|v| crate::access::decode_query_value(v))
+        .map(crate::access::decode_query_value)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| s3_error!(InvalidArgument, "the {name} parameter is required"))
 }
