@@ -146,6 +146,10 @@ pub struct ServerArgs {
     /// random key on first use]
     #[arg(long, env = "BASALT_SSE_MASTER_KEY_FILE")]
     pub sse_master_key_file: Option<PathBuf>,
+    /// STS roles (JSON: {"roles": [{"name", "issuer", "audience", "jwks_file" or "jwks_url",
+    /// "claims", "users", "policies", "max_duration_seconds"}]})
+    #[arg(long, env = "BASALT_STS_ROLES")]
+    pub sts_roles: Option<PathBuf>,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -183,6 +187,7 @@ struct FileConfig {
     lifecycle_interval: Option<String>,
     lifecycle_day: Option<String>,
     sse_master_key_file: Option<PathBuf>,
+    sts_roles: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
@@ -222,6 +227,7 @@ pub struct ServerConfig {
     pub lifecycle_interval: Option<Duration>,
     pub lifecycle_day: Duration,
     pub sse_master_key_file: Option<PathBuf>,
+    pub sts_roles: Option<PathBuf>,
     pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
@@ -305,6 +311,7 @@ impl ServerConfig {
             lifecycle_interval,
             lifecycle_day,
             sse_master_key_file: args.sse_master_key_file.or(file.sse_master_key_file),
+            sts_roles: args.sts_roles.or(file.sts_roles),
             tls,
             region: args
                 .region
@@ -358,6 +365,7 @@ mod tests {
             lifecycle_interval: None,
             lifecycle_day: None,
             sse_master_key_file: None,
+            sts_roles: None,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,

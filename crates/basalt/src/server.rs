@@ -49,6 +49,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             domains: config.domains.clone(),
             access_key,
             secret_key,
+            roles: match &config.sts_roles {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    basalt_s3::RolesFile::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                        .roles
+                }
+                None => Vec::new(),
+            },
         },
     )
     .map_err(anyhow::Error::msg)?;

@@ -9,6 +9,38 @@ use crate::{ObjectError, ObjectStore, now_ms};
 
 const USER_PREFIX: &str = "user/";
 const KEY_PREFIX: &str = "key/";
+const SESSION_PREFIX: &str = "session/";
+
+/// Temporary credentials from STS: a key pair and a session token, valid until `expires_ms`,
+/// with the rights of the role's policies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub access_key: String,
+    /// Who assumed the role: `role/<role>/<session name>`.
+    pub principal: String,
+    pub policies: Vec<String>,
+    pub expires_ms: i64,
+    /// SHA-256 of the session token, hex: the token itself is never stored.
+    pub token_sha256: String,
+    master_key_id: String,
+    sealed_secret: Vec<u8>,
+}
+
+/// Credentials handed out once, at creation.
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    pub expires_ms: i64,
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex_simd::encode_to_string(
+        ring::digest::digest(&ring::digest::SHA256, data),
+        hex_simd::AsciiCase::Lower,
+    )
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {
@@ -212,6 +244,63 @@ impl ObjectStore {
         let secret = String::from_utf8(secret)
             .map_err(|_| ObjectError::Corrupt("an access key's secret".into()))?;
         Ok(Some((user, secret)))
+    }
+
+    /// Issues temporary credentials for `principal` with `policies`, valid `duration_ms`.
+    pub async fn create_session(
+        &self,
+        principal: &str,
+        policies: Vec<String>,
+        duration_ms: i64,
+    ) -> Result<IssuedSession, ObjectError> {
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let access_key = format!("BS{}", random_string(18, UPPER));
+        let secret_key = random_string(40, ANY);
+        let session_token = random_string(96, ANY);
+        let (master_key_id, sealed_secret) = self.master_keys()?.seal(secret_key.as_bytes());
+        let expires_ms = now_ms() + duration_ms;
+        let session = Session {
+            access_key: access_key.clone(),
+            principal: principal.to_owned(),
+            policies,
+            expires_ms,
+            token_sha256: sha256_hex(session_token.as_bytes()),
+            master_key_id,
+            sealed_secret,
+        };
+        self.put_identity(
+            format!("{SESSION_PREFIX}{access_key}"),
+            Some(encode(&session)?),
+        )
+        .await?;
+        Ok(IssuedSession {
+            access_key,
+            secret_key,
+            session_token,
+            expires_ms,
+        })
+    }
+
+    /// The session of a temporary access key (expired or not) and its secret.
+    pub async fn session_of(
+        &self,
+        access_key: &str,
+    ) -> Result<Option<(Session, String)>, ObjectError> {
+        let Some(bytes) = self
+            .meta
+            .get_identity(&format!("{SESSION_PREFIX}{access_key}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let session: Session = decode(&bytes)?;
+        let secret = self
+            .master_keys()?
+            .open(&session.master_key_id, &session.sealed_secret)?;
+        let secret = String::from_utf8(secret)
+            .map_err(|_| ObjectError::Corrupt("a session's secret".into()))?;
+        Ok(Some((session, secret)))
     }
 
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, ObjectError> {

@@ -29,7 +29,7 @@ pub use basalt_meta::{
 pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;
 pub use error::ObjectError;
-pub use identity::{AccessKeyInfo, User};
+pub use identity::{AccessKeyInfo, IssuedSession, Session, User, sha256_hex};
 pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,

@@ -33,16 +33,27 @@ impl S3Auth for Auth {
         if access_key == self.root_access_key {
             return Ok(self.root_secret_key.clone());
         }
-        match self.store.credentials_of(access_key).await {
-            Ok(Some((_, secret))) => Ok(SecretKey::from(secret)),
-            Ok(None) => Err(s3_error!(
+        let internal = |e: basalt_object::ObjectError| {
+            tracing::error!(error = %e, "reading an access key failed");
+            s3_error!(InternalError, "cannot read access keys")
+        };
+        if let Some((_, secret)) = self
+            .store
+            .credentials_of(access_key)
+            .await
+            .map_err(internal)?
+        {
+            return Ok(SecretKey::from(secret));
+        }
+        match self.store.session_of(access_key).await.map_err(internal)? {
+            Some((session, _)) if session.expires_ms <= basalt_object::now_ms() => {
+                Err(s3_error!(ExpiredToken, "The provided token has expired."))
+            }
+            Some((_, secret)) => Ok(SecretKey::from(secret)),
+            None => Err(s3_error!(
                 InvalidAccessKeyId,
                 "the access key you provided does not exist"
             )),
-            Err(e) => {
-                tracing::error!(error = %e, "reading an access key failed");
-                Err(s3_error!(InternalError, "cannot read access keys"))
-            }
         }
     }
 }
@@ -127,6 +138,31 @@ fn urlencoding_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A role session's requests must carry its token (header, or query of a presigned URL) and
+/// come before it expires.
+fn check_session_token(cx: &S3AccessContext<'_>, session: &basalt_object::Session) -> S3Result<()> {
+    if session.expires_ms <= basalt_object::now_ms() {
+        return Err(s3_error!(ExpiredToken, "The provided token has expired."));
+    }
+    let from_header = cx
+        .headers()
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let token = from_header.or_else(|| {
+        query_pairs(cx.uri().query().unwrap_or_default())
+            .find(|(k, _)| k == "X-Amz-Security-Token")
+            .map(|(_, v)| v)
+    });
+    match token {
+        Some(t) if basalt_object::sha256_hex(t.as_bytes()) == session.token_sha256 => Ok(()),
+        _ => Err(s3_error!(
+            InvalidToken,
+            "The provided token is malformed or otherwise invalid."
+        )),
+    }
+}
+
 impl Access {
     /// The effect of `policies` (user-attached documents and the bucket's) on `facts`.
     fn decide(policies: &[Policy], facts: &RequestFacts) -> Option<Effect> {
@@ -143,11 +179,11 @@ impl Access {
 
     async fn policies_for(
         &self,
-        user: Option<&basalt_object::User>,
+        attached: &[String],
         bucket: Option<&str>,
     ) -> S3Result<Vec<Policy>> {
         let mut out = Vec::new();
-        for text in user.map(|u| u.policies.as_slice()).unwrap_or_default() {
+        for text in attached {
             let text = canned(text).unwrap_or(text);
             match Policy::parse(text, false) {
                 Ok(p) => out.push(p),
@@ -171,24 +207,26 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let user = match cx.credentials() {
-            Some(c) if c.access_key == self.root_access_key => return Ok(()),
-            Some(c) => {
-                let found = self
-                    .store
-                    .credentials_of(&c.access_key)
-                    .await
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "reading an access key failed");
-                        s3_error!(InternalError, "cannot read access keys")
-                    })?;
-                Some(
-                    found
-                        .ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))?
-                        .0,
-                )
+        let internal = |e: basalt_object::ObjectError| {
+            tracing::error!(error = %e, "reading an access key failed");
+            s3_error!(InternalError, "cannot read access keys")
+        };
+        // Who is asking (a user, or a role session), and the policies they carry.
+        let (principal, attached) = match cx.credentials().map(|c| c.access_key.clone()) {
+            Some(key) if key == self.root_access_key => return Ok(()),
+            Some(key) => {
+                if let Some((user, _)) = self.store.credentials_of(&key).await.map_err(internal)? {
+                    (Some(user.name), user.policies)
+                } else if let Some((session, _)) =
+                    self.store.session_of(&key).await.map_err(internal)?
+                {
+                    check_session_token(cx, &session)?;
+                    (Some(session.principal), session.policies)
+                } else {
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
             }
-            None => None,
+            None => (None, Vec::new()),
         };
         let (bucket, resource) = {
             let path = cx.s3_path();
@@ -215,15 +253,15 @@ impl S3Access for Access {
         {
             keys.insert("aws:CurrentTime".into(), vec![now]);
         }
-        if let Some(u) = &user {
-            keys.insert("aws:username".into(), vec![u.name.clone()]);
+        if let Some(name) = &principal {
+            keys.insert("aws:username".into(), vec![name.clone()]);
         }
         for (k, v) in query_pairs(cx.uri().query().unwrap_or_default()) {
             if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys") {
                 keys.insert(format!("s3:{k}"), vec![v]);
             }
         }
-        let policies = self.policies_for(user.as_ref(), bucket.as_deref()).await?;
+        let policies = self.policies_for(&attached, bucket.as_deref()).await?;
         let mut checks = vec![(action_of(&op), resource)];
         if matches!(op.as_str(), "CopyObject" | "UploadPartCopy")
             && let Some(source) = cx
@@ -242,7 +280,7 @@ impl S3Access for Access {
             let facts = RequestFacts {
                 action,
                 resource,
-                user: user.as_ref().map(|u| u.name.clone()),
+                user: principal.clone(),
                 keys: keys.clone(),
             };
             if Self::decide(&policies, &facts) != Some(Effect::Allow) {

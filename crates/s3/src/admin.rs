@@ -20,9 +20,11 @@ use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 pub const ADMIN_BUCKET: &str = "basalt-admin";
 const PREFIX: &str = "/basalt-admin/v1/";
 
+/// The admin API, and STS (`POST /` with a form body) beside it: s3s takes one router.
 pub(crate) struct AdminRoute {
     pub(crate) store: ObjectStore,
     pub(crate) root_access_key: String,
+    pub(crate) sts: crate::sts::StsRoute,
 }
 
 fn param(req: &S3Request<Body>, name: &str) -> S3Result<String> {
@@ -54,16 +56,20 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> S3Result<S3Respons
 impl S3Route for AdminRoute {
     fn is_match(
         &self,
-        _method: &Method,
+        method: &Method,
         uri: &Uri,
-        _headers: &HeaderMap,
+        headers: &HeaderMap,
         _extensions: &mut http::Extensions,
     ) -> bool {
-        uri.path().starts_with(PREFIX)
+        uri.path().starts_with(PREFIX) || crate::sts::StsRoute::matches(method, uri, headers)
     }
 
     /// Only the root user may call the admin API.
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        if !req.uri.path().starts_with(PREFIX) {
+            // STS: a web identity needs no signature; AssumeRole checks its caller itself.
+            return Ok(());
+        }
         match &req.credentials {
             Some(c) if c.access_key == self.root_access_key => Ok(()),
             _ => Err(s3_error!(
@@ -74,6 +80,9 @@ impl S3Route for AdminRoute {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        if !req.uri.path().starts_with(PREFIX) {
+            return self.sts.call(req).await;
+        }
         let action = req.uri.path().trim_start_matches(PREFIX).to_owned();
         let store = &self.store;
         match (&req.method, action.as_str()) {

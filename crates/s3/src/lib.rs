@@ -10,12 +10,15 @@ mod convert;
 mod cors;
 mod error;
 mod handlers;
+mod jwt;
 mod lifecycle;
 mod lock;
 mod policy;
 mod service;
 mod sse;
+mod sts;
 
 pub use admin::ADMIN_BUCKET;
 pub use handlers::BasaltS3;
 pub use service::{FrontConfig, HttpService, build_service};
+pub use sts::{RoleConfig, RolesFile};

@@ -26,6 +26,8 @@ pub struct FrontConfig {
     pub domains: Vec<String>,
     pub access_key: String,
     pub secret_key: String,
+    /// Roles STS may hand out credentials for.
+    pub roles: Vec<crate::RoleConfig>,
 }
 
 /// Virtual-hosted-style addressing for `bucket.<domain>` hosts (any port); every other host,
@@ -100,6 +102,10 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     builder.set_route(crate::admin::AdminRoute {
         store: store.clone(),
         root_access_key: config.access_key.clone(),
+        sts: crate::sts::StsRoute {
+            store: store.clone(),
+            roles: Arc::new(config.roles.clone()),
+        },
     });
     builder.set_auth(crate::access::Auth {
         store: store.clone(),
