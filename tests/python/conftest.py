@@ -206,6 +206,13 @@ def basalt() -> BasaltServer:
             storage += ["--data", str(workdir / f"drive{i}")]
         storage += ["--meta-dir", str(data_dir), "--chunk-size", "65536"]
 
+    # STS: one role any user may assume, with read-only rights (test_sts.py).
+    roles = workdir / "sts-roles.json"
+    roles.write_text(
+        '{"roles": [{"name": "reader", "users": ["*"], "policies": ["readonly"]}]}'
+    )
+    storage += ["--sts-roles", str(roles)]
+
     log_fh = open(log_path, "wb")
     proc = subprocess.Popen(
         [str(binary), "server", "--address", host_port, *storage],

@@ -187,7 +187,10 @@ impl HttpService {
         }
         let method = req.method().clone();
         let who = crate::audit::access_key_of(&req);
-        let mut req = req;
+        let mut req = match buffer_small_body(req).await {
+            Ok(req) => req,
+            Err(resp) => return Ok(resp),
+        };
         req.extensions_mut().insert(crate::access::Connection {
             peer: self.peer,
             tls: self.tls,
@@ -249,6 +252,33 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
     fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
         let service = self.clone();
         Box::pin(async move { service.handle(req.map(Body::from)).await })
+    }
+}
+
+/// Bodies up to this size are read before the request is handled.
+const BUFFERED_BODY_MAX: u64 = 64 << 10;
+
+/// Reads a small request body in full first. A request refused before its body is read (a bad
+/// header, a policy denial) would otherwise leave the body unread on the connection, and
+/// closing it then can reset the connection before the client reads the error. Memory stays
+/// bounded: 64 KiB per request in flight; larger bodies stream as before.
+async fn buffer_small_body(req: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len @ 1..=BUFFERED_BODY_MAX) = declared else {
+        return Ok(req);
+    };
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, len as usize);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Err(_) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read",
+        )),
     }
 }
 
