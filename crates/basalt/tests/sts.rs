@@ -114,11 +114,30 @@ async fn web_identity_tokens_are_verified_and_sessions_expire() {
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, provider.jwks()).unwrap();
+    // The provider also serves its keys over HTTP, for a role that fetches them by URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let served = provider.jwks();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{served}",
+                served.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
     let roles = dir.path().join("roles.json");
     std::fs::write(
         &roles,
         format!(
-            r#"{{"roles":[{{"name":"analyst","issuer":"{ISSUER}","audience":"basalt","jwks_file":{:?},"claims":{{"groups":"data"}},"policies":["readonly"],"max_duration_seconds":3}}]}}"#,
+            r#"{{"roles":[{{"name":"analyst","issuer":"{ISSUER}","audience":"basalt","jwks_file":{:?},"claims":{{"groups":"data"}},"policies":["readonly"],"max_duration_seconds":3}},{{"name":"viewer","issuer":"{ISSUER}","audience":"basalt","jwks_url":"{jwks_url}","policies":["readonly"]}}]}}"#,
             jwks.display().to_string()
         ),
     )
@@ -228,6 +247,8 @@ async fn web_identity_tokens_are_verified_and_sessions_expire() {
     }
     let (status, body) = assume(&server, "nobody", &good).await;
     assert_eq!(status, 400, "{body}");
+    let (status, body) = assume(&server, "viewer", &good).await;
+    assert_eq!(status, 200, "keys fetched from the provider's URL: {body}");
 
     // The role allows three-second sessions: after that, the token is refused.
     tokio::time::sleep(Duration::from_secs(4)).await;
