@@ -21,6 +21,39 @@ use crate::lock::{
 };
 use crate::sse;
 
+/// The SSE-C key of a request's `x-amz-server-side-encryption-customer-*` fields.
+macro_rules! customer_key_of {
+    ($input:expr) => {
+        sse::customer_key(
+            $input.sse_customer_algorithm.as_deref(),
+            $input.sse_customer_key.as_deref(),
+            $input.sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+
+/// The SSE-C key of a copy's source (`x-amz-copy-source-server-side-encryption-customer-*`).
+macro_rules! copy_source_customer_key_of {
+    ($input:expr) => {
+        sse::customer_key(
+            $input.copy_source_sse_customer_algorithm.as_deref(),
+            $input.copy_source_sse_customer_key.as_deref(),
+            $input.copy_source_sse_customer_key_md5.as_deref(),
+        )
+    };
+}
+
+/// The object lock a write asks for (`x-amz-object-lock-*`).
+macro_rules! lock_of {
+    ($input:expr) => {
+        lock_of_headers(
+            $input.object_lock_mode.as_ref(),
+            $input.object_lock_retain_until_date.as_ref(),
+            $input.object_lock_legal_hold_status.as_ref(),
+        )
+    };
+}
+
 const MAX_KEYS: i32 = 1000;
 const MAX_PART_NUMBER: i32 = 10_000;
 const MAX_DELETE_OBJECTS: usize = 1000;
@@ -224,11 +257,7 @@ macro_rules! prepare_read {
             $input.if_modified_since.as_ref(),
             $input.if_unmodified_since.as_ref(),
         )?;
-        let customer = sse::customer_key(
-            $input.sse_customer_algorithm.as_deref(),
-            $input.sse_customer_key.as_deref(),
-            $input.sse_customer_key_md5.as_deref(),
-        )?;
+        let customer = customer_key_of!($input)?;
         let opened = $self
             .store
             .opening(record.details.encryption.as_ref(), customer.as_ref())
@@ -665,11 +694,7 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
-        let lock = lock_of_headers(
-            input.object_lock_mode.as_ref(),
-            input.object_lock_retain_until_date.as_ref(),
-            input.object_lock_legal_hold_status.as_ref(),
-        )?;
+        let lock = lock_of!(input)?;
         let given = ChecksumFields {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -679,11 +704,7 @@ impl S3 for BasaltS3 {
         };
         let algorithms =
             requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
-        let customer = sse::customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
+        let customer = customer_key_of!(input)?;
         let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
         let (seal, encryption) = self
             .store
@@ -896,25 +917,13 @@ impl S3 for BasaltS3 {
             .head_version(src_bucket, src_key, src_version)
             .await
             .map_err(copy_source_error)?;
-        let lock = lock_of_headers(
-            input.object_lock_mode.as_ref(),
-            input.object_lock_retain_until_date.as_ref(),
-            input.object_lock_legal_hold_status.as_ref(),
-        )?;
-        let source_customer = sse::customer_key(
-            input.copy_source_sse_customer_algorithm.as_deref(),
-            input.copy_source_sse_customer_key.as_deref(),
-            input.copy_source_sse_customer_key_md5.as_deref(),
-        )?;
+        let lock = lock_of!(input)?;
+        let source_customer = copy_source_customer_key_of!(input)?;
         let source_key = self
             .store
             .opening(source.details.encryption.as_ref(), source_customer.as_ref())
             .or_s3()?;
-        let target_customer = sse::customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
+        let target_customer = customer_key_of!(input)?;
         let requested = sse::requested(input.server_side_encryption.as_ref(), target_customer)?;
         let changes_encryption = !matches!(requested, basalt_object::Sse::Default);
         check_copy_source_conditions(
@@ -1139,11 +1148,7 @@ impl S3 for BasaltS3 {
             .as_ref()
             .map(crate::convert::algorithm_of)
             .transpose()?;
-        let customer = sse::customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
+        let customer = customer_key_of!(input)?;
         let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
         // The parts are sealed with the upload's data key, recovered from this record.
         let encryption = self
@@ -1166,11 +1171,7 @@ impl S3 for BasaltS3 {
             user_metadata: metadata_vec(input.metadata),
             checksum_algorithms: algorithm.into_iter().collect(),
             tags: tags_of_header(input.tagging.as_deref())?,
-            lock: lock_of_headers(
-                input.object_lock_mode.as_ref(),
-                input.object_lock_retain_until_date.as_ref(),
-                input.object_lock_legal_hold_status.as_ref(),
-            )?,
+            lock: lock_of!(input)?,
             encryption,
         };
         let upload_id = self
@@ -1215,11 +1216,7 @@ impl S3 for BasaltS3 {
         {
             algorithms.push(a);
         }
-        let customer = sse::customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
+        let customer = customer_key_of!(input)?;
         let seal = self
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
@@ -1316,20 +1313,12 @@ impl S3 for BasaltS3 {
             }
         };
         let algorithms: Vec<_> = upload.checksum_algorithm.into_iter().collect();
-        let source_customer = sse::customer_key(
-            input.copy_source_sse_customer_algorithm.as_deref(),
-            input.copy_source_sse_customer_key.as_deref(),
-            input.copy_source_sse_customer_key_md5.as_deref(),
-        )?;
+        let source_customer = copy_source_customer_key_of!(input)?;
         let source_key = self
             .store
             .opening(source.details.encryption.as_ref(), source_customer.as_ref())
             .or_s3()?;
-        let customer = sse::customer_key(
-            input.sse_customer_algorithm.as_deref(),
-            input.sse_customer_key.as_deref(),
-            input.sse_customer_key_md5.as_deref(),
-        )?;
+        let customer = customer_key_of!(input)?;
         let seal = self
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
