@@ -198,3 +198,41 @@ def test_tampered_presigned_urls_are_refused(s3, basalt, bucket):
     assert http(url.replace("X-Amz-Expires=300", "X-Amz-Expires=900"))[0] == 403
     assert http(url, "PUT", b"overwrite")[0] == 403
     assert s3.get_object(Bucket=bucket, Key="a")["Body"].read() == b"A"
+
+
+def test_multi_delete_is_authorized_key_by_key(s3, basalt, bucket):
+    for key in ["open/a", "protected/b"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    user = client_of(basalt, make_user(
+        basalt,
+        "readwrite",
+        doc({"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{bucket}/protected/*"}),
+    ))
+    resp = user.delete_objects(
+        Bucket=bucket, Delete={"Objects": [{"Key": "open/a"}, {"Key": "protected/b"}]}
+    )
+    assert [d["Key"] for d in resp["Deleted"]] == ["open/a"]
+    assert [(e["Key"], e["Code"]) for e in resp["Errors"]] == [("protected/b", "AccessDenied")]
+    assert s3.get_object(Bucket=bucket, Key="protected/b")["Body"].read() == b"x"
+
+
+def test_bypassing_governance_needs_its_own_permission(s3, basalt, bucket_factory):
+    import datetime as dt
+
+    b = bucket_factory("lock")
+    s3.delete_bucket(Bucket=b)
+    s3.create_bucket(Bucket=b, ObjectLockEnabledForBucket=True)
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+    vid = s3.put_object(
+        Bucket=b, Key="g", Body=b"x", ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until
+    )["VersionId"]
+    deleter = client_of(basalt, make_user(basalt, doc(
+        {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:GetObject"], "Resource": "arn:aws:s3:::*"}
+    )))
+    with s3_error("AccessDenied", 403):
+        deleter.delete_object(Bucket=b, Key="g", VersionId=vid, BypassGovernanceRetention=True)
+    admin_like = client_of(basalt, make_user(basalt, doc(
+        {"Effect": "Allow", "Action": ["s3:DeleteObject", "s3:BypassGovernanceRetention"],
+         "Resource": "arn:aws:s3:::*"}
+    )))
+    admin_like.delete_object(Bucket=b, Key="g", VersionId=vid, BypassGovernanceRetention=True)

@@ -58,6 +58,27 @@ impl S3Auth for Auth {
     }
 }
 
+/// What a non-root request may do, left in the request's extensions for the checks that need
+/// its body (DeleteObjects names its keys there).
+#[derive(Clone)]
+pub(crate) struct Grant {
+    principal: Option<String>,
+    policies: std::sync::Arc<Vec<Policy>>,
+    keys: HashMap<String, Vec<String>>,
+}
+
+impl Grant {
+    pub(crate) fn allows(&self, action: &str, resource: &str) -> bool {
+        let facts = RequestFacts {
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            user: self.principal.clone(),
+            keys: self.keys.clone(),
+        };
+        Access::decide(&self.policies, &facts) == Some(Effect::Allow)
+    }
+}
+
 pub(crate) struct Access {
     pub(crate) store: ObjectStore,
     pub(crate) root_access_key: String,
@@ -121,8 +142,11 @@ fn urlencoding_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 3;
             }
             b'+' => {
@@ -242,7 +266,11 @@ impl S3Access for Access {
         let connection = cx.extensions_mut().get::<Connection>().copied();
         let mut keys: HashMap<String, Vec<String>> = HashMap::new();
         if let Some(peer) = connection.and_then(|c| c.peer) {
-            keys.insert("aws:SourceIp".into(), vec![peer.ip().to_string()]);
+            // An IPv4 client of a dual-stack listener must match IPv4 ranges.
+            keys.insert(
+                "aws:SourceIp".into(),
+                vec![peer.ip().to_canonical().to_string()],
+            );
         }
         keys.insert(
             "aws:SecureTransport".into(),
@@ -262,31 +290,46 @@ impl S3Access for Access {
             }
         }
         let policies = self.policies_for(&attached, bucket.as_deref()).await?;
-        let mut checks = vec![(action_of(&op), resource)];
+        let bypass = cx
+            .headers()
+            .get("x-amz-bypass-governance-retention")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        // DeleteObjects names its keys in the body: the handler checks each (see `Grant`).
+        let mut checks = if op == "DeleteObjects" {
+            Vec::new()
+        } else {
+            vec![(action_of(&op), resource.clone())]
+        };
+        if bypass && op != "DeleteObjects" {
+            checks.push(("s3:BypassGovernanceRetention".into(), resource));
+        }
         if matches!(op.as_str(), "CopyObject" | "UploadPartCopy")
             && let Some(source) = cx
                 .headers()
                 .get("x-amz-copy-source")
                 .and_then(|v| v.to_str().ok())
         {
-            let source = source.split('?').next().unwrap_or_default();
-            let source = urlencoding_decode(source).unwrap_or_else(|| source.to_owned());
-            checks.push((
-                "s3:GetObject".into(),
-                format!("arn:aws:s3:::{}", source.trim_start_matches('/')),
-            ));
+            // Parsed as the operation will parse it, so the object checked is the one read.
+            match s3s::dto::CopySource::parse(source) {
+                Ok(s3s::dto::CopySource::Bucket { bucket, key, .. }) => checks.push((
+                    "s3:GetObject".into(),
+                    format!("arn:aws:s3:::{bucket}/{key}"),
+                )),
+                _ => return Err(s3_error!(AccessDenied, "Access Denied")),
+            }
         }
+        let grant = Grant {
+            principal,
+            policies: std::sync::Arc::new(policies),
+            keys,
+        };
         for (action, resource) in checks {
-            let facts = RequestFacts {
-                action,
-                resource,
-                user: principal.clone(),
-                keys: keys.clone(),
-            };
-            if Self::decide(&policies, &facts) != Some(Effect::Allow) {
+            if !grant.allows(&action, &resource) {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
+        cx.extensions_mut().insert(grant);
         Ok(())
     }
 }

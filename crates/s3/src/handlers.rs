@@ -861,11 +861,21 @@ impl S3 for BasaltS3 {
         self.store.bucket(&input.bucket).await.or_s3()?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
+        // Root leaves no grant: everything is allowed. Others are checked key by key.
+        let grant = req.extensions.get::<crate::access::Grant>().cloned();
+        let allowed = |key: &str| {
+            let resource = format!("arn:aws:s3:::{}/{key}", input.bucket);
+            grant.as_ref().is_none_or(|g| {
+                g.allows("s3:DeleteObject", &resource)
+                    && (!bypass_governance || g.allows("s3:BypassGovernanceRetention", &resource))
+            })
+        };
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
             let result = match version_arg(object.version_id.as_deref()) {
                 Err(e) => Err(e),
+                Ok(_) if !allowed(&object.key) => Err(s3_error!(AccessDenied, "Access Denied")),
                 Ok(version) => {
                     let request = DeleteRequest {
                         version_id: version.map(str::to_owned),

@@ -139,17 +139,16 @@ pub fn verify(
     }
     let exp = claims
         .get("exp")
-        .and_then(Value::as_i64)
+        .and_then(Value::as_f64)
         .ok_or("the token has no expiry")?;
-    if exp <= expected.now_s {
+    if exp <= expected.now_s as f64 {
         return Err("the token has expired".into());
     }
-    if claims
-        .get("nbf")
-        .and_then(Value::as_i64)
-        .is_some_and(|nbf| nbf > expected.now_s)
-    {
-        return Err("the token is not valid yet".into());
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_f64().ok_or("the token's nbf is not a number")?;
+        if nbf > expected.now_s as f64 {
+            return Err("the token is not valid yet".into());
+        }
     }
     Ok(claims)
 }

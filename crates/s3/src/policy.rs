@@ -300,8 +300,11 @@ impl Statement {
 impl Condition {
     fn holds(&self, keys: &HashMap<String, &Vec<String>>) -> bool {
         let Some(actual) = keys.get(&self.key) else {
+            // As AWS evaluates them: a negated operator holds for a missing key ("is not
+            // equal" to anything), a positive one does not, unless it is …IfExists.
             return match self.operator.as_str() {
                 "Null" => self.values.iter().any(|v| v == "true"),
+                op if op.contains("Not") => true,
                 _ => self.if_exists,
             };
         };
@@ -499,6 +502,17 @@ mod tests {
         remote[1] = ("aws:SourceIp", "10.1.2.3");
         assert_eq!(list(Some("alice"), &remote), None);
         assert_eq!(list(Some("alice"), &ok[1..]), None, "a missing key fails");
+        let deny_others = Policy::parse(
+            r#"{"Statement":[{"Effect":"Deny","Action":"s3:ListBucket","Resource":"*",
+                "Condition":{"StringNotLike":{"s3:prefix":"home/alice/*"}}}]}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            deny_others.evaluate(&facts("s3:ListBucket", "arn:aws:s3:::b", Some("u"), &[])),
+            Some(Effect::Deny),
+            "a negated condition holds when its key is missing"
+        );
     }
 
     #[test]

@@ -124,6 +124,11 @@ async fn fetch(url: &str) -> Result<String, String> {
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    // Keys fetched in the clear could be swapped on the way: only from this machine.
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    if !matches!(name, "localhost" | "[::1]") && !name.starts_with("127.") {
+        return Err("jwks_url must be on loopback (http://127.0.0.1:…); give other providers' keys as jwks_file".into());
+    }
     let mut stream = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         tokio::net::TcpStream::connect(host),
