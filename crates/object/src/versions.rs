@@ -1,7 +1,7 @@
 //! Bucket versioning, object lock and lifecycle configuration, and version listings.
 
 use basalt_meta::{
-    Command, LifecycleRule, ObjectLockConfig, Retention, VersionPage, VersioningState,
+    Command, LifecycleRule, ObjectLock, ObjectLockConfig, Retention, VersionPage, VersioningState,
 };
 
 use crate::{ObjectError, ObjectStore, now_ms};
@@ -48,6 +48,21 @@ impl ObjectStore {
             .get_object_lock_config(bucket)
             .await?
             .ok_or(ObjectError::NoObjectLockConfiguration)
+    }
+
+    /// The lock state of a version (`None`: the current one) in a bucket with object lock.
+    pub async fn object_lock_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectLock, ObjectError> {
+        self.object_lock_config(bucket).await?;
+        Ok(self
+            .head_version(bucket, key, version_id)
+            .await?
+            .details
+            .lock)
     }
 
     /// Sets (or with `None` removes) the retention of a version (`None`: the current one).

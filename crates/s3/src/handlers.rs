@@ -1754,15 +1754,12 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
         let input = req.input;
         let version = version_arg(input.version_id.as_deref())?;
-        self.store.object_lock_config(&input.bucket).await.or_s3()?;
-        let record = self
+        let lock = self
             .store
-            .head_version(&input.bucket, &input.key, version)
+            .object_lock_of(&input.bucket, &input.key, version)
             .await
             .or_s3()?;
-        let retention = record
-            .details
-            .lock
+        let retention = lock
             .retention
             .ok_or_else(|| to_s3(basalt_object::ObjectError::NoSuchObjectLockConfiguration))?;
         Ok(S3Response::new(GetObjectRetentionOutput {
@@ -1790,14 +1787,13 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         let input = req.input;
         let version = version_arg(input.version_id.as_deref())?;
-        self.store.object_lock_config(&input.bucket).await.or_s3()?;
-        let record = self
+        let lock = self
             .store
-            .head_version(&input.bucket, &input.key, version)
+            .object_lock_of(&input.bucket, &input.key, version)
             .await
             .or_s3()?;
         Ok(S3Response::new(GetObjectLegalHoldOutput {
-            legal_hold: Some(legal_hold_dto(record.details.lock.legal_hold)),
+            legal_hold: Some(legal_hold_dto(lock.legal_hold)),
         }))
     }
 
