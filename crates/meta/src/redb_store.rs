@@ -1118,6 +1118,14 @@ fn utf8_key(raw: &[u8]) -> Result<String, MetaError> {
         .map_err(|_| MetaError::Corrupt("object key is not UTF-8".into()))
 }
 
+/// Where the common prefix of `key` ends (after the first `delimiter` past `prefix`), if the
+/// key rolls up into one: what every listing with a delimiter asks of each key.
+fn common_prefix_end(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<usize> {
+    let d = delimiter?;
+    let rest = key.get(prefix.len()..)?;
+    rest.find(d).map(|pos| prefix.len() + pos + d.len())
+}
+
 fn list_objects_sync(
     db: &Database,
     bucket: &str,
@@ -1133,11 +1141,7 @@ fn list_objects_sync(
     let objects = txn.open_table(OBJECTS)?;
     let bucket_len = bucket.len() + 1;
     let delimiter = delimiter.filter(|d| !d.is_empty());
-    let common_prefix_of = |key: &str| -> Option<usize> {
-        let d = delimiter?;
-        let rest = key.get(prefix.len()..)?;
-        rest.find(d).map(|pos| prefix.len() + pos + d.len())
-    };
+    let common_prefix_of = |key: &str| common_prefix_end(key, prefix, delimiter);
 
     let mut lower = keys::object_key(bucket, prefix);
     if let Some(after) = start_after {
@@ -1214,11 +1218,7 @@ fn list_versions_sync(
     let versions = txn.open_table(VERSIONS)?;
     let bucket_len = bucket.len() + 1;
     let delimiter = delimiter.filter(|d| !d.is_empty());
-    let common_prefix_of = |key: &str| -> Option<usize> {
-        let d = delimiter?;
-        let rest = key.get(prefix.len()..)?;
-        rest.find(d).map(|pos| prefix.len() + pos + d.len())
-    };
+    let common_prefix_of = |key: &str| common_prefix_end(key, prefix, delimiter);
     let mut page = VersionPage::default();
     // Emits a key's versions newest first, from just after `after` (a version name) if given.
     let emit_key = |page: &mut VersionPage,
@@ -1507,11 +1507,8 @@ impl MetaStore for RedbStore {
             upload_id_marker.map(str::to_owned),
         );
         self.read(move |db| {
-            let common_prefix_of = |key: &str| -> Option<usize> {
-                let d = delimiter.as_deref()?;
-                let rest = key.get(prefix.len()..)?;
-                rest.find(d).map(|pos| prefix.len() + pos + d.len())
-            };
+            let common_prefix_of =
+                |key: &str| common_prefix_end(key, &prefix, delimiter.as_deref());
             let mut lower = keys::object_key(&bucket, &prefix);
             if let Some(marker) = key_marker.as_deref() {
                 let after = match upload_id_marker.as_deref() {

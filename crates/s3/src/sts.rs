@@ -320,7 +320,9 @@ impl StsRoute {
             return Err("the role does not trust a web identity provider".into());
         };
         let jwks_text = match (&role.jwks_file, &role.jwks_url) {
-            (Some(path), _) => std::fs::read_to_string(path).map_err(|e| e.to_string())?,
+            (Some(path), _) => tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| e.to_string())?,
             (None, Some(url)) => fetch(url).await?,
             (None, None) => return Err("the role has no keys".into()),
         };
