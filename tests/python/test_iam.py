@@ -179,14 +179,57 @@ def test_revoked_keys_disabled_users_and_wrong_secrets(s3, basalt, bucket):
             assert secret.encode() not in path.read_bytes(), path
 
 
-def test_the_admin_api_is_for_root_only(basalt):
-    _, access, secret = make_user(basalt, "readwrite")
-    out = subprocess.run(
+def admin_as(basalt, user, *args):
+    _, access, secret = user
+    return subprocess.run(
         [str(_binary_path()), "admin", "--endpoint", basalt.endpoint,
-         "--access-key", access, "--secret-key", secret, "user", "list"],
+         "--access-key", access, "--secret-key", secret, *args],
         capture_output=True, text=True, timeout=60,
     )
+
+
+def test_the_admin_api_needs_admin_rights(basalt):
+    out = admin_as(basalt, make_user(basalt, "readwrite"), "user", "list")
     assert out.returncode != 0 and "403" in out.stderr
+
+
+def test_an_admin_user_administers_within_its_policy(basalt):
+    operator = make_user(basalt, "admin")
+    out = admin_as(basalt, operator, "user", "add", "made-by-operator")
+    assert out.returncode == 0, out.stderr
+    out = admin_as(basalt, operator, "user", "list")
+    assert out.returncode == 0 and "made-by-operator" in out.stdout
+
+    # A user allowed to list users, and nothing else, can do exactly that.
+    lister = make_user(basalt, doc({"Effect": "Allow", "Action": "admin:ListUsers", "Resource": "*"}))
+    assert admin_as(basalt, lister, "user", "list").returncode == 0
+    out = admin_as(basalt, lister, "user", "add", "made-by-lister")
+    assert out.returncode != 0 and "403" in out.stderr
+    assert "made-by-lister" not in json.dumps(admin(basalt, "user", "list"))
+
+    # An explicit deny wins over the canned admin policy.
+    fenced = make_user(basalt, "admin", doc({"Effect": "Deny", "Action": "admin:CreateAccessKey", "Resource": "*"}))
+    out = admin_as(basalt, fenced, "key", "create", "made-by-operator")
+    assert out.returncode != 0 and "403" in out.stderr
+
+    # A disabled administrator is an administrator no more.
+    admin(basalt, "user", "disable", operator[0])
+    assert admin_as(basalt, operator, "user", "list").returncode != 0
+
+
+def test_policy_variables_give_each_user_a_home(s3, basalt, bucket):
+    home = doc(
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": f"arn:aws:s3:::{bucket}/home/${{aws:username}}/*"},
+    )
+    alice, bob = make_user(basalt, home), make_user(basalt, home)
+    c = client_of(basalt, alice)
+    c.put_object(Bucket=bucket, Key=f"home/{alice[0]}/notes.txt", Body=b"mine")
+    assert c.get_object(Bucket=bucket, Key=f"home/{alice[0]}/notes.txt")["Body"].read() == b"mine"
+    with s3_error("AccessDenied", 403):
+        client_of(basalt, bob).get_object(Bucket=bucket, Key=f"home/{alice[0]}/notes.txt")
+    with s3_error("AccessDenied", 403):
+        c.put_object(Bucket=bucket, Key=f"home/{bob[0]}/x", Body=b"x")
 
 
 def test_tampered_presigned_urls_are_refused(s3, basalt, bucket):

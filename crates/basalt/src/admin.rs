@@ -55,7 +55,7 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Set a user's identity policies: canned names (readonly, readwrite, writeonly) or
+    /// Set a user's identity policies: canned names (readonly, readwrite, writeonly, admin) or
     /// policy documents as @file.json; none removes them all.
     Policy { user: String, policies: Vec<String> },
     /// Apply every bucket's lifecycle rules now and report what expired.

@@ -187,7 +187,72 @@ fn check_session_token(cx: &S3AccessContext<'_>, session: &basalt_object::Sessio
     }
 }
 
+/// The global condition keys of a request: where it came from, how, when, and who sent it.
+fn global_keys(
+    connection: Option<Connection>,
+    principal: Option<&str>,
+) -> HashMap<String, Vec<String>> {
+    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
+    if let Some(peer) = connection.and_then(|c| c.peer) {
+        // An IPv4 client of a dual-stack listener must match IPv4 ranges.
+        keys.insert(
+            "aws:SourceIp".into(),
+            vec![peer.ip().to_canonical().to_string()],
+        );
+    }
+    keys.insert(
+        "aws:SecureTransport".into(),
+        vec![connection.is_some_and(|c| c.tls).to_string()],
+    );
+    if let Ok(now) =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
+    {
+        keys.insert("aws:CurrentTime".into(), vec![now]);
+    }
+    if let Some(name) = principal {
+        keys.insert("aws:username".into(), vec![name.to_owned()]);
+    }
+    keys
+}
+
 impl Access {
+    /// Whether the holder of `access_key` may make the admin call `action` (e.g.
+    /// `admin:CreateUser`): the root user may; a user may when its policies allow it. Role
+    /// sessions may not administer.
+    pub(crate) async fn check_admin(
+        &self,
+        access_key: &str,
+        action: &str,
+        connection: Option<Connection>,
+    ) -> S3Result<()> {
+        if access_key == self.root_access_key {
+            return Ok(());
+        }
+        let user = match self.store.credentials_of(access_key).await {
+            Ok(Some((user, _))) => user,
+            Ok(None) => return Err(s3_error!(AccessDenied, "Access Denied")),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an access key failed");
+                return Err(s3_error!(InternalError, "cannot read access keys"));
+            }
+        };
+        let grant = Grant {
+            keys: global_keys(connection, Some(&user.name)),
+            principal: Some(user.name),
+            policies: std::sync::Arc::new(self.policies_for(&user.policies, None).await?),
+        };
+        let resource = format!(
+            "{}{}",
+            crate::policy::ADMIN_ARN_PREFIX,
+            action.trim_start_matches("admin:")
+        );
+        if grant.allows(action, &resource) {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "Access Denied"))
+        }
+    }
+
     /// The effect of `policies` (user-attached documents and the bucket's) on `facts`.
     fn decide(policies: &[Policy], facts: &RequestFacts) -> Option<Effect> {
         let mut verdict = None;
@@ -264,26 +329,7 @@ impl S3Access for Access {
         };
         let op = cx.s3_op().name().to_owned();
         let connection = cx.extensions_mut().get::<Connection>().copied();
-        let mut keys: HashMap<String, Vec<String>> = HashMap::new();
-        if let Some(peer) = connection.and_then(|c| c.peer) {
-            // An IPv4 client of a dual-stack listener must match IPv4 ranges.
-            keys.insert(
-                "aws:SourceIp".into(),
-                vec![peer.ip().to_canonical().to_string()],
-            );
-        }
-        keys.insert(
-            "aws:SecureTransport".into(),
-            vec![connection.is_some_and(|c| c.tls).to_string()],
-        );
-        if let Ok(now) =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
-        {
-            keys.insert("aws:CurrentTime".into(), vec![now]);
-        }
-        if let Some(name) = &principal {
-            keys.insert("aws:username".into(), vec![name.clone()]);
-        }
+        let mut keys = global_keys(connection, principal.as_deref());
         for (k, v) in query_pairs(cx.uri().query().unwrap_or_default()) {
             if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys") {
                 keys.insert(format!("s3:{k}"), vec![v]);

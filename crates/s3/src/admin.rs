@@ -3,7 +3,7 @@
 //!
 //! - `GET  /basalt-admin/v1/status`: drives, policy, healer, running and last sweep (JSON).
 //! - `POST /basalt-admin/v1/heal`: starts a full heal (202), or 409 if a sweep is running.
-//! - Users and keys (root only): `GET users`, `POST users?name=N`, `DELETE users?name=N`,
+//! - Users and keys: `GET users`, `POST users?name=N`, `DELETE users?name=N`,
 //!   `POST users/disable?name=N`, `POST users/enable?name=N`, `PUT users/policies?name=N` (a
 //!   JSON list of canned policy names or policy documents), `POST keys?user=N` (answers the
 //!   secret, once), `GET keys[?user=N]`, `DELETE keys?id=K`.
@@ -23,8 +23,28 @@ const PREFIX: &str = "/basalt-admin/v1/";
 /// The admin API, and STS (`POST /` with a form body) beside it: s3s takes one router.
 pub(crate) struct AdminRoute {
     pub(crate) store: ObjectStore,
-    pub(crate) root_access_key: String,
+    pub(crate) access: crate::access::Access,
     pub(crate) sts: crate::sts::StsRoute,
+}
+
+/// The IAM action of an admin call (`admin:*` in an identity policy grants them all), or
+/// `None` for a call that does not exist.
+fn admin_action(method: &Method, call: &str) -> Option<&'static str> {
+    Some(match (method, call) {
+        (&Method::GET, "users") => "admin:ListUsers",
+        (&Method::POST, "users") => "admin:CreateUser",
+        (&Method::DELETE, "users") => "admin:DeleteUser",
+        (&Method::POST, "users/disable") => "admin:DisableUser",
+        (&Method::POST, "users/enable") => "admin:EnableUser",
+        (&Method::PUT, "users/policies") => "admin:AttachUserPolicy",
+        (&Method::POST, "keys") => "admin:CreateAccessKey",
+        (&Method::GET, "keys") => "admin:ListAccessKeys",
+        (&Method::DELETE, "keys") => "admin:DeleteAccessKey",
+        (&Method::GET, "status") => "admin:ServerInfo",
+        (&Method::POST, "lifecycle") => "admin:RunLifecycle",
+        (&Method::POST, "heal") => "admin:Heal",
+        _ => return None,
+    })
 }
 
 fn param(req: &S3Request<Body>, name: &str) -> S3Result<String> {
@@ -64,19 +84,30 @@ impl S3Route for AdminRoute {
         uri.path().starts_with(PREFIX) || crate::sts::StsRoute::matches(method, uri, headers)
     }
 
-    /// Only the root user may call the admin API.
+    /// The root user may make every admin call; a user, the calls its policies allow.
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        if !req.uri.path().starts_with(PREFIX) {
+        let Some(call) = req.uri.path().strip_prefix(PREFIX) else {
             // STS: a web identity needs no signature; AssumeRole checks its caller itself.
             return Ok(());
-        }
-        match &req.credentials {
-            Some(c) if c.access_key == self.root_access_key => Ok(()),
-            _ => Err(s3_error!(
+        };
+        let Some(credentials) = &req.credentials else {
+            return Err(s3_error!(
                 AccessDenied,
-                "the admin API is for the root user"
-            )),
-        }
+                "the admin API needs a signed request"
+            ));
+        };
+        let Some(action) = admin_action(&req.method, call) else {
+            return Err(s3_error!(
+                MethodNotAllowed,
+                "unknown admin call {} {}",
+                req.method,
+                req.uri.path()
+            ));
+        };
+        let connection = req.extensions.get::<crate::access::Connection>().copied();
+        self.access
+            .check_admin(&credentials.access_key, action, connection)
+            .await
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {

@@ -44,6 +44,9 @@ struct Statement {
 #[derive(Debug, Clone)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Version 2012-10-17 documents substitute policy variables (`${aws:username}`) in
+    /// resources and condition values; older ones take them literally, as AWS does.
+    variables: bool,
 }
 
 /// What a request is, as policies see it.
@@ -115,11 +118,11 @@ impl Policy {
         let Value::Object(doc) = doc else {
             return Err("a policy is a JSON object".into());
         };
-        if let Some(v) = doc.get("Version")
-            && !matches!(v.as_str(), Some("2012-10-17" | "2008-10-17"))
-        {
-            return Err("Version must be 2012-10-17".into());
-        }
+        let variables = match doc.get("Version").map(Value::as_str) {
+            None | Some(Some("2008-10-17")) => false,
+            Some(Some("2012-10-17")) => true,
+            Some(_) => return Err("Version must be 2012-10-17".into()),
+        };
         let statements = match doc.get("Statement") {
             Some(Value::Array(list)) => list.clone(),
             Some(one @ Value::Object(_)) => vec![one.clone()],
@@ -132,7 +135,10 @@ impl Policy {
         for st in &statements {
             out.push(Self::statement(st, bucket_policy)?);
         }
-        Ok(Self { statements: out })
+        Ok(Self {
+            statements: out,
+            variables,
+        })
     }
 
     fn statement(st: &Value, bucket_policy: bool) -> Result<Statement, String> {
@@ -189,7 +195,11 @@ impl Policy {
             _ => return Err("a statement needs one of Action or NotAction".into()),
         };
         for action in &actions {
-            if action != "*" && !action.to_ascii_lowercase().starts_with("s3:") {
+            let lower = action.to_ascii_lowercase();
+            // Admin actions belong in identity policies only: a bucket policy cannot make
+            // anybody an administrator.
+            let admin = !bucket_policy && lower.starts_with("admin:");
+            if action != "*" && !lower.starts_with("s3:") && !admin {
                 return Err(format!("unsupported action {action}"));
             }
         }
@@ -199,7 +209,10 @@ impl Policy {
             _ => return Err("a statement needs one of Resource or NotResource".into()),
         };
         for resource in &resources {
-            if resource != "*" && !resource.starts_with("arn:aws:s3:::") {
+            if resource != "*"
+                && !resource.starts_with("arn:aws:s3:::")
+                && !resource.starts_with(ADMIN_ARN_PREFIX)
+            {
                 return Err(format!("resource {resource} is not an S3 ARN"));
             }
         }
@@ -254,9 +267,10 @@ impl Policy {
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
+        let variables = self.variables.then_some(&keys);
         let mut verdict = None;
         for st in &self.statements {
-            if !st.applies(facts, &keys) {
+            if !st.applies(facts, &keys, variables) {
                 continue;
             }
             if st.effect == Effect::Deny {
@@ -269,7 +283,12 @@ impl Policy {
 }
 
 impl Statement {
-    fn applies(&self, facts: &RequestFacts, keys: &HashMap<String, &Vec<String>>) -> bool {
+    fn applies(
+        &self,
+        facts: &RequestFacts,
+        keys: &HashMap<String, &Vec<String>>,
+        variables: Option<&HashMap<String, &Vec<String>>>,
+    ) -> bool {
         if let Some(principal) = &self.principal {
             let matched = match principal {
                 Principal::Anyone => true,
@@ -289,16 +308,54 @@ impl Statement {
         let resource = self
             .resources
             .iter()
-            .any(|r| glob(r, &facts.resource, false));
+            .any(|r| substitute(r, variables).is_some_and(|r| glob(&r, &facts.resource, false)));
         if resource == self.negate_resources {
             return false;
         }
-        self.conditions.iter().all(|c| c.holds(keys))
+        self.conditions.iter().all(|c| c.holds(keys, variables))
     }
 }
 
+/// A pattern with its policy variables (`${aws:username}`, and the escapes `${*}`, `${?}`,
+/// `${$}`) replaced; `None` when a variable it names has no value (AWS: the pattern then
+/// matches nothing) or a value that would read as a wildcard. Without `variables`, the
+/// pattern as it is.
+fn substitute<'a>(
+    pattern: &'a str,
+    variables: Option<&HashMap<String, &Vec<String>>>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let Some(variables) = variables.filter(|_| pattern.contains("${")) else {
+        return Some(std::borrow::Cow::Borrowed(pattern));
+    };
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        match name {
+            "*" | "?" | "$" => out.push_str(name),
+            _ => {
+                let value = variables.get(&name.to_ascii_lowercase())?.first()?;
+                if value.contains(['*', '?']) {
+                    return None;
+                }
+                out.push_str(value);
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(std::borrow::Cow::Owned(out))
+}
+
 impl Condition {
-    fn holds(&self, keys: &HashMap<String, &Vec<String>>) -> bool {
+    fn holds(
+        &self,
+        keys: &HashMap<String, &Vec<String>>,
+        variables: Option<&HashMap<String, &Vec<String>>>,
+    ) -> bool {
         let Some(actual) = keys.get(&self.key) else {
             // As AWS evaluates them: a negated operator holds for a missing key ("is not
             // equal" to anything), a positive one does not, unless it is …IfExists.
@@ -308,9 +365,13 @@ impl Condition {
                 _ => self.if_exists,
             };
         };
-        let any = |f: &dyn Fn(&str, &str) -> bool| {
-            actual.iter().any(|a| self.values.iter().any(|v| f(a, v)))
-        };
+        let values: Vec<std::borrow::Cow<'_, str>> = self
+            .values
+            .iter()
+            .filter_map(|v| substitute(v, variables))
+            .collect();
+        let any =
+            |f: &dyn Fn(&str, &str) -> bool| actual.iter().any(|a| values.iter().any(|v| f(a, v)));
         let date = |s: &str| {
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .ok()
@@ -410,9 +471,16 @@ fn ip_in(address: &str, range: &str) -> bool {
     }
 }
 
-/// The canned identity policies: readonly, readwrite, writeonly.
+/// The resource of every admin action: `arn:basalt:admin:::<call>`.
+pub const ADMIN_ARN_PREFIX: &str = "arn:basalt:admin:::";
+
+/// The canned identity policies: readonly, readwrite, writeonly, and admin (every S3 and
+/// admin action: users, keys, policies, heal, lifecycle runs).
 pub fn canned(name: &str) -> Option<&'static str> {
     match name {
+        "admin" => Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","admin:*"],"Resource":["*"]}]}"#,
+        ),
         "readonly" => Some(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging","s3:ListBucket","s3:ListBucketVersions","s3:ListAllMyBuckets","s3:GetBucketLocation","s3:GetBucketVersioning"],"Resource":["arn:aws:s3:::*"]}]}"#,
         ),
@@ -513,6 +581,80 @@ mod tests {
             Some(Effect::Deny),
             "a negated condition holds when its key is missing"
         );
+    }
+
+    #[test]
+    fn policy_variables_name_the_caller() {
+        let home = |version: &str| {
+            Policy::parse(
+                &format!(
+                    r#"{{"Version":"{version}","Statement":[
+                    {{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::home/${{aws:username}}/*"}},
+                    {{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::home",
+                      "Condition":{{"StringLike":{{"s3:prefix":"${{aws:username}}/*"}}}}}}]}}"#
+                ),
+                false,
+            )
+            .unwrap()
+        };
+        let p = home("2012-10-17");
+        let as_user = |user: &str, resource: &str, prefix: &str| {
+            p.evaluate(&facts(
+                if prefix.is_empty() {
+                    "s3:GetObject"
+                } else {
+                    "s3:ListBucket"
+                },
+                resource,
+                Some(user),
+                &[("aws:username", user), ("s3:prefix", prefix)],
+            ))
+        };
+        assert_eq!(
+            as_user("alice", "arn:aws:s3:::home/alice/a", ""),
+            Some(Effect::Allow)
+        );
+        assert_eq!(as_user("bob", "arn:aws:s3:::home/alice/a", ""), None);
+        assert_eq!(
+            as_user("alice", "arn:aws:s3:::home", "alice/x"),
+            Some(Effect::Allow)
+        );
+        assert_eq!(as_user("bob", "arn:aws:s3:::home", "alice/x"), None);
+        // A name that would read as a wildcard matches nothing; so does a missing variable.
+        assert_eq!(as_user("*", "arn:aws:s3:::home/alice/a", ""), None);
+        let anonymous = facts("s3:GetObject", "arn:aws:s3:::home/alice/a", None, &[]);
+        assert_eq!(p.evaluate(&anonymous), None);
+        // Version 2008-10-17 takes `${...}` literally.
+        let old = home("2008-10-17");
+        let literal = facts(
+            "s3:GetObject",
+            "arn:aws:s3:::home/${aws:username}/a",
+            Some("alice"),
+            &[("aws:username", "alice")],
+        );
+        assert_eq!(old.evaluate(&literal), Some(Effect::Allow));
+        assert_eq!(
+            old.evaluate(&facts(
+                "s3:GetObject",
+                "arn:aws:s3:::home/alice/a",
+                Some("alice"),
+                &[("aws:username", "alice")]
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn admin_actions_only_in_identity_policies() {
+        let admin = Policy::parse(canned("admin").unwrap(), false).unwrap();
+        let call = |p: &Policy, action: &str| {
+            p.evaluate(&facts(action, "arn:basalt:admin:::users", Some("a"), &[]))
+        };
+        assert_eq!(call(&admin, "admin:CreateUser"), Some(Effect::Allow));
+        let readwrite = Policy::parse(canned("readwrite").unwrap(), false).unwrap();
+        assert_eq!(call(&readwrite, "admin:CreateUser"), None);
+        let bucket_admin = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"admin:*","Resource":"*"}]}"#;
+        assert!(Policy::parse(bucket_admin, true).is_err());
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     ))));
     builder.set_route(crate::admin::AdminRoute {
         store: store.clone(),
-        root_access_key: config.access_key.clone(),
+        access: crate::access::Access {
+            store: store.clone(),
+            root_access_key: config.access_key.clone(),
+        },
         sts: crate::sts::StsRoute {
             store: store.clone(),
             roles: Arc::new(config.roles.clone()),
