@@ -212,6 +212,8 @@ def basalt() -> BasaltServer:
         '{"roles": [{"name": "reader", "users": ["*"], "policies": ["readonly"]}]}'
     )
     storage += ["--sts-roles", str(roles)]
+    # SSE-C over loopback HTTP (test_encryption.py); test_tls.py checks it over TLS without this.
+    storage += ["--sse-c-over-http"]
 
     log_fh = open(log_path, "wb")
     proc = subprocess.Popen(

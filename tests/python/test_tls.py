@@ -66,6 +66,19 @@ def test_boto3_round_trip_over_tls(tls_node):
     assert s3.get_object(Bucket="secure", Key="k")["Body"].read() == b"private bytes"
 
 
+def test_sse_c_over_tls(tls_node):
+    # The node was started without --sse-c-over-http: customer keys are accepted over TLS only.
+    endpoint, cert = tls_node
+    s3 = _client(endpoint, cert)
+    s3.create_bucket(Bucket="secure-c")
+    key = bytes(range(32))
+    s3.put_object(Bucket="secure-c", Key="k", Body=b"customer bytes",
+                  SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    got = s3.get_object(Bucket="secure-c", Key="k", SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+    assert got["Body"].read() == b"customer bytes"
+    assert got["SSECustomerAlgorithm"] == "AES256"
+
+
 def test_untrusted_certificate_is_refused_by_the_client(tls_node):
     endpoint, _ = tls_node
     with pytest.raises(SSLError):

@@ -146,6 +146,10 @@ pub struct ServerArgs {
     /// random key on first use]
     #[arg(long, env = "BASALT_SSE_MASTER_KEY_FILE")]
     pub sse_master_key_file: Option<PathBuf>,
+    /// Accept SSE-C keys over plain HTTP (refused by default, as AWS refuses them: the key
+    /// would cross the network in clear). For loopback tests, or behind a TLS-terminating proxy
+    #[arg(long, env = "BASALT_SSE_C_OVER_HTTP")]
+    pub sse_c_over_http: bool,
     /// STS roles (JSON: {"roles": [{"name", "issuer", "audience", "jwks_file" or "jwks_url",
     /// "claims", "users", "policies", "max_duration_seconds"}]})
     #[arg(long, env = "BASALT_STS_ROLES")]
@@ -188,6 +192,7 @@ struct FileConfig {
     lifecycle_day: Option<String>,
     sse_master_key_file: Option<PathBuf>,
     sts_roles: Option<PathBuf>,
+    sse_c_over_http: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
@@ -228,6 +233,7 @@ pub struct ServerConfig {
     pub lifecycle_day: Duration,
     pub sse_master_key_file: Option<PathBuf>,
     pub sts_roles: Option<PathBuf>,
+    pub sse_c_over_http: bool,
     pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
@@ -312,6 +318,7 @@ impl ServerConfig {
             lifecycle_day,
             sse_master_key_file: args.sse_master_key_file.or(file.sse_master_key_file),
             sts_roles: args.sts_roles.or(file.sts_roles),
+            sse_c_over_http: args.sse_c_over_http || file.sse_c_over_http.unwrap_or(false),
             tls,
             region: args
                 .region
@@ -366,6 +373,7 @@ mod tests {
             lifecycle_day: None,
             sse_master_key_file: None,
             sts_roles: None,
+            sse_c_over_http: false,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,

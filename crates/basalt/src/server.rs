@@ -49,6 +49,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             domains: config.domains.clone(),
             access_key,
             secret_key,
+            sse_c_over_http: config.sse_c_over_http,
             roles: match &config.sts_roles {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)

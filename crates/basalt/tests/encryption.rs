@@ -105,7 +105,7 @@ fn a_broken_master_key_file_stops_the_node_at_start() {
 
 #[tokio::test]
 async fn sse_c_objects_refuse_a_wrong_or_missing_key() {
-    let server = Server::start();
+    let server = Server::start_with(&["--sse-c-over-http"]);
     let client = server.client();
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
     let sse_c = |key: [u8; 32]| {
@@ -154,6 +154,45 @@ async fn sse_c_objects_refuse_a_wrong_or_missing_key() {
         .await
         .unwrap();
     assert_eq!(body.to_vec(), b"customer secret");
+}
+
+/// As on AWS, a customer key must not cross the network in clear: over plain HTTP, a request
+/// carrying one is refused and stores nothing, unless the node is told to accept it.
+#[tokio::test]
+async fn sse_c_keys_are_refused_over_plain_http() {
+    let server = Server::start();
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let key = B64.encode_to_string([7u8; 32]);
+    let key_md5 = B64.encode_to_string(Md5::digest([7u8; 32]));
+    let err = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(ByteStream::from_static(b"customer secret"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "InvalidRequest");
+    assert_eq!(get(&client, "c").await.unwrap_err(), "NoSuchKey");
+
+    put_sse_s3(&client, "plain", b"managed").await;
+    let err = client
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy")
+        .copy_source(format!("{BUCKET}/plain"))
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key)
+        .copy_source_sse_customer_key_md5(&key_md5)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "InvalidRequest");
+    assert_eq!(get(&client, "copy").await.unwrap_err(), "NoSuchKey");
 }
 
 /// Object keys name records, never paths: `..` in a key cannot reach outside the data dir.

@@ -82,7 +82,14 @@ impl Grant {
 pub(crate) struct Access {
     pub(crate) store: ObjectStore,
     pub(crate) root_access_key: String,
+    pub(crate) sse_c_over_http: bool,
 }
+
+/// Headers that carry a customer's encryption key (SSE-C), for the object or a copy source.
+const CUSTOMER_KEY_HEADERS: [&str; 2] = [
+    "x-amz-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+];
 
 /// The IAM action of an S3 operation (AWS's names; a few operations share one).
 fn action_of(op: &str) -> String {
@@ -296,6 +303,18 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let connection = cx.extensions_mut().get::<Connection>().copied();
+        if !self.sse_c_over_http
+            && !connection.is_some_and(|c| c.tls)
+            && CUSTOMER_KEY_HEADERS
+                .iter()
+                .any(|h| cx.headers().contains_key(*h))
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+            ));
+        }
         let internal = |e: basalt_object::ObjectError| {
             tracing::error!(error = %e, "reading an access key failed");
             s3_error!(InternalError, "cannot read access keys")
@@ -328,7 +347,6 @@ impl S3Access for Access {
             (bucket, resource_of(path))
         };
         let op = cx.s3_op().name().to_owned();
-        let connection = cx.extensions_mut().get::<Connection>().copied();
         let mut keys = global_keys(connection, principal.as_deref());
         for (k, v) in query_pairs(cx.uri().query().unwrap_or_default()) {
             if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys") {

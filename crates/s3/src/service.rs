@@ -26,6 +26,8 @@ pub struct FrontConfig {
     pub domains: Vec<String>,
     pub access_key: String,
     pub secret_key: String,
+    /// Accept SSE-C keys on plain-HTTP connections (AWS refuses them).
+    pub sse_c_over_http: bool,
     /// Roles STS may hand out credentials for.
     pub roles: Vec<crate::RoleConfig>,
 }
@@ -104,6 +106,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         access: crate::access::Access {
             store: store.clone(),
             root_access_key: config.access_key.clone(),
+            sse_c_over_http: config.sse_c_over_http,
         },
         sts: crate::sts::StsRoute {
             store: store.clone(),
@@ -118,6 +121,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     builder.set_access(crate::access::Access {
         store: store.clone(),
         root_access_key: config.access_key.clone(),
+        sse_c_over_http: config.sse_c_over_http,
     });
     let host = if config.domains.is_empty() {
         None
