@@ -14,13 +14,17 @@ use serde::Deserialize;
 /// Where a node keeps its data: shared by `server` and `fsck`.
 #[derive(Debug, Args)]
 pub struct StorageArgs {
-    /// A drive (a directory, normally a mount point); repeat for several drives, or give a
-    /// pattern like /data{1...6} [default: ./basalt-data]
+    /// A drive (a directory, normally a mount point), or a drive another node serves
+    /// (http(s)://host:port/NAME, see `basalt drive-server`); repeat for several drives, or
+    /// give a pattern like /data{1...6} [default: ./basalt-data]
     #[arg(long = "data", env = "BASALT_DATA", value_delimiter = ',')]
     pub data: Vec<String>,
-    /// Directory of the metadata database and root credentials [default: the first drive]
+    /// Directory of the metadata database and root credentials [default: the first local
+    /// drive]
     #[arg(long, env = "BASALT_META_DIR")]
     pub meta_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 impl StorageArgs {
@@ -38,7 +42,14 @@ impl StorageArgs {
         if let Some(dup) = drives.iter().find(|d| !seen.insert(*d)) {
             bail!("drive {} is given twice", dup.display());
         }
-        let meta_dir = self.meta_dir.clone().unwrap_or_else(|| drives[0].clone());
+        let meta_dir = match &self.meta_dir {
+            Some(dir) => dir.clone(),
+            None => drives
+                .iter()
+                .find(|d| !basalt_data::is_remote(&d.to_string_lossy()))
+                .cloned()
+                .context("every drive is another node's: give --meta-dir")?,
+        };
         Ok((drives, meta_dir))
     }
 }
@@ -226,6 +237,8 @@ pub struct ServerConfig {
     pub address: SocketAddr,
     pub drives: Vec<PathBuf>,
     pub meta_dir: PathBuf,
+    /// How to reach the nodes serving drives named by URL.
+    pub cluster: crate::cluster::ClusterArgs,
     pub redundancy: Option<Redundancy>,
     pub scrub_interval: Option<Duration>,
     pub scrub_rate: u64,
@@ -310,6 +323,7 @@ impl ServerConfig {
                 .or(file.address)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
             drives,
+            cluster: storage.cluster.clone(),
             meta_dir,
             redundancy,
             scrub_interval,
@@ -365,6 +379,7 @@ mod tests {
             storage: StorageArgs {
                 data: vec![],
                 meta_dir: None,
+                cluster: Default::default(),
             },
             redundancy: None,
             scrub_interval: None,

@@ -22,7 +22,7 @@ pub struct FsckArgs {
 /// Returns whether the node is clean (after repair, if asked).
 pub async fn run(args: FsckArgs) -> anyhow::Result<bool> {
     let (drives, meta_dir) = args.storage.resolve(None)?;
-    let (d, m) = (drives.clone(), meta_dir.clone());
+    let (d, m) = (args.storage.cluster.locations(&drives)?, meta_dir.clone());
     let store =
         tokio::task::spawn_blocking(move || ObjectStore::open(&d, &m, ObjectConfig::default()))
             .await?

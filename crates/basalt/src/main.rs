@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod cluster;
 mod config;
 mod fsck;
 mod server;
@@ -24,13 +25,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a node: S3 on --address, data under --data.
-    Server(config::ServerArgs),
+    Server(Box<config::ServerArgs>),
     /// Load-test any S3 endpoint: ops/s, MB/s and latency percentiles per operation.
     Bench(bench::BenchArgs),
     /// Administer a running node: status, heal.
     Admin(admin::AdminArgs),
     /// Check a stopped node's drives and metadata; --repair fixes what can be fixed.
     Fsck(fsck::FsckArgs),
+    /// Serve this node's drives to the node that coordinates them (node-to-node, signed with
+    /// the cluster secret, mutual TLS when configured).
+    DriveServer(cluster::DriveServerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +42,7 @@ fn main() -> anyhow::Result<()> {
     init_tracing();
     match cli.command {
         Command::Server(args) => {
-            let config = config::ServerConfig::resolve(args)?;
+            let config = config::ServerConfig::resolve(*args)?;
             // Blocking threads do the disk I/O and hashing; a cap bounds thread stacks and
             // allocator arenas under a burst of writes.
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(server::run(config))
         }
         Command::Bench(args) => client_runtime()?.block_on(bench::run(args)),
+        Command::DriveServer(args) => client_runtime()?.block_on(cluster::run_drive_server(args)),
         Command::Admin(args) => client_runtime()?.block_on(admin::run(args)),
         Command::Fsck(args) => {
             if client_runtime()?.block_on(fsck::run(args))? {

@@ -21,7 +21,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CREDENTIALS_FILE: &str = "root-credentials";
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    let (drives, meta_dir) = (config.drives.clone(), config.meta_dir.clone());
+    let drives = config.cluster.locations(&config.drives)?;
+    let meta_dir = config.meta_dir.clone();
     let object_config = ObjectConfig {
         chunk_size: config.chunk_size,
         inline_threshold: config.inline_threshold,
@@ -172,7 +173,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -18,15 +18,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::DataError;
+use crate::remote::{RemoteDrive, RemoteIdentity};
 use crate::store::{ChunkStore, sync_dir};
 
-const IDENTITY_FILE: &str = "basalt-drive";
+pub(crate) const IDENTITY_FILE: &str = "basalt-drive";
 const IDENTITY_MAGIC: &[u8; 8] = b"BSLTDRIV";
 const IDENTITY_VERSION: u8 = 1;
 const IDENTITY_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
+pub(crate) struct Identity {
     set: [u8; 16],
     index: u16,
     count: u16,
@@ -55,15 +56,74 @@ impl Identity {
     }
 }
 
+/// Where a drive is: a directory of this node, or a drive another node serves.
+#[derive(Clone, Debug)]
+pub enum Location {
+    Local(PathBuf),
+    Remote(RemoteDrive),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "{}", path.display()),
+            Self::Remote(drive) => write!(f, "{drive}"),
+        }
+    }
+}
+
+impl Location {
+    fn inspect(&self) -> Found {
+        match self {
+            Self::Local(path) => inspect(path),
+            Self::Remote(drive) => match drive.identity() {
+                Ok(RemoteIdentity::Formatted(bytes)) => match Identity::from_bytes(&bytes) {
+                    Some(identity) => Found::Formatted(identity),
+                    None => Found::Unusable(format!("{IDENTITY_FILE} is damaged")),
+                },
+                Ok(RemoteIdentity::Blank) => Found::Blank,
+                Ok(RemoteIdentity::Missing) => Found::Missing,
+                Err(e) => Found::Unusable(e.to_string()),
+            },
+        }
+    }
+
+    /// Formats the drive as `identity`; `create` makes its directory first.
+    fn format(&self, identity: Identity, create: bool) -> Result<(), DataError> {
+        match self {
+            Self::Local(path) => {
+                if create {
+                    fs::create_dir_all(path)?;
+                }
+                Ok(write_identity_bytes(path, &identity.to_bytes())?)
+            }
+            Self::Remote(drive) => drive.write_identity(&identity.to_bytes(), create),
+        }
+    }
+
+    fn store(&self) -> ChunkStore {
+        match self {
+            Self::Local(path) => ChunkStore::new(path),
+            Self::Remote(drive) => ChunkStore::remote(drive.clone()),
+        }
+    }
+
+    /// Whether the location holds a one-drive node's chunk files (a set grown from one drive
+    /// keeps them as drive 0's). Remote drives never do.
+    fn holds_legacy_chunks(&self) -> bool {
+        matches!(self, Self::Local(path) if path.join("chunks").is_dir())
+    }
+}
+
 /// What is found at a drive path when the node opens it.
-enum Found {
+pub(crate) enum Found {
     Formatted(Identity),
     Blank,
     Missing,
     Unusable(String),
 }
 
-fn inspect(path: &Path) -> Found {
+pub(crate) fn inspect(path: &Path) -> Found {
     if !path.exists() {
         return Found::Missing;
     }
@@ -77,10 +137,10 @@ fn inspect(path: &Path) -> Found {
     }
 }
 
-fn write_identity(path: &Path, identity: Identity) -> io::Result<()> {
+pub(crate) fn write_identity_bytes(path: &Path, identity: &[u8]) -> io::Result<()> {
     let tmp = path.join(format!("{IDENTITY_FILE}.tmp"));
     let mut file = fs::File::create(&tmp)?;
-    file.write_all(&identity.to_bytes())?;
+    file.write_all(identity)?;
     file.sync_all()?;
     fs::rename(&tmp, path.join(IDENTITY_FILE))?;
     sync_dir(path)
@@ -90,7 +150,7 @@ fn write_identity(path: &Path, identity: Identity) -> io::Result<()> {
 #[derive(Clone)]
 pub struct Drive {
     pub index: u16,
-    pub path: PathBuf,
+    pub location: Location,
     pub store: ChunkStore,
     /// False for a drive found missing, blank or damaged at start-up: nothing is read from,
     /// written to or deleted on it until it is adopted.
@@ -104,11 +164,16 @@ impl Drive {
 
     /// (total, available) bytes of the drive's file system, if it can be read. Blocking.
     pub fn space_blocking(&self) -> Option<(u64, u64)> {
-        let stats = rustix::fs::statvfs(&self.path).ok()?;
-        Some((
-            stats.f_blocks.saturating_mul(stats.f_frsize),
-            stats.f_bavail.saturating_mul(stats.f_frsize),
-        ))
+        match &self.location {
+            Location::Local(path) => {
+                let stats = rustix::fs::statvfs(path).ok()?;
+                Some((
+                    stats.f_blocks.saturating_mul(stats.f_frsize),
+                    stats.f_bavail.saturating_mul(stats.f_frsize),
+                ))
+            }
+            Location::Remote(drive) => drive.space(),
+        }
     }
 }
 
@@ -125,38 +190,40 @@ impl DriveSet {
     /// 0's). In an existing set, a drive that is missing, blank or damaged stays offline: reads
     /// and writes to it fail and the stripes it held are served from the others.
     pub fn open(paths: &[PathBuf]) -> Result<Self, DataError> {
+        let locations: Vec<Location> = paths.iter().cloned().map(Location::Local).collect();
+        Self::open_at(&locations)
+    }
+
+    /// [`Self::open`] for drives of this node and of others.
+    pub fn open_at(paths: &[Location]) -> Result<Self, DataError> {
         let count = u16::try_from(paths.len())
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| DataError::Layout("between 1 and 65535 drives are needed".into()))?;
-        let found: Vec<Found> = paths.iter().map(|p| inspect(p)).collect();
+        let found: Vec<Found> = paths.iter().map(Location::inspect).collect();
         let mut set = None;
-        let mut slots: Vec<Option<PathBuf>> = vec![None; paths.len()];
+        let mut slots: Vec<Option<&Location>> = vec![None; paths.len()];
         for (path, found) in paths.iter().zip(&found) {
             let Found::Formatted(id) = found else {
                 continue;
             };
             if *set.get_or_insert(id.set) != id.set {
                 return Err(DataError::Layout(format!(
-                    "{} belongs to another node's drive set",
-                    path.display()
+                    "{path} belongs to another node's drive set"
                 )));
             }
             if id.count != count {
                 return Err(DataError::Layout(format!(
-                    "{} was formatted as one of {} drives; {count} are given",
-                    path.display(),
+                    "{path} was formatted as one of {} drives; {count} are given",
                     id.count
                 )));
             }
             let slot = slots
                 .get_mut(usize::from(id.index))
-                .ok_or_else(|| DataError::Layout(format!("{}: bad index", path.display())))?;
-            if let Some(other) = slot.replace(path.clone()) {
+                .ok_or_else(|| DataError::Layout(format!("{path}: bad index")))?;
+            if let Some(other) = slot.replace(path) {
                 return Err(DataError::Layout(format!(
-                    "{} and {} claim the same drive index {}",
-                    other.display(),
-                    path.display(),
+                    "{other} and {path} claim the same drive index {}",
                     id.index
                 )));
             }
@@ -167,7 +234,7 @@ impl DriveSet {
         // first, then command-line order; otherwise in place of the drives that are gone.
         let mut order: Vec<usize> = (0..paths.len()).collect();
         if fresh {
-            order.sort_by_key(|&i| !paths[i].join("chunks").is_dir());
+            order.sort_by_key(|&i| !paths[i].holds_legacy_chunks());
         }
         let mut free = (0..paths.len()).filter(|i| slots[*i].is_none());
         let mut drives = Vec::with_capacity(paths.len());
@@ -184,39 +251,39 @@ impl DriveSet {
                 Found::Formatted(_) => true,
                 Found::Blank | Found::Missing if fresh => {
                     let identity = Identity { set, index, count };
-                    match fs::create_dir_all(path).and_then(|()| write_identity(path, identity)) {
+                    match path.format(identity, true) {
                         Ok(()) => true,
                         Err(e) => {
-                            tracing::error!(drive = %path.display(), error = %e, "cannot format drive; it stays offline");
+                            tracing::error!(drive = %path, error = %e, "cannot format drive; it stays offline");
                             false
                         }
                     }
                 }
                 Found::Blank => {
-                    tracing::warn!(drive = %path.display(), index, "blank drive where a drive of this set belongs: offline until `basalt admin heal` adopts it as the replacement");
+                    tracing::warn!(drive = %path, index, "blank drive where a drive of this set belongs: offline until `basalt admin heal` adopts it as the replacement");
                     false
                 }
                 Found::Missing => {
-                    tracing::error!(drive = %path.display(), index, "drive path missing (not mounted?): offline");
+                    tracing::error!(drive = %path, index, "drive path missing (not mounted?): offline");
                     false
                 }
                 Found::Unusable(reason) => {
-                    tracing::error!(drive = %path.display(), index, %reason, "drive unusable: offline");
+                    tracing::error!(drive = %path, index, %reason, "drive unusable: offline");
                     false
                 }
             };
-            let store = ChunkStore::new(path);
+            let store = path.store();
             let online = online
                 && match store.prepare_blocking() {
                     Ok(()) => true,
                     Err(e) => {
-                        tracing::error!(drive = %path.display(), error = %e, "drive offline");
+                        tracing::error!(drive = %path, error = %e, "drive offline");
                         false
                     }
                 };
             drives.push(Drive {
                 index,
-                path: path.clone(),
+                location: path.clone(),
                 store,
                 online: Arc::new(AtomicBool::new(online)),
             });
@@ -259,7 +326,7 @@ impl DriveSet {
         let count = self.drives.len() as u16;
         let mut adopted = Vec::new();
         for drive in &self.drives {
-            if !drive.path.is_dir() || drive.path.join(IDENTITY_FILE).exists() {
+            if !matches!(drive.location.inspect(), Found::Blank) {
                 continue;
             }
             let identity = Identity {
@@ -267,17 +334,18 @@ impl DriveSet {
                 index: drive.index,
                 count,
             };
-            let formatted = write_identity(&drive.path, identity)
-                .map_err(DataError::from)
+            let formatted = drive
+                .location
+                .format(identity, false)
                 .and_then(|()| drive.store.prepare_blocking());
             match formatted {
                 Ok(()) => {
                     drive.online.store(true, Ordering::Release);
-                    tracing::warn!(drive = %drive.path.display(), index = drive.index, "blank drive adopted as a replacement");
+                    tracing::warn!(drive = %drive.location, index = drive.index, "blank drive adopted as a replacement");
                     adopted.push(drive.index);
                 }
                 Err(e) => {
-                    tracing::error!(drive = %drive.path.display(), error = %e, "cannot format replaced drive")
+                    tracing::error!(drive = %drive.location, error = %e, "cannot format replaced drive")
                 }
             }
         }
@@ -289,6 +357,13 @@ impl DriveSet {
 mod tests {
     use super::*;
 
+    fn local(d: &Drive) -> PathBuf {
+        match &d.location {
+            Location::Local(path) => path.clone(),
+            Location::Remote(_) => unreachable!("only local drives here"),
+        }
+    }
+
     fn paths(root: &Path, n: usize) -> Vec<PathBuf> {
         (0..n).map(|i| root.join(format!("d{i}"))).collect()
     }
@@ -298,11 +373,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let p = paths(root.path(), 4);
         let set = DriveSet::open(&p).unwrap();
-        let order: Vec<_> = set.iter().map(|d| d.path.clone()).collect();
+        let order: Vec<_> = set.iter().map(local).collect();
         assert_eq!(order, p);
         let reversed: Vec<_> = p.iter().rev().cloned().collect();
         let again = DriveSet::open(&reversed).unwrap();
-        let order: Vec<_> = again.iter().map(|d| d.path.clone()).collect();
+        let order: Vec<_> = again.iter().map(local).collect();
         assert_eq!(order, p);
     }
 
@@ -315,7 +390,7 @@ mod tests {
         let replacement = root.path().join("new");
         let given = vec![p[0].clone(), replacement.clone(), p[2].clone()];
         let set = DriveSet::open(&given).unwrap();
-        assert_eq!(set.get(1).unwrap().path, replacement);
+        assert_eq!(local(set.get(1).unwrap()), replacement);
         assert!(
             !set.get(1).unwrap().online(),
             "a missing path is not created"

@@ -1,19 +1,24 @@
 //! Basalt's data path, independent of objects, HTTP and the cluster: a node's drives, chunks
 //! written as stripes of shards under a redundancy policy (none, replicas, or Reed–Solomon
 //! erasure coding), each shard a checksummed file written so that an acknowledged shard survives
-//! a crash (temporary file, fsync, rename, directory fsync).
+//! a crash (temporary file, fsync, rename, directory fsync). A drive may belong to another node
+//! that serves it (`remote`, `drive_server`): the same shard operations, over mutual TLS.
 
 mod chunk_file;
+mod drive_server;
 mod drives;
 mod error;
 mod redundancy;
+mod remote;
 mod store;
 mod stripe;
 
 pub use chunk_file::{ChunkId, ChunkInfo, HEADER_LEN};
-pub use drives::{Drive, DriveSet};
+pub use drive_server::DriveServer;
+pub use drives::{Drive, DriveSet, Location};
 pub use error::DataError;
 pub use redundancy::Redundancy;
+pub use remote::{ClusterAuth, ClusterClient, NodeClient, RemoteDrive, is_remote};
 pub use store::ChunkStore;
 pub use stripe::{
     DriveScan, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead, StripeStore,

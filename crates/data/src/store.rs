@@ -8,16 +8,24 @@ use bytes::Bytes;
 
 use crate::DataError;
 use crate::chunk_file::{self, ChunkId, ChunkInfo, HEADER_LEN};
+use crate::remote::RemoteDrive;
 
 const TMP_SUFFIX: &str = ".tmp";
 
-/// The chunk files of one drive, under `<drive>/chunks/<first id byte as hex>/<id>`.
+/// The chunk files of one drive, under `<drive>/chunks/<first id byte as hex>/<id>`: on this
+/// node, or on another that serves the drive (the same operations, over the network).
 #[derive(Clone)]
 pub struct ChunkStore {
-    inner: Arc<Inner>,
+    backend: Backend,
 }
 
-struct Inner {
+#[derive(Clone)]
+enum Backend {
+    Local(Arc<LocalStore>),
+    Remote(RemoteDrive),
+}
+
+struct LocalStore {
     root: PathBuf,
     poisoned: AtomicBool,
 }
@@ -27,10 +35,17 @@ impl ChunkStore {
     /// [`ChunkStore::prepare_blocking`] or the first write.
     pub fn new(drive: &Path) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            backend: Backend::Local(Arc::new(LocalStore {
                 root: drive.join("chunks"),
                 poisoned: AtomicBool::new(false),
-            }),
+            })),
+        }
+    }
+
+    /// The chunk files of a drive another node serves.
+    pub fn remote(drive: RemoteDrive) -> Self {
+        Self {
+            backend: Backend::Remote(drive),
         }
     }
 
@@ -43,34 +58,10 @@ impl ChunkStore {
 
     /// Creates the fan-out directories (a new or replaced drive). Blocking.
     pub fn prepare_blocking(&self) -> Result<(), DataError> {
-        for b in 0..=255u8 {
-            fs::create_dir_all(self.inner.root.join(format!("{b:02x}")))?;
+        match &self.backend {
+            Backend::Local(local) => local.prepare(),
+            Backend::Remote(drive) => drive.prepare(),
         }
-        if let Some(drive) = self.inner.root.parent() {
-            sync_dir(drive)?;
-        }
-        Ok(())
-    }
-
-    fn path_of(&self, id: ChunkId) -> PathBuf {
-        let hex = id.to_hex();
-        self.inner.root.join(&hex[..2]).join(hex)
-    }
-
-    fn check_poison(&self) -> Result<(), DataError> {
-        if self.inner.poisoned.load(Ordering::Acquire) {
-            Err(DataError::Poisoned)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// An fsync failure may have lost written pages without telling us which: the store stops
-    /// accepting writes rather than retry and pretend they are durable.
-    fn fsync_failed(&self, e: io::Error) -> DataError {
-        tracing::error!(error = %e, root = %self.inner.root.display(), "fsync failed; chunk store poisoned");
-        self.inner.poisoned.store(true, Ordering::Release);
-        DataError::Io(e)
     }
 
     /// Writes a chunk durably. Blocking: call from a blocking thread.
@@ -99,6 +90,115 @@ impl ChunkStore {
     /// fsynced; its directory entry becomes durable with [`ChunkStore::sync_group_blocking`].
     /// Blocking.
     pub fn write_file_blocking(&self, info: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
+        match &self.backend {
+            Backend::Local(local) => local.write_file(info, data),
+            Backend::Remote(drive) => drive.write_file(info, data),
+        }
+    }
+
+    /// Makes the directory entries of every chunk written into `group` durable. Blocking.
+    pub fn sync_group_blocking(&self, group: u8) -> Result<(), DataError> {
+        match &self.backend {
+            Backend::Local(local) => local.sync_group(group),
+            Backend::Remote(drive) => drive.sync_group(group),
+        }
+    }
+
+    /// Reads and verifies a whole chunk. Blocking: call from a blocking thread.
+    pub fn read_blocking(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
+        match &self.backend {
+            Backend::Local(local) => local.read(info),
+            Backend::Remote(drive) => drive.read(info),
+        }
+    }
+
+    /// Deletes a chunk; a chunk already gone is not an error.
+    pub fn delete_blocking(&self, id: ChunkId) -> Result<(), DataError> {
+        tracing::debug!(chunk = %id, "deleting chunk");
+        match &self.backend {
+            Backend::Local(local) => local.delete(id),
+            Backend::Remote(drive) => drive.delete(id),
+        }
+    }
+
+    /// Every chunk file on the drive; leftover temporary files (a write cut off by a crash)
+    /// are removed on the way. Blocking.
+    pub fn scan_blocking(&self) -> Result<Vec<ChunkId>, DataError> {
+        self.scan_files_blocking(true).map(|(ids, _)| ids)
+    }
+
+    /// Every chunk file on the drive, and the temporary files left by cut-off writes (removed
+    /// when `remove_temporary` is set, else only counted). Blocking.
+    pub fn scan_files_blocking(
+        &self,
+        remove_temporary: bool,
+    ) -> Result<(Vec<ChunkId>, usize), DataError> {
+        match &self.backend {
+            Backend::Local(local) => local.scan_files(remove_temporary),
+            Backend::Remote(drive) => drive.scan_files(remove_temporary),
+        }
+    }
+
+    pub async fn write(&self, data: Bytes) -> Result<ChunkInfo, DataError> {
+        let store = self.clone();
+        run_blocking(move || store.write_blocking(&data)).await
+    }
+
+    pub async fn read(&self, info: ChunkInfo) -> Result<Bytes, DataError> {
+        let store = self.clone();
+        run_blocking(move || store.read_blocking(&info)).await
+    }
+
+    pub async fn delete_many(&self, ids: Vec<ChunkId>) -> Result<(), DataError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let store = self.clone();
+        run_blocking(move || ids.into_iter().try_for_each(|id| store.delete_blocking(id))).await
+    }
+
+    #[cfg(test)]
+    fn path_of(&self, id: ChunkId) -> PathBuf {
+        match &self.backend {
+            Backend::Local(local) => local.path_of(id),
+            Backend::Remote(_) => unreachable!("tests use local stores"),
+        }
+    }
+}
+
+impl LocalStore {
+    fn prepare(&self) -> Result<(), DataError> {
+        for b in 0..=255u8 {
+            fs::create_dir_all(self.root.join(format!("{b:02x}")))?;
+        }
+        if let Some(drive) = self.root.parent() {
+            sync_dir(drive)?;
+        }
+        Ok(())
+    }
+
+    fn path_of(&self, id: ChunkId) -> PathBuf {
+        let hex = id.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+
+    fn check_poison(&self) -> Result<(), DataError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(DataError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An fsync failure may have lost written pages without telling us which: the store stops
+    /// accepting writes rather than retry and pretend they are durable.
+    fn fsync_failed(&self, e: io::Error) -> DataError {
+        tracing::error!(error = %e, root = %self.root.display(), "fsync failed; chunk store poisoned");
+        self.poisoned.store(true, Ordering::Release);
+        DataError::Io(e)
+    }
+
+    fn write_file(&self, info: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
         self.check_poison()?;
         if u64::from(info.len) != data.len() as u64 {
             return Err(io::Error::other("chunk length does not match its data").into());
@@ -131,17 +231,15 @@ impl ChunkStore {
         Ok(())
     }
 
-    /// Makes the directory entries of every chunk written into `group` durable. Blocking.
-    pub fn sync_group_blocking(&self, group: u8) -> Result<(), DataError> {
+    fn sync_group(&self, group: u8) -> Result<(), DataError> {
         self.check_poison()?;
         // A directory that cannot be opened (a drive that vanished) is an I/O error; only a
         // failed fsync may have lost pages and poisons the store.
-        let dir = File::open(self.inner.root.join(format!("{group:02x}")))?;
+        let dir = File::open(self.root.join(format!("{group:02x}")))?;
         dir.sync_all().map_err(|e| self.fsync_failed(e))
     }
 
-    /// Reads and verifies a whole chunk. Blocking: call from a blocking thread.
-    pub fn read_blocking(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
+    fn read(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
         let mut file = match File::open(self.path_of(info.id)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -159,9 +257,7 @@ impl ChunkStore {
         Ok(data.split_off(HEADER_LEN))
     }
 
-    /// Deletes a chunk; a chunk already gone is not an error.
-    pub fn delete_blocking(&self, id: ChunkId) -> Result<(), DataError> {
-        tracing::debug!(chunk = %id, "deleting chunk");
+    fn delete(&self, id: ChunkId) -> Result<(), DataError> {
         match fs::remove_file(self.path_of(id)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -169,21 +265,10 @@ impl ChunkStore {
         }
     }
 
-    /// Every chunk file on the drive; leftover temporary files (a write cut off by a crash)
-    /// are removed on the way. Blocking.
-    pub fn scan_blocking(&self) -> Result<Vec<ChunkId>, DataError> {
-        self.scan_files_blocking(true).map(|(ids, _)| ids)
-    }
-
-    /// Every chunk file on the drive, and the temporary files left by cut-off writes (removed
-    /// when `remove_temporary` is set, else only counted). Blocking.
-    pub fn scan_files_blocking(
-        &self,
-        remove_temporary: bool,
-    ) -> Result<(Vec<ChunkId>, usize), DataError> {
+    fn scan_files(&self, remove_temporary: bool) -> Result<(Vec<ChunkId>, usize), DataError> {
         let mut temporary = 0;
         let mut ids = Vec::new();
-        for dir in fs::read_dir(&self.inner.root)? {
+        for dir in fs::read_dir(&self.root)? {
             let dir = dir?;
             if !dir.file_type()?.is_dir() {
                 continue;
@@ -203,24 +288,6 @@ impl ChunkStore {
             }
         }
         Ok((ids, temporary))
-    }
-
-    pub async fn write(&self, data: Bytes) -> Result<ChunkInfo, DataError> {
-        let store = self.clone();
-        run_blocking(move || store.write_blocking(&data)).await
-    }
-
-    pub async fn read(&self, info: ChunkInfo) -> Result<Bytes, DataError> {
-        let store = self.clone();
-        run_blocking(move || store.read_blocking(&info)).await
-    }
-
-    pub async fn delete_many(&self, ids: Vec<ChunkId>) -> Result<(), DataError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let store = self.clone();
-        run_blocking(move || ids.into_iter().try_for_each(|id| store.delete_blocking(id))).await
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use crate::chunk_file::{self, ChunkId, ChunkInfo};
-use crate::drives::DriveSet;
+use crate::drives::{DriveSet, Location};
 use crate::{DataError, Redundancy};
 
 /// Where one shard of a stripe lives and its checksum.
@@ -142,7 +142,16 @@ impl StripeStore {
     /// Opens the node's drives; new stripes get `redundancy`, or the default for the number of
     /// drives.
     pub fn open(paths: &[PathBuf], redundancy: Option<Redundancy>) -> Result<Self, DataError> {
-        let drives = DriveSet::open(paths)?;
+        let locations: Vec<Location> = paths.iter().cloned().map(Location::Local).collect();
+        Self::open_at(&locations, redundancy)
+    }
+
+    /// [`Self::open`] for drives of this node and of others.
+    pub fn open_at(
+        locations: &[Location],
+        redundancy: Option<Redundancy>,
+    ) -> Result<Self, DataError> {
+        let drives = DriveSet::open_at(locations)?;
         let redundancy = redundancy.unwrap_or_else(|| Redundancy::default_for(drives.len()));
         if redundancy.shard_count() > drives.len() {
             return Err(DataError::Layout(format!(

@@ -305,7 +305,7 @@ impl ObjectStore {
                     let space = d.space_blocking();
                     DriveStatus {
                         index: d.index,
-                        path: d.path.display().to_string(),
+                        path: d.location.to_string(),
                         online: d.online(),
                         total_bytes: space.map(|s| s.0),
                         available_bytes: space.map(|s| s.1),

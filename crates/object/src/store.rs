@@ -151,7 +151,7 @@ impl ObjectStore {
     /// A node's store: metadata in `<meta_dir>/meta.redb`, chunks as stripes over `drives`
     /// (each drive's shard files under `<drive>/chunks`).
     pub fn open(
-        drives: &[PathBuf],
+        drives: &[basalt_data::Location],
         meta_dir: &Path,
         mut config: ObjectConfig,
     ) -> Result<Self, ObjectError> {
@@ -160,7 +160,7 @@ impl ObjectStore {
         }
         std::fs::create_dir_all(meta_dir)
             .map_err(|e| ObjectError::Internal(format!("{}: {e}", meta_dir.display())))?;
-        let stripes = StripeStore::open(drives, config.redundancy)?;
+        let stripes = StripeStore::open_at(drives, config.redundancy)?;
         let meta =
             RedbStore::open_with_cache(&meta_dir.join("meta.redb"), config.meta_cache_bytes)?;
         let set = stripes.drives().id();
@@ -187,7 +187,11 @@ impl ObjectStore {
     /// A single-node store with one drive: metadata in `<dir>/meta.redb`, chunks under
     /// `<dir>/chunks`.
     pub fn open_single_drive(dir: &Path, config: ObjectConfig) -> Result<Self, ObjectError> {
-        Self::open(&[dir.to_path_buf()], dir, config)
+        Self::open(
+            &[basalt_data::Location::Local(dir.to_path_buf())],
+            dir,
+            config,
+        )
     }
 
     pub fn config(&self) -> &ObjectConfig {

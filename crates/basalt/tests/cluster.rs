@@ -1,0 +1,352 @@
+//! Drives on other nodes: `basalt drive-server` processes on 127.0.0.2 and 127.0.0.3 serve
+//! their drives to a coordinating `basalt server` over mutual TLS. Objects are striped across
+//! the nodes and survive losing one; a peer without a certificate the cluster CA signed, or
+//! without the cluster secret, is refused.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{Server, bytes_of, free_port};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "cluster-secret-for-tests-0123456789";
+
+/// A CA and one certificate it signed, valid for the loopback addresses the nodes use.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_pki(dir: &Path, name: &str) -> Pki {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let node_key = rcgen::KeyPair::generate().unwrap();
+    let node_params = rcgen::CertificateParams::new(vec![
+        "127.0.0.1".to_owned(),
+        "127.0.0.2".to_owned(),
+        "127.0.0.3".to_owned(),
+        "localhost".to_owned(),
+    ])
+    .unwrap();
+    let node_cert = node_params.signed_by(&node_key, &ca_cert, &ca_key).unwrap();
+    let pki = Pki {
+        ca: dir.join(format!("{name}-ca.pem")),
+        cert: dir.join(format!("{name}-node.pem")),
+        key: dir.join(format!("{name}-node.key")),
+    };
+    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&pki.cert, node_cert.pem()).unwrap();
+    std::fs::write(&pki.key, node_key.serialize_pem()).unwrap();
+    pki
+}
+
+fn tls_flags(pki: &Pki) -> Vec<String> {
+    vec![
+        "--cluster-tls-cert".into(),
+        pki.cert.display().to_string(),
+        "--cluster-tls-key".into(),
+        pki.key.display().to_string(),
+        "--cluster-tls-ca".into(),
+        pki.ca.display().to_string(),
+    ]
+}
+
+struct DriveServer {
+    child: Child,
+    address: String,
+}
+
+impl DriveServer {
+    fn start(ip: &str, port: u16, drives: &[(&str, PathBuf)], pki: &Pki) -> Self {
+        let address = format!("{ip}:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        cmd.arg("drive-server")
+            .arg("--address")
+            .arg(&address)
+            .arg("--cluster-secret")
+            .arg(SECRET)
+            .args(tls_flags(pki))
+            .env(
+                "BASALT_LOG",
+                std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, path) in drives {
+            cmd.arg("--drive").arg(format!("{name}={}", path.display()));
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "drive server did not start");
+            assert!(child.try_wait().unwrap().is_none(), "drive server exited");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Self { child, address }
+    }
+
+    fn url(&self, drive: &str) -> String {
+        format!("https://{}/{drive}", self.address)
+    }
+}
+
+impl Drop for DriveServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shard_files(drive: &Path) -> usize {
+    let Ok(groups) = std::fs::read_dir(drive.join("chunks")) else {
+        return 0;
+    };
+    groups
+        .filter_map(Result::ok)
+        .filter_map(|g| std::fs::read_dir(g.path()).ok())
+        .map(Iterator::count)
+        .sum()
+}
+
+#[tokio::test]
+async fn objects_striped_over_nodes_survive_losing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "cluster");
+    let drive = |name: &str| dir.path().join(name);
+    let node2 = DriveServer::start(
+        "127.0.0.2",
+        free_port(),
+        &[("a", drive("a")), ("b", drive("b"))],
+        &pki,
+    );
+    let node3_port = free_port();
+    let node3 = DriveServer::start(
+        "127.0.0.3",
+        node3_port,
+        &[("c", drive("c")), ("d", drive("d"))],
+        &pki,
+    );
+    let (urls, mut flags) = (
+        [
+            node2.url("a"),
+            node2.url("b"),
+            node3.url("c"),
+            node3.url("d"),
+        ],
+        tls_flags(&pki),
+    );
+    for url in &urls {
+        flags.extend(["--data".to_owned(), url.clone()]);
+    }
+    flags.extend(
+        [
+            "--cluster-secret",
+            SECRET,
+            "--redundancy",
+            "ec:3+2",
+            "--chunk-size",
+            "65536",
+        ]
+        .map(str::to_owned),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start_with(&flags);
+    let client = server.client();
+    client
+        .create_bucket()
+        .bucket("spread")
+        .send()
+        .await
+        .unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("obj{i}"), bytes_of(200_000 + i * 77_777, i as u64)))
+        .collect();
+    for (key, body) in &objects {
+        client
+            .put_object()
+            .bucket("spread")
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for name in ["a", "b", "c", "d"] {
+        assert!(shard_files(&drive(name)) > 0, "drive {name} holds shards");
+    }
+    assert!(
+        shard_files(&server.data) > 0,
+        "the local drive holds shards"
+    );
+
+    let read_all = || async {
+        for (key, body) in &objects {
+            let got = client
+                .get_object()
+                .bucket("spread")
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            assert_eq!(&got[..], &body[..], "{key} reads back");
+        }
+    };
+    read_all().await;
+
+    // Node 3 goes away with two of the five drives: every object is rebuilt from the rest.
+    drop(node3);
+    read_all().await;
+
+    // Back again, it serves its shards as before: once the coordinator retries it (after a
+    // short back-off), the objects read from node 3 and the local drive alone.
+    let _node3 = DriveServer::start(
+        "127.0.0.3",
+        node3_port,
+        &[("c", drive("c")), ("d", drive("d"))],
+        &pki,
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    drop(node2);
+    read_all().await;
+}
+
+fn connector(ca: &Path, client_identity: Option<&Pki>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client_identity {
+        None => builder.with_no_client_auth(),
+        Some(pki) => {
+            let certs = CertificateDer::pem_file_iter(&pki.cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Sends one HTTP/1.1 request to a drive server: the status line, or why there was none.
+async fn ask(
+    address: &str,
+    ca: &Path,
+    identity: Option<&Pki>,
+    path: &str,
+    auth: Option<String>,
+) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = ServerName::try_from("127.0.0.2").unwrap();
+    let mut tls = connector(ca, identity)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let auth = auth.map_or(String::new(), |a| format!("x-basalt-cluster-auth: {a}\r\n"));
+    let request = format!("GET {path} HTTP/1.1\r\nhost: node\r\n{auth}connection: close\r\n\r\n");
+    // With TLS 1.3 a refused client certificate surfaces on the first read or write.
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    answer
+        .lines()
+        .next()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| "no answer".to_owned())
+}
+
+fn sign(secret: &str, path: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(
+        &key,
+        format!("basalt-node-v1\n{secs}\nGET\n{path}").as_bytes(),
+    );
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{secs}:{hex}")
+}
+
+#[tokio::test]
+async fn nodes_refuse_peers_without_a_cluster_certificate_or_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(&dir.path().join("good"), "cluster");
+    let rogue = make_pki(&dir.path().join("rogue"), "rogue");
+    let drive = dir.path().join("a");
+    std::fs::create_dir_all(&drive).unwrap();
+    let node = DriveServer::start("127.0.0.2", free_port(), &[("a", drive)], &pki);
+    let path = "/basalt-node/v1/drives/a/space";
+
+    // A member of the cluster, signing with the secret, is answered.
+    let answer = ask(
+        &node.address,
+        &pki.ca,
+        Some(&pki),
+        path,
+        Some(sign(SECRET, path)),
+    )
+    .await;
+    assert!(answer.as_deref().unwrap().contains(" 200 "), "{answer:?}");
+
+    // No client certificate, or one another CA signed: the handshake is refused.
+    let answer = ask(&node.address, &pki.ca, None, path, Some(sign(SECRET, path))).await;
+    assert!(answer.is_err(), "no client certificate: {answer:?}");
+    let answer = ask(
+        &node.address,
+        &pki.ca,
+        Some(&rogue),
+        path,
+        Some(sign(SECRET, path)),
+    )
+    .await;
+    assert!(answer.is_err(), "a rogue certificate: {answer:?}");
+
+    // A node presenting a certificate the client does not trust is refused by the client.
+    let answer = ask(&node.address, &rogue.ca, Some(&rogue), path, None).await;
+    assert!(answer.is_err(), "an untrusted node: {answer:?}");
+
+    // A valid certificate without the secret, or with a wrong one, or a signature for
+    // another request: forbidden.
+    for auth in [
+        None,
+        Some(sign("not-the-cluster-secret-at-all", path)),
+        Some(sign(SECRET, "/basalt-node/v1/drives/a/scan")),
+    ] {
+        let answer = ask(&node.address, &pki.ca, Some(&pki), path, auth).await;
+        assert!(answer.as_deref().unwrap().contains(" 403 "), "{answer:?}");
+    }
+}

@@ -1,0 +1,628 @@
+//! Drives of other nodes: the shard operations of a [`ChunkStore`](crate::ChunkStore) carried
+//! over HTTP/2 to the node that holds the drive, which runs them on its own disks.
+//!
+//! Every request is authenticated with the cluster secret (an HMAC over the method, path and
+//! time, so the secret itself never crosses the network) and, when the cluster is configured
+//! with certificates, the connection is mutual TLS: each side presents a certificate signed by
+//! the cluster's CA and refuses a peer that does not.
+//!
+//! The data path is blocking (it runs on blocking threads), so the calls here are blocking
+//! too: each runs on a small runtime of its own and the caller waits for its answer.
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use ring::hmac;
+
+use crate::DataError;
+use crate::chunk_file::{self, ChunkId, ChunkInfo};
+
+/// The path prefix of the node-to-node API.
+pub const NODE_API_PREFIX: &str = "/basalt-node/v1/drives/";
+/// The header carrying `<unix seconds>:<hex HMAC>`.
+pub const AUTH_HEADER: &str = "x-basalt-cluster-auth";
+/// The header that names a failure's kind, so the caller gets the same [`DataError`] a local
+/// drive would have given.
+pub const ERROR_HEADER: &str = "x-basalt-error";
+/// How far a request's clock may be from the receiver's.
+const CLOCK_SKEW_SECS: u64 = 300;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a failed connection attempt, calls to that node fail at once for this long: a node
+/// that is down must not make every shard read wait for a connect timeout.
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(2);
+/// HTTP/2 pings on an open connection: a peer cut off by a partition is noticed within
+/// interval + timeout, and the calls waiting on it fail rather than hang.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cluster secret, as a key for signing and checking node-to-node requests.
+#[derive(Clone)]
+pub struct ClusterAuth {
+    key: hmac::Key,
+}
+
+impl fmt::Debug for ClusterAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClusterAuth(..)")
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ClusterAuth {
+    pub fn new(secret: &str) -> Self {
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+        }
+    }
+
+    fn message(secs: u64, method: &Method, path_and_query: &str) -> String {
+        format!("basalt-node-v1\n{secs}\n{method}\n{path_and_query}")
+    }
+
+    /// The value of [`AUTH_HEADER`] for a request made now.
+    pub fn sign(&self, method: &Method, path_and_query: &str) -> String {
+        let secs = unix_now();
+        let tag = hmac::sign(
+            &self.key,
+            Self::message(secs, method, path_and_query).as_bytes(),
+        );
+        format!(
+            "{secs}:{}",
+            hex_simd::encode_to_string(tag.as_ref(), hex_simd::AsciiCase::Lower)
+        )
+    }
+
+    /// Whether `header` signs this request, made within the allowed clock skew.
+    pub fn verify(&self, header: &str, method: &Method, path_and_query: &str) -> bool {
+        let Some((secs, tag)) = header.split_once(':') else {
+            return false;
+        };
+        let (Ok(secs), Ok(tag)) = (secs.parse::<u64>(), hex_simd::decode_to_vec(tag)) else {
+            return false;
+        };
+        if unix_now().abs_diff(secs) > CLOCK_SKEW_SECS {
+            return false;
+        }
+        let message = Self::message(secs, method, path_and_query);
+        hmac::verify(&self.key, message.as_bytes(), &tag).is_ok()
+    }
+}
+
+/// How to reach the other nodes: the secret, and TLS when the cluster has certificates.
+#[derive(Clone, Debug)]
+pub struct ClusterClient {
+    pub auth: ClusterAuth,
+    /// A client configuration presenting this node's certificate and trusting the cluster CA.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The runtime remote calls run on: the data path calls from blocking threads, and a call
+/// must not depend on which runtime, if any, the caller belongs to.
+fn rpc_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("basalt-rpc")
+            .enable_all()
+            .build()
+            .expect("the node-to-node runtime starts")
+    })
+}
+
+fn block_on<T: Send + 'static>(
+    future: impl Future<Output = Result<T, DataError>> + Send + 'static,
+) -> Result<T, DataError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rpc_runtime().spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv()
+        .map_err(|_| unavailable("the node-to-node call was dropped"))?
+}
+
+fn unavailable(why: impl fmt::Display) -> DataError {
+    DataError::Io(io::Error::new(io::ErrorKind::NotConnected, why.to_string()))
+}
+
+/// One other node: a single HTTP/2 connection, opened on first use and again after it fails.
+pub struct NodeClient {
+    /// `host:port`.
+    address: String,
+    host: String,
+    cluster: ClusterClient,
+    /// Held while connecting, so concurrent calls share one new connection.
+    connection: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// Set when a connection attempt failed: no new attempt before then.
+    retry_after: Mutex<Option<std::time::Instant>>,
+}
+
+impl NodeClient {
+    pub fn new(address: &str, cluster: ClusterClient) -> Result<Self, DataError> {
+        let host = address
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| DataError::Layout(format!("{address}: expected host:port")))?;
+        Ok(Self {
+            host: host.to_owned(),
+            address: address.to_owned(),
+            cluster,
+            connection: tokio::sync::Mutex::new(None),
+            retry_after: Mutex::new(None),
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, DataError> {
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect(&self.address),
+        )
+        .await
+        .map_err(|_| unavailable(format!("{}: connection timed out", self.address)))?
+        .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+        let _ = tcp.set_nodelay(true);
+        let mut http2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(PING_INTERVAL)
+            .keep_alive_timeout(PING_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let (sender, connection) = match &self.cluster.tls {
+            None => {
+                let (sender, conn) = http2
+                    .handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+                (sender, tokio::spawn(conn))
+            }
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| DataError::Layout(format!("{}: {e}", self.host)))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| {
+                        unavailable(format!("{}: TLS handshake failed: {e}", self.address))
+                    })?;
+                let (sender, conn) = http2
+                    .handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+                (sender, tokio::spawn(conn))
+            }
+        };
+        // The connection task ends by itself when the peer goes away.
+        drop(connection);
+        Ok(sender)
+    }
+
+    fn retry_after(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.retry_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, DataError> {
+        let mut connection = self.connection.lock().await;
+        if let Some(sender) = connection.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let now = std::time::Instant::now();
+        let blocked_until = *self.retry_after();
+        if blocked_until.is_some_and(|t| now < t) {
+            return Err(unavailable(format!(
+                "{}: unreachable (retrying shortly)",
+                self.address
+            )));
+        }
+        let sender = match self.connect().await {
+            Ok(sender) => sender,
+            Err(e) => {
+                let mut retry_after = self.retry_after();
+                if retry_after.is_none() {
+                    tracing::warn!(node = %self.address, error = %e, "node unreachable");
+                }
+                *retry_after = Some(now + RECONNECT_BACKOFF);
+                return Err(e);
+            }
+        };
+        if self.retry_after().take().is_some() {
+            tracing::info!(node = %self.address, "node reachable again");
+        }
+        *connection = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn call(
+        self: Arc<Self>,
+        method: Method,
+        path_and_query: String,
+        body: Bytes,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
+        let mut sender = self.sender().await?;
+        let scheme = if self.cluster.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(format!("{scheme}://{}{path_and_query}", self.address))
+            .header(
+                AUTH_HEADER,
+                self.cluster.auth.sign(&method, &path_and_query),
+            )
+            .body(Full::new(body))
+            .map_err(|e| DataError::Layout(format!("bad node request: {e}")))?;
+        let exchange = async {
+            sender
+                .ready()
+                .await
+                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+            let response: Response<hyper::body::Incoming> = sender
+                .send_request(request)
+                .await
+                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+            let (parts, body) = response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?
+                .to_bytes();
+            Ok::<_, DataError>((parts.status, parts.headers, bytes))
+        };
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| unavailable(format!("{}: request timed out", self.address)))?;
+        if result.is_err() {
+            // The next call opens a fresh connection.
+            *self.connection.lock().await = None;
+        }
+        result
+    }
+}
+
+/// What a remote drive's identity request found.
+pub enum RemoteIdentity {
+    Formatted(Bytes),
+    Blank,
+    Missing,
+}
+
+/// A drive of another node, by the name that node serves it under.
+#[derive(Clone)]
+pub struct RemoteDrive {
+    node: Arc<NodeClient>,
+    name: String,
+    /// `https://host:port/name`, for messages.
+    url: String,
+}
+
+impl fmt::Display for RemoteDrive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl fmt::Debug for RemoteDrive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RemoteDrive({})", self.url)
+    }
+}
+
+/// Whether `text` names a drive of another node (`http://` or `https://`).
+pub fn is_remote(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
+impl RemoteDrive {
+    /// `http(s)://host:port/<drive name>`; nodes at one address share a connection through
+    /// `nodes`. The scheme must match the cluster: https exactly when it has certificates.
+    pub fn parse(
+        url: &str,
+        cluster: &ClusterClient,
+        nodes: &mut Vec<Arc<NodeClient>>,
+    ) -> Result<Self, DataError> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(DataError::Layout(format!("{url}: not an http(s) URL")));
+        };
+        if tls != cluster.tls.is_some() {
+            return Err(DataError::Layout(format!(
+                "{url}: {}",
+                if tls {
+                    "https drives need the cluster's TLS certificate, key and CA"
+                } else {
+                    "the cluster has TLS certificates: name its drives with https://"
+                }
+            )));
+        }
+        let (address, name) = rest
+            .split_once('/')
+            .filter(|(_, name)| valid_drive_name(name))
+            .ok_or_else(|| {
+                DataError::Layout(format!(
+                    "{url}: expected http(s)://host:port/<drive name> (letters, digits, - and _)"
+                ))
+            })?;
+        let node = match nodes.iter().find(|n| n.address == address) {
+            Some(node) => node.clone(),
+            None => {
+                let node = Arc::new(NodeClient::new(address, cluster.clone())?);
+                nodes.push(node.clone());
+                node
+            }
+        };
+        Ok(Self {
+            node,
+            name: name.to_owned(),
+            url: url.to_owned(),
+        })
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        op: &str,
+        query: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
+        let mut path = format!("{NODE_API_PREFIX}{}/{op}", self.name);
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(query);
+        }
+        block_on(self.node.clone().call(method, path, body))
+    }
+
+    /// Calls an operation that answers 2xx on success; anything else becomes the error the
+    /// remote drive reported.
+    fn expect_ok(
+        &self,
+        method: Method,
+        op: &str,
+        query: &str,
+        body: Bytes,
+        chunk: Option<ChunkId>,
+    ) -> Result<Bytes, DataError> {
+        let (status, headers, body) = self.call(method, op, query, body)?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(error_of(status, &headers, &body, chunk, &self.url))
+    }
+
+    pub fn identity(&self) -> Result<RemoteIdentity, DataError> {
+        let (status, headers, body) = self.call(Method::GET, "identity", "", Bytes::new())?;
+        match status {
+            StatusCode::OK => Ok(RemoteIdentity::Formatted(body)),
+            StatusCode::NOT_FOUND => Ok(
+                match headers.get(ERROR_HEADER).and_then(|v| v.to_str().ok()) {
+                    Some("missing") => RemoteIdentity::Missing,
+                    _ => RemoteIdentity::Blank,
+                },
+            ),
+            _ => Err(error_of(status, &headers, &body, None, &self.url)),
+        }
+    }
+
+    /// Writes the identity file, durably; `create` makes the drive's directory first (only a
+    /// brand-new set does: a missing directory may be an unmounted disk).
+    pub fn write_identity(&self, bytes: &[u8], create: bool) -> Result<(), DataError> {
+        let query = if create { "create=true" } else { "" };
+        self.expect_ok(
+            Method::PUT,
+            "identity",
+            query,
+            Bytes::copy_from_slice(bytes),
+            None,
+        )
+        .map(drop)
+    }
+
+    pub fn prepare(&self) -> Result<(), DataError> {
+        self.expect_ok(Method::POST, "prepare", "", Bytes::new(), None)
+            .map(drop)
+    }
+
+    pub fn write_file(&self, info: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
+        self.expect_ok(
+            Method::PUT,
+            &format!("chunks/{}", info.id),
+            &format!("len={}&crc={}", info.len, info.crc32c),
+            Bytes::copy_from_slice(data),
+            Some(info.id),
+        )
+        .map(drop)
+    }
+
+    pub fn sync_group(&self, group: u8) -> Result<(), DataError> {
+        self.expect_ok(
+            Method::POST,
+            &format!("sync/{group}"),
+            "",
+            Bytes::new(),
+            None,
+        )
+        .map(drop)
+    }
+
+    /// Reads a whole chunk; the holder verifies it against its checksum, and so does this
+    /// side, since the bytes crossed a network.
+    pub fn read(&self, info: &ChunkInfo) -> Result<Bytes, DataError> {
+        let data = self.expect_ok(
+            Method::GET,
+            &format!("chunks/{}", info.id),
+            &format!("len={}&crc={}", info.len, info.crc32c),
+            Bytes::new(),
+            Some(info.id),
+        )?;
+        if data.len() != info.len as usize || chunk_file::crc32c(&data) != info.crc32c {
+            return Err(DataError::Corrupt {
+                id: info.id,
+                reason: format!("damaged on the way from {}", self.url),
+            });
+        }
+        Ok(data)
+    }
+
+    pub fn delete(&self, id: ChunkId) -> Result<(), DataError> {
+        self.expect_ok(
+            Method::DELETE,
+            &format!("chunks/{id}"),
+            "",
+            Bytes::new(),
+            Some(id),
+        )
+        .map(drop)
+    }
+
+    pub fn scan_files(&self, remove_temporary: bool) -> Result<(Vec<ChunkId>, usize), DataError> {
+        let body = self.expect_ok(
+            Method::GET,
+            "scan",
+            &format!("remove_temporary={remove_temporary}"),
+            Bytes::new(),
+            None,
+        )?;
+        parse_scan(&body).ok_or_else(|| unavailable(format!("{}: bad scan answer", self.url)))
+    }
+
+    /// (total, available) bytes of the drive's file system.
+    pub fn space(&self) -> Option<(u64, u64)> {
+        let body = self
+            .expect_ok(Method::GET, "space", "", Bytes::new(), None)
+            .ok()?;
+        let text = std::str::from_utf8(&body).ok()?;
+        let (total, available) = text.trim().split_once(' ')?;
+        Some((total.parse().ok()?, available.parse().ok()?))
+    }
+}
+
+pub(crate) fn valid_drive_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `<temporary count>\n` then one chunk id per line.
+pub(crate) fn format_scan(ids: &[ChunkId], temporary: usize) -> String {
+    let mut out = format!("{temporary}\n");
+    for id in ids {
+        out.push_str(&id.to_hex());
+        out.push('\n');
+    }
+    out
+}
+
+fn parse_scan(body: &[u8]) -> Option<(Vec<ChunkId>, usize)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut lines = text.lines();
+    let temporary = lines.next()?.parse().ok()?;
+    let ids = lines.map(ChunkId::from_hex).collect::<Option<Vec<_>>>()?;
+    Some((ids, temporary))
+}
+
+/// The kind name of an error, for [`ERROR_HEADER`].
+pub(crate) fn error_kind(e: &DataError) -> &'static str {
+    match e {
+        DataError::NotFound(_) => "not-found",
+        DataError::Corrupt { .. } => "corrupt",
+        DataError::Poisoned => "poisoned",
+        DataError::DriveFull => "full",
+        DataError::Layout(_) => "layout",
+        _ => "io",
+    }
+}
+
+fn error_of(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    chunk: Option<ChunkId>,
+    url: &str,
+) -> DataError {
+    let message = String::from_utf8_lossy(body).into_owned();
+    let kind = headers.get(ERROR_HEADER).and_then(|v| v.to_str().ok());
+    match (kind, chunk) {
+        (Some("not-found"), Some(id)) => DataError::NotFound(id),
+        (Some("corrupt"), Some(id)) => DataError::Corrupt {
+            id,
+            reason: message,
+        },
+        (Some("poisoned"), _) => DataError::Poisoned,
+        (Some("full"), _) => DataError::DriveFull,
+        _ if status == StatusCode::FORBIDDEN => unavailable(format!(
+            "{url}: refused (wrong cluster secret or clock skew): {message}"
+        )),
+        _ => DataError::Io(io::Error::other(format!("{url}: {status}: {message}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_the_secret_method_and_path() {
+        let auth = ClusterAuth::new("s3cret");
+        let header = auth.sign(&Method::GET, "/basalt-node/v1/drives/d1/space");
+        assert!(auth.verify(&header, &Method::GET, "/basalt-node/v1/drives/d1/space"));
+        assert!(!auth.verify(&header, &Method::DELETE, "/basalt-node/v1/drives/d1/space"));
+        assert!(!auth.verify(&header, &Method::GET, "/basalt-node/v1/drives/d2/space"));
+        assert!(!ClusterAuth::new("other").verify(
+            &header,
+            &Method::GET,
+            "/basalt-node/v1/drives/d1/space"
+        ));
+        let (_, tag) = header.split_once(':').unwrap();
+        let old = format!("{}:{tag}", unix_now() - 3600);
+        assert!(!auth.verify(&old, &Method::GET, "/basalt-node/v1/drives/d1/space"));
+        assert!(!auth.verify("garbage", &Method::GET, "/"));
+    }
+
+    #[test]
+    fn scan_answers_round_trip() {
+        let ids = vec![ChunkId::random(), ChunkId::random()];
+        assert_eq!(
+            parse_scan(format_scan(&ids, 3).as_bytes()),
+            Some((ids.clone(), 3))
+        );
+        assert_eq!(parse_scan(b"x\n"), None);
+    }
+
+    #[test]
+    fn drive_urls_must_match_the_cluster_tls() {
+        let plain = ClusterClient {
+            auth: ClusterAuth::new("s"),
+            tls: None,
+        };
+        let mut nodes = Vec::new();
+        let a = RemoteDrive::parse("http://127.0.0.2:9100/d1", &plain, &mut nodes).unwrap();
+        let b = RemoteDrive::parse("http://127.0.0.2:9100/d2", &plain, &mut nodes).unwrap();
+        assert!(Arc::ptr_eq(&a.node, &b.node));
+        assert_eq!(nodes.len(), 1);
+        assert!(RemoteDrive::parse("https://127.0.0.2:9100/d1", &plain, &mut nodes).is_err());
+        assert!(RemoteDrive::parse("http://127.0.0.2:9100/../x", &plain, &mut nodes).is_err());
+        assert!(RemoteDrive::parse("http://127.0.0.2:9100/", &plain, &mut nodes).is_err());
+    }
+}
