@@ -12,59 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{Server, bytes_of, free_port};
+use common::{Pki, Server, bytes_of, free_port, make_pki, tls_flags};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "cluster-secret-for-tests-0123456789";
-
-/// A CA and one certificate it signed, valid for the loopback addresses the nodes use.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_pki(dir: &Path, name: &str) -> Pki {
-    std::fs::create_dir_all(dir).unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} CA"));
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let node_key = rcgen::KeyPair::generate().unwrap();
-    let node_params = rcgen::CertificateParams::new(vec![
-        "127.0.0.1".to_owned(),
-        "127.0.0.2".to_owned(),
-        "127.0.0.3".to_owned(),
-        "localhost".to_owned(),
-    ])
-    .unwrap();
-    let node_cert = node_params.signed_by(&node_key, &ca_cert, &ca_key).unwrap();
-    let pki = Pki {
-        ca: dir.join(format!("{name}-ca.pem")),
-        cert: dir.join(format!("{name}-node.pem")),
-        key: dir.join(format!("{name}-node.key")),
-    };
-    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&pki.cert, node_cert.pem()).unwrap();
-    std::fs::write(&pki.key, node_key.serialize_pem()).unwrap();
-    pki
-}
-
-fn tls_flags(pki: &Pki) -> Vec<String> {
-    vec![
-        "--cluster-tls-cert".into(),
-        pki.cert.display().to_string(),
-        "--cluster-tls-key".into(),
-        pki.key.display().to_string(),
-        "--cluster-tls-ca".into(),
-        pki.ca.display().to_string(),
-    ]
-}
+const LOOPBACK: &[&str] = &["127.0.0.1", "127.0.0.2", "127.0.0.3", "localhost"];
 
 struct DriveServer {
     child: Child,
@@ -126,7 +80,7 @@ fn shard_files(drive: &Path) -> usize {
 #[tokio::test]
 async fn objects_striped_over_nodes_survive_losing_one() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(dir.path(), "cluster");
+    let pki = make_pki(dir.path(), "cluster", LOOPBACK);
     let drive = |name: &str| dir.path().join(name);
     let node2 = DriveServer::start(
         "127.0.0.2",
@@ -304,8 +258,8 @@ fn sign(secret: &str, path: &str) -> String {
 #[tokio::test]
 async fn nodes_refuse_peers_without_a_cluster_certificate_or_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(&dir.path().join("good"), "cluster");
-    let rogue = make_pki(&dir.path().join("rogue"), "rogue");
+    let pki = make_pki(&dir.path().join("good"), "cluster", LOOPBACK);
+    let rogue = make_pki(&dir.path().join("rogue"), "rogue", LOOPBACK);
     let drive = dir.path().join("a");
     std::fs::create_dir_all(&drive).unwrap();
     let node = DriveServer::start("127.0.0.2", free_port(), &[("a", drive)], &pki);

@@ -166,14 +166,19 @@ impl NodeClient {
         })
     }
 
+    /// A new connection: TCP, TLS when configured, the HTTP/2 handshake, all within
+    /// [`CONNECT_TIMEOUT`] (a frozen peer completes TCP handshakes in its kernel, and nothing
+    /// more).
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, DataError> {
-        let tcp = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect(&self.address),
-        )
-        .await
-        .map_err(|_| unavailable(format!("{}: connection timed out", self.address)))?
-        .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
+        tokio::time::timeout(CONNECT_TIMEOUT, self.handshake())
+            .await
+            .map_err(|_| unavailable(format!("{}: connection timed out", self.address)))?
+    }
+
+    async fn handshake(&self) -> Result<SendRequest<Full<Bytes>>, DataError> {
+        let tcp = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
         let _ = tcp.set_nodelay(true);
         let mut http2 = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
         http2

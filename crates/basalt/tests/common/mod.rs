@@ -388,3 +388,64 @@ pub async fn server_with_bucket(bucket: &str) -> (Server, aws_sdk_s3::Client) {
         .expect("create bucket");
     (server, client)
 }
+
+/// A CA and one node certificate it signed, for node-to-node mutual TLS.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A new CA (`name`) and a node certificate it signed, valid for `names` (IP addresses or
+/// host names), written as PEM files under `dir`.
+pub fn make_pki(dir: &Path, name: &str, names: &[&str]) -> Pki {
+    std::fs::create_dir_all(dir).expect("pki dir");
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let node_key = rcgen::KeyPair::generate().expect("node key");
+    let node_params = rcgen::CertificateParams::new(
+        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+    )
+    .expect("node params");
+    let node_cert = node_params
+        .signed_by(&node_key, &ca_cert, &ca_key)
+        .expect("node certificate");
+    let pki = Pki {
+        ca: dir.join(format!("{name}-ca.pem")),
+        cert: dir.join(format!("{name}-node.pem")),
+        key: dir.join(format!("{name}-node.key")),
+    };
+    std::fs::write(&pki.ca, ca_cert.pem()).expect("write CA");
+    std::fs::write(&pki.cert, node_cert.pem()).expect("write cert");
+    std::fs::write(&pki.key, node_key.serialize_pem()).expect("write key");
+    pki
+}
+
+/// The `--cluster-tls-*` flags for `pki`, with its files at `root` (a mount point in a
+/// container) or where they are.
+pub fn tls_flags_at(pki: &Pki, root: Option<&Path>) -> Vec<String> {
+    let at = |p: &Path| match root {
+        Some(root) => root
+            .join(p.file_name().expect("file name"))
+            .display()
+            .to_string(),
+        None => p.display().to_string(),
+    };
+    vec![
+        "--cluster-tls-cert".into(),
+        at(&pki.cert),
+        "--cluster-tls-key".into(),
+        at(&pki.key),
+        "--cluster-tls-ca".into(),
+        at(&pki.ca),
+    ]
+}
+
+pub fn tls_flags(pki: &Pki) -> Vec<String> {
+    tls_flags_at(pki, None)
+}
