@@ -179,7 +179,7 @@ async fn objects_striped_over_nodes_survive_losing_one() {
         &[("c", drive("c")), ("d", drive("d"))],
         &pki,
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     drop(node2);
     read_all().await;
 }

@@ -180,9 +180,20 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     build_image(&tag, &dir.path().join("image"));
     cleanup.image = Some(tag.clone());
     // A private network with no route out.
-    let subnet = format!("10.{}.{}.0/24", 200 + std::process::id() % 50, std::process::id() % 250);
+    let subnet = format!(
+        "10.{}.{}.0/24",
+        200 + std::process::id() % 50,
+        std::process::id() % 250
+    );
     let base = subnet.trim_end_matches("0/24").to_owned();
-    docker(&["network", "create", "--internal", "--subnet", &subnet, &network]);
+    docker(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &subnet,
+        &network,
+    ]);
     cleanup.network = Some(network.clone());
     let (ip2, ip3) = (format!("{base}2"), format!("{base}3"));
 
@@ -196,8 +207,15 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
         flags.extend(["--data".to_owned(), format!("https://{ip}:9100/{drive}")]);
     }
     flags.extend(
-        ["--cluster-secret", SECRET, "--redundancy", "ec:3+2", "--chunk-size", "65536"]
-            .map(str::to_owned),
+        [
+            "--cluster-secret",
+            SECRET,
+            "--redundancy",
+            "ec:3+2",
+            "--chunk-size",
+            "65536",
+        ]
+        .map(str::to_owned),
     );
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     // The coordinator formats the nodes' drives at start: wait until they listen.
@@ -207,15 +225,28 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
         while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1))
             .is_err()
         {
-            assert!(Instant::now() < deadline, "node {ip} did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "node {ip} did not start listening"
+            );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
     let server = Server::start_with(&flags);
     let client = server.client();
-    client.create_bucket().bucket("parted").send().await.unwrap();
+    client
+        .create_bucket()
+        .bucket("parted")
+        .send()
+        .await
+        .unwrap();
     let mut objects: Vec<(String, Vec<u8>)> = (0..4)
-        .map(|i| (format!("before-{i}"), bytes_of(150_000 + i * 50_000, i as u64)))
+        .map(|i| {
+            (
+                format!("before-{i}"),
+                bytes_of(150_000 + i * 50_000, i as u64),
+            )
+        })
         .collect();
     for (key, body) in &objects {
         put(&client, key, body).await;
@@ -240,10 +271,16 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     // Back: a heal rebuilds on node 3 the shards written while it was away. Then node 2 is
     // cut off, and every object, the one written during the freeze included, reads from
     // node 3 and the local drive alone.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
     let heal = Command::new(env!("CARGO_BIN_EXE_basalt"))
         .args(["admin", "--endpoint", &server.endpoint()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY, "heal"])
+        .args([
+            "--access-key",
+            ACCESS_KEY,
+            "--secret-key",
+            SECRET_KEY,
+            "heal",
+        ])
         .output()
         .unwrap();
     assert!(

@@ -11,7 +11,8 @@
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,10 +35,21 @@ pub const ERROR_HEADER: &str = "x-basalt-error";
 /// How far a request's clock may be from the receiver's.
 const CLOCK_SKEW_SECS: u64 = 300;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// After a failed connection attempt, calls to that node fail at once for this long: a node
-/// that is down must not make every shard read wait for a connect timeout.
-const RECONNECT_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a call may take: a base, plus the time its body takes at a slow but healthy pace.
+/// A node that misses it is marked down: reads go around it instead of waiting (a stalled
+/// stream would stall the client's download), writes leave its shards to the healer.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const SLOWEST_HEALTHY_BYTES_PER_SEC: u64 = 8 << 20;
+/// Listing a drive's files reads every directory of it.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn at_slowest_pace(len: usize) -> Duration {
+    Duration::from_millis(len as u64 * 1000 / SLOWEST_HEALTHY_BYTES_PER_SEC)
+}
+/// While a node is down, calls to it fail at once, and a background task tries to reconnect
+/// this often: no caller waits for a dead node.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(2);
 /// HTTP/2 pings on an open connection: a peer cut off by a partition is noticed within
 /// interval + timeout, and the calls waiting on it fail rather than hang.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -146,8 +158,8 @@ pub struct NodeClient {
     cluster: ClusterClient,
     /// Held while connecting, so concurrent calls share one new connection.
     connection: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
-    /// Set when a connection attempt failed: no new attempt before then.
-    retry_after: Mutex<Option<std::time::Instant>>,
+    /// Set when the node stopped answering; cleared by the reconnecting task.
+    down: AtomicBool,
 }
 
 impl NodeClient {
@@ -162,7 +174,7 @@ impl NodeClient {
             address: address.to_owned(),
             cluster,
             connection: tokio::sync::Mutex::new(None),
-            retry_after: Mutex::new(None),
+            down: AtomicBool::new(false),
         })
     }
 
@@ -215,41 +227,45 @@ impl NodeClient {
         Ok(sender)
     }
 
-    fn retry_after(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
-        self.retry_after
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Marks the node down (once) and starts a task that reconnects in the background.
+    fn mark_down(self: &Arc<Self>, why: &DataError) {
+        if self.down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(node = %self.address, error = %why, "node unreachable; calls to it fail until it answers again");
+        let this = self.clone();
+        rpc_runtime().spawn(async move {
+            loop {
+                tokio::time::sleep(RECONNECT_INTERVAL).await;
+                if let Ok(sender) = this.connect().await {
+                    *this.connection.lock().await = Some(sender);
+                    this.down.store(false, Ordering::Release);
+                    tracing::info!(node = %this.address, "node reachable again");
+                    return;
+                }
+            }
+        });
     }
 
-    async fn sender(&self) -> Result<SendRequest<Full<Bytes>>, DataError> {
+    async fn sender(self: &Arc<Self>) -> Result<SendRequest<Full<Bytes>>, DataError> {
+        if self.down.load(Ordering::Acquire) {
+            return Err(unavailable(format!("{}: unreachable", self.address)));
+        }
         let mut connection = self.connection.lock().await;
         if let Some(sender) = connection.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
-        let now = std::time::Instant::now();
-        let blocked_until = *self.retry_after();
-        if blocked_until.is_some_and(|t| now < t) {
-            return Err(unavailable(format!(
-                "{}: unreachable (retrying shortly)",
-                self.address
-            )));
-        }
-        let sender = match self.connect().await {
-            Ok(sender) => sender,
-            Err(e) => {
-                let mut retry_after = self.retry_after();
-                if retry_after.is_none() {
-                    tracing::warn!(node = %self.address, error = %e, "node unreachable");
-                }
-                *retry_after = Some(now + RECONNECT_BACKOFF);
-                return Err(e);
+        match self.connect().await {
+            Ok(sender) => {
+                *connection = Some(sender.clone());
+                Ok(sender)
             }
-        };
-        if self.retry_after().take().is_some() {
-            tracing::info!(node = %self.address, "node reachable again");
+            Err(e) => {
+                drop(connection);
+                self.mark_down(&e);
+                Err(e)
+            }
         }
-        *connection = Some(sender.clone());
-        Ok(sender)
     }
 
     async fn call(
@@ -257,6 +273,7 @@ impl NodeClient {
         method: Method,
         path_and_query: String,
         body: Bytes,
+        deadline: Duration,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
         let mut sender = self.sender().await?;
         let scheme = if self.cluster.tls.is_some() {
@@ -290,12 +307,17 @@ impl NodeClient {
                 .to_bytes();
             Ok::<_, DataError>((parts.status, parts.headers, bytes))
         };
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| unavailable(format!("{}: request timed out", self.address)))?;
-        if result.is_err() {
-            // The next call opens a fresh connection.
+        let result = match tokio::time::timeout(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(unavailable(format!(
+                "{}: no answer within {deadline:?}",
+                self.address
+            ))),
+        };
+        if let Err(e) = &result {
+            // The connection may be dead: drop it, and go around the node until it answers.
             *self.connection.lock().await = None;
+            self.mark_down(e);
         }
         result
     }
@@ -388,13 +410,14 @@ impl RemoteDrive {
         op: &str,
         query: &str,
         body: Bytes,
+        deadline: Duration,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
         let mut path = format!("{NODE_API_PREFIX}{}/{op}", self.name);
         if !query.is_empty() {
             path.push('?');
             path.push_str(query);
         }
-        block_on(self.node.clone().call(method, path, body))
+        block_on(self.node.clone().call(method, path, body, deadline))
     }
 
     /// Calls an operation that answers 2xx on success; anything else becomes the error the
@@ -406,8 +429,9 @@ impl RemoteDrive {
         query: &str,
         body: Bytes,
         chunk: Option<ChunkId>,
+        deadline: Duration,
     ) -> Result<Bytes, DataError> {
-        let (status, headers, body) = self.call(method, op, query, body)?;
+        let (status, headers, body) = self.call(method, op, query, body, deadline)?;
         if status.is_success() {
             return Ok(body);
         }
@@ -415,7 +439,8 @@ impl RemoteDrive {
     }
 
     pub fn identity(&self) -> Result<RemoteIdentity, DataError> {
-        let (status, headers, body) = self.call(Method::GET, "identity", "", Bytes::new())?;
+        let (status, headers, body) =
+            self.call(Method::GET, "identity", "", Bytes::new(), READ_TIMEOUT)?;
         match status {
             StatusCode::OK => Ok(RemoteIdentity::Formatted(body)),
             StatusCode::NOT_FOUND => Ok(
@@ -438,13 +463,21 @@ impl RemoteDrive {
             query,
             Bytes::copy_from_slice(bytes),
             None,
+            WRITE_TIMEOUT,
         )
         .map(drop)
     }
 
     pub fn prepare(&self) -> Result<(), DataError> {
-        self.expect_ok(Method::POST, "prepare", "", Bytes::new(), None)
-            .map(drop)
+        self.expect_ok(
+            Method::POST,
+            "prepare",
+            "",
+            Bytes::new(),
+            None,
+            WRITE_TIMEOUT,
+        )
+        .map(drop)
     }
 
     pub fn write_file(&self, info: &ChunkInfo, data: &[u8]) -> Result<(), DataError> {
@@ -454,6 +487,7 @@ impl RemoteDrive {
             &format!("len={}&crc={}", info.len, info.crc32c),
             Bytes::copy_from_slice(data),
             Some(info.id),
+            WRITE_TIMEOUT + at_slowest_pace(data.len()),
         )
         .map(drop)
     }
@@ -465,6 +499,7 @@ impl RemoteDrive {
             "",
             Bytes::new(),
             None,
+            WRITE_TIMEOUT,
         )
         .map(drop)
     }
@@ -478,6 +513,7 @@ impl RemoteDrive {
             &format!("len={}&crc={}", info.len, info.crc32c),
             Bytes::new(),
             Some(info.id),
+            READ_TIMEOUT + at_slowest_pace(info.len as usize),
         )?;
         if data.len() != info.len as usize || chunk_file::crc32c(&data) != info.crc32c {
             return Err(DataError::Corrupt {
@@ -495,6 +531,7 @@ impl RemoteDrive {
             "",
             Bytes::new(),
             Some(id),
+            WRITE_TIMEOUT,
         )
         .map(drop)
     }
@@ -506,6 +543,7 @@ impl RemoteDrive {
             &format!("remove_temporary={remove_temporary}"),
             Bytes::new(),
             None,
+            SCAN_TIMEOUT,
         )?;
         parse_scan(&body).ok_or_else(|| unavailable(format!("{}: bad scan answer", self.url)))
     }
@@ -513,7 +551,7 @@ impl RemoteDrive {
     /// (total, available) bytes of the drive's file system.
     pub fn space(&self) -> Option<(u64, u64)> {
         let body = self
-            .expect_ok(Method::GET, "space", "", Bytes::new(), None)
+            .expect_ok(Method::GET, "space", "", Bytes::new(), None, READ_TIMEOUT)
             .ok()?;
         let text = std::str::from_utf8(&body).ok()?;
         let (total, available) = text.trim().split_once(' ')?;

@@ -408,10 +408,9 @@ pub fn make_pki(dir: &Path, name: &str, names: &[&str]) -> Pki {
         .push(rcgen::DnType::CommonName, format!("{name} CA"));
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
     let node_key = rcgen::KeyPair::generate().expect("node key");
-    let node_params = rcgen::CertificateParams::new(
-        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-    )
-    .expect("node params");
+    let node_params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("node params");
     let node_cert = node_params
         .signed_by(&node_key, &ca_cert, &ca_key)
         .expect("node certificate");
