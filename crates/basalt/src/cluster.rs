@@ -18,6 +18,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent node-to-node requests per connection (a coordinator keeps one connection).
+const MAX_STREAMS_PER_PEER: u32 = 32;
 
 /// How this node authenticates to other nodes and they to it.
 #[derive(Debug, Clone, Default, Args)]
@@ -197,7 +199,10 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
     );
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new());
-    http.http2().timer(TokioTimer::new());
+    // Each stream may buffer a shard: bound what one peer connection can hold in memory.
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_PEER);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(crate::server::shutdown_signal());
     loop {

@@ -304,3 +304,118 @@ async fn nodes_refuse_peers_without_a_cluster_certificate_or_secret() {
         assert!(answer.as_deref().unwrap().contains(" 403 "), "{answer:?}");
     }
 }
+
+fn admin(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["admin", "--endpoint", &server.endpoint()])
+        .args([
+            "--access-key",
+            common::ACCESS_KEY,
+            "--secret-key",
+            common::SECRET_KEY,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Nodes start in any order. A new drive set is created only when every drive answers (an
+/// unreachable drive may hold an existing set); a node of an existing set that is down when
+/// the coordinator starts leaves its drives offline, served around, until `basalt admin heal`
+/// finds them answering again.
+#[tokio::test]
+async fn a_node_down_at_start_is_served_around_and_taken_back_by_heal() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "cluster", LOOPBACK);
+    let port = free_port();
+    let remote = format!("https://127.0.0.2:{port}/a");
+    let local = |name: &str| dir.path().join(name).display().to_string();
+    let mut flags = tls_flags(&pki);
+    flags.extend(
+        [
+            "--data",
+            &local("l2"),
+            "--data",
+            &remote,
+            "--cluster-secret",
+            SECRET,
+            "--scrub-interval",
+            "off",
+        ]
+        .map(str::to_owned),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let data = dir.path().join("l1");
+
+    // No node answers: no new set.
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["server", "--address", &format!("127.0.0.1:{}", free_port())])
+        .arg("--data")
+        .arg(&data)
+        .args(&flags)
+        .env("BASALT_ROOT_USER", "root")
+        .env("BASALT_ROOT_PASSWORD", "rootpassword")
+        .env("BASALT_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreachable"), "{stderr}");
+
+    let node = DriveServer::start("127.0.0.2", port, &[("a", dir.path().join("a"))], &pki);
+    let s3_port = free_port();
+    let mut server = Server::start_on_with(&data, s3_port, &flags);
+    let client = server.client();
+    client.create_bucket().bucket("bkt").send().await.unwrap();
+    let body = bytes_of(500_000, 7);
+    client
+        .put_object()
+        .bucket("bkt")
+        .key("k")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    server.terminate();
+    drop(node);
+
+    // The node is down as the coordinator starts: its drive is offline, data is read around it.
+    let server = Server::start_on_with(&data, s3_port, &flags);
+    let client = server.client();
+    let got = client
+        .get_object()
+        .bucket("bkt")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &got.body.collect().await.unwrap().into_bytes()[..],
+        &body[..]
+    );
+    let status = admin(&server, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&remote) && l.contains("OFFLINE")),
+        "{text}"
+    );
+
+    // Back, and taken back by a heal.
+    let _node = DriveServer::start("127.0.0.2", port, &[("a", dir.path().join("a"))], &pki);
+    // The coordinator retries an unreachable node every two seconds.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let heal = admin(&server, &["heal"]);
+    assert!(
+        heal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&heal.stderr)
+    );
+    let status = admin(&server, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&remote) && l.contains("(online")),
+        "{text}"
+    );
+}

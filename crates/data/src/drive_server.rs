@@ -13,13 +13,13 @@ use crate::DataError;
 use crate::chunk_file::{ChunkId, ChunkInfo};
 use crate::drives::{self, Found};
 use crate::remote::{
-    AUTH_HEADER, ClusterAuth, ERROR_HEADER, NODE_API_PREFIX, error_kind, format_scan,
-    valid_drive_name,
+    AUTH_HEADER, ClusterAuth, ERROR_HEADER, NODE_API_PREFIX, NODE_HEALTH_PATH, error_kind,
+    format_scan, valid_drive_name,
 };
 use crate::store::ChunkStore;
 
-/// The largest request body: a shard, with room to spare (chunks are at most 64 MiB).
-const MAX_BODY: usize = 80 << 20;
+/// The largest request body: a shard (chunks are at most 64 MiB), with room to spare.
+const MAX_BODY: usize = (64 << 20) + (1 << 20);
 
 struct ServedDrive {
     path: PathBuf,
@@ -132,6 +132,9 @@ impl DriveServer {
             return reply(StatusCode::FORBIDDEN, "invalid cluster signature");
         }
         let uri_path = req.uri().path().to_owned();
+        if uri_path == NODE_HEALTH_PATH && req.method() == Method::GET {
+            return reply(StatusCode::OK, "serving");
+        }
         let Some(rest) = uri_path.strip_prefix(NODE_API_PREFIX) else {
             return reply(StatusCode::NOT_FOUND, "unknown node call");
         };
@@ -196,8 +199,10 @@ impl DriveServer {
                 })
                 .await
             }
-            (&Method::GET, "scan") => {
-                let remove = query_value(&query, "remove_temporary") == Some("true");
+            (&Method::GET | &Method::POST, "scan") => {
+                // Only a POST may remove files.
+                let remove = method == Method::POST
+                    && query_value(&query, "remove_temporary") == Some("true");
                 blocking(move || {
                     let (ids, temporary) = store.scan_files_blocking(remove)?;
                     Ok(Bytes::from(format_scan(&ids, temporary)))

@@ -22,6 +22,8 @@ use crate::remote::{RemoteDrive, RemoteIdentity};
 use crate::store::{ChunkStore, sync_dir};
 
 pub(crate) const IDENTITY_FILE: &str = "basalt-drive";
+/// How long opening a set waits for drives of other nodes that do not answer yet.
+const UNREACHABLE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 const IDENTITY_MAGIC: &[u8; 8] = b"BSLTDRIV";
 const IDENTITY_VERSION: u8 = 1;
 const IDENTITY_LEN: usize = 32;
@@ -83,7 +85,7 @@ impl Location {
                 },
                 Ok(RemoteIdentity::Blank) => Found::Blank,
                 Ok(RemoteIdentity::Missing) => Found::Missing,
-                Err(e) => Found::Unusable(e.to_string()),
+                Err(e) => Found::Unreachable(e.to_string()),
             },
         }
     }
@@ -117,6 +119,8 @@ impl Location {
 
 /// What is found at a drive path when the node opens it.
 pub(crate) enum Found {
+    /// A drive of another node that did not answer.
+    Unreachable(String),
     Formatted(Identity),
     Blank,
     Missing,
@@ -200,7 +204,19 @@ impl DriveSet {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| DataError::Layout("between 1 and 65535 drives are needed".into()))?;
-        let found: Vec<Found> = paths.iter().map(Location::inspect).collect();
+        let mut found: Vec<Found> = paths.iter().map(Location::inspect).collect();
+        // Nodes started together come up in any order: give the others a moment.
+        let deadline = std::time::Instant::now() + UNREACHABLE_GRACE;
+        while found.iter().any(|f| matches!(f, Found::Unreachable(_)))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            for (path, f) in paths.iter().zip(found.iter_mut()) {
+                if matches!(f, Found::Unreachable(_)) {
+                    *f = path.inspect();
+                }
+            }
+        }
         let mut set = None;
         let mut slots: Vec<Option<&Location>> = vec![None; paths.len()];
         for (path, found) in paths.iter().zip(&found) {
@@ -229,6 +245,18 @@ impl DriveSet {
             }
         }
         let fresh = set.is_none();
+        if fresh
+            && let Some((path, Found::Unreachable(reason))) = paths
+                .iter()
+                .zip(&found)
+                .find(|(_, f)| matches!(f, Found::Unreachable(_)))
+        {
+            // Drives that did not answer may hold an existing set: creating a new one now
+            // would orphan it.
+            return Err(DataError::Layout(format!(
+                "{path} is unreachable ({reason}); a drive set is created only when every drive answers"
+            )));
+        }
         let set = set.unwrap_or_else(rand::random);
         // Drives without an identity take the free indices: for a new set, one-drive data
         // first, then command-line order; otherwise in place of the drives that are gone.
@@ -269,6 +297,10 @@ impl DriveSet {
                 }
                 Found::Unusable(reason) => {
                     tracing::error!(drive = %path, index, %reason, "drive unusable: offline");
+                    false
+                }
+                Found::Unreachable(reason) => {
+                    tracing::error!(drive = %path, %reason, "drive unreachable: offline until `basalt admin heal` finds it answering");
                     false
                 }
             };
@@ -319,15 +351,27 @@ impl DriveSet {
     }
 
     /// Formats drives found blank (a replaced drive mounted where the old one was) and brings
-    /// them online; only on an operator's request. A path that does not exist is left alone:
-    /// creating it would write to whatever file system lies beneath the mount point. Returns
-    /// the drives adopted.
+    /// them online, and brings back offline drives that answer again as themselves (another
+    /// node's drive that was unreachable at start); only on an operator's request. A path that
+    /// does not exist is left alone: creating it would write to whatever file system lies
+    /// beneath the mount point. Returns the drives adopted.
     pub fn adopt_blank_drives_blocking(&self) -> Vec<u16> {
         let count = self.drives.len() as u16;
         let mut adopted = Vec::new();
         for drive in &self.drives {
-            if !matches!(drive.location.inspect(), Found::Blank) {
-                continue;
+            match drive.location.inspect() {
+                Found::Blank => {}
+                Found::Formatted(id) if !drive.online() => {
+                    if id.set != self.set || id.index != drive.index || id.count != count {
+                        tracing::error!(drive = %drive.location, index = drive.index, found_index = id.index, "drive answers with another identity than the slot it was given: restart the node");
+                    } else if drive.store.prepare_blocking().is_ok() {
+                        drive.online.store(true, Ordering::Release);
+                        tracing::warn!(drive = %drive.location, index = drive.index, "drive answers again: online");
+                        adopted.push(drive.index);
+                    }
+                    continue;
+                }
+                _ => continue,
             }
             let identity = Identity {
                 set: self.set,

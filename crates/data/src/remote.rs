@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ring::hmac;
@@ -27,6 +27,10 @@ use crate::chunk_file::{self, ChunkId, ChunkInfo};
 
 /// The path prefix of the node-to-node API.
 pub const NODE_API_PREFIX: &str = "/basalt-node/v1/drives/";
+/// A signed GET here answers 200 while the node serves.
+pub const NODE_HEALTH_PATH: &str = "/basalt-node/v1/health";
+/// The largest answer a node may send: a shard, or a drive's list of shard ids.
+const MAX_ANSWER: usize = 1 << 30;
 /// The header carrying `<unix seconds>:<hex HMAC>`.
 pub const AUTH_HEADER: &str = "x-basalt-cluster-auth";
 /// The header that names a failure's kind, so the caller gets the same [`DataError`] a local
@@ -156,8 +160,10 @@ pub struct NodeClient {
     address: String,
     host: String,
     cluster: ClusterClient,
-    /// Held while connecting, so concurrent calls share one new connection.
-    connection: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// The open connection and its generation, held while connecting so concurrent calls
+    /// share one new connection. The generation tells a late failure on an old connection
+    /// from one on the current.
+    connection: tokio::sync::Mutex<(u64, Option<SendRequest<Full<Bytes>>>)>,
     /// Set when the node stopped answering; cleared by the reconnecting task.
     down: AtomicBool,
 }
@@ -173,7 +179,7 @@ impl NodeClient {
             host: host.to_owned(),
             address: address.to_owned(),
             cluster,
-            connection: tokio::sync::Mutex::new(None),
+            connection: tokio::sync::Mutex::new((0, None)),
             down: AtomicBool::new(false),
         })
     }
@@ -237,28 +243,52 @@ impl NodeClient {
         rpc_runtime().spawn(async move {
             loop {
                 tokio::time::sleep(RECONNECT_INTERVAL).await;
-                if let Ok(sender) = this.connect().await {
-                    *this.connection.lock().await = Some(sender);
-                    this.down.store(false, Ordering::Release);
-                    tracing::info!(node = %this.address, "node reachable again");
-                    return;
+                // The HTTP/2 handshake completes without the peer's process (a frozen node's
+                // kernel accepts the connection): only an answered request proves it is back.
+                let Ok(sender) = this.connect().await else {
+                    continue;
+                };
+                if !this.probe(sender.clone()).await {
+                    continue;
                 }
+                let mut connection = this.connection.lock().await;
+                *connection = (connection.0 + 1, Some(sender));
+                this.down.store(false, Ordering::Release);
+                tracing::info!(node = %this.address, "node reachable again");
+                return;
             }
         });
     }
 
-    async fn sender(self: &Arc<Self>) -> Result<SendRequest<Full<Bytes>>, DataError> {
+    /// Whether the node answers a signed health request on `sender` in time.
+    async fn probe(&self, sender: SendRequest<Full<Bytes>>) -> bool {
+        let path = NODE_HEALTH_PATH.to_owned();
+        let exchange = self.exchange(sender, Method::GET, &path, Bytes::new());
+        matches!(
+            tokio::time::timeout(READ_TIMEOUT, exchange).await,
+            Ok(Ok((StatusCode::OK, _, _)))
+        )
+    }
+
+    async fn sender(self: &Arc<Self>) -> Result<(u64, SendRequest<Full<Bytes>>), DataError> {
+        let down = || unavailable(format!("{}: unreachable", self.address));
         if self.down.load(Ordering::Acquire) {
-            return Err(unavailable(format!("{}: unreachable", self.address)));
+            return Err(down());
         }
         let mut connection = self.connection.lock().await;
-        if let Some(sender) = connection.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(sender.clone());
+        // Another caller may have found the node down while this one waited for the lock.
+        if self.down.load(Ordering::Acquire) {
+            return Err(down());
+        }
+        if let (generation, Some(sender)) = &*connection
+            && !sender.is_closed()
+        {
+            return Ok((*generation, sender.clone()));
         }
         match self.connect().await {
             Ok(sender) => {
-                *connection = Some(sender.clone());
-                Ok(sender)
+                *connection = (connection.0 + 1, Some(sender.clone()));
+                Ok((connection.0, sender))
             }
             Err(e) => {
                 drop(connection);
@@ -268,14 +298,13 @@ impl NodeClient {
         }
     }
 
-    async fn call(
-        self: Arc<Self>,
+    async fn exchange(
+        &self,
+        mut sender: SendRequest<Full<Bytes>>,
         method: Method,
-        path_and_query: String,
+        path_and_query: &str,
         body: Bytes,
-        deadline: Duration,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
-        let mut sender = self.sender().await?;
         let scheme = if self.cluster.tls.is_some() {
             "https"
         } else {
@@ -284,42 +313,60 @@ impl NodeClient {
         let request = Request::builder()
             .method(method.clone())
             .uri(format!("{scheme}://{}{path_and_query}", self.address))
-            .header(
-                AUTH_HEADER,
-                self.cluster.auth.sign(&method, &path_and_query),
-            )
+            .header(AUTH_HEADER, self.cluster.auth.sign(&method, path_and_query))
             .body(Full::new(body))
             .map_err(|e| DataError::Layout(format!("bad node request: {e}")))?;
-        let exchange = async {
-            sender
-                .ready()
-                .await
-                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
-            let response: Response<hyper::body::Incoming> = sender
-                .send_request(request)
-                .await
-                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?;
-            let (parts, body) = response.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map_err(|e| unavailable(format!("{}: {e}", self.address)))?
-                .to_bytes();
-            Ok::<_, DataError>((parts.status, parts.headers, bytes))
+        let failed = |e: hyper::Error| unavailable(format!("{}: {e}", self.address));
+        sender.ready().await.map_err(failed)?;
+        let response: Response<hyper::body::Incoming> =
+            sender.send_request(request).await.map_err(failed)?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| unavailable(format!("{}: {e}", self.address)))?
+            .to_bytes();
+        Ok((parts.status, parts.headers, bytes))
+    }
+
+    async fn call(
+        self: Arc<Self>,
+        method: Method,
+        path_and_query: String,
+        body: Bytes,
+        deadline: Duration,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
+        let attempt = async {
+            let (generation, sender) = self.sender().await?;
+            let result = self.exchange(sender, method, &path_and_query, body).await;
+            Ok::<_, DataError>((generation, result))
         };
-        let result = match tokio::time::timeout(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(unavailable(format!(
-                "{}: no answer within {deadline:?}",
-                self.address
-            ))),
+        let (generation, result) = match tokio::time::timeout(deadline, attempt).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let e = unavailable(format!("{}: no answer within {deadline:?}", self.address));
+                self.connection_failed(None, &e).await;
+                return Err(e);
+            }
         };
         if let Err(e) = &result {
-            // The connection may be dead: drop it, and go around the node until it answers.
-            *self.connection.lock().await = None;
-            self.mark_down(e);
+            self.connection_failed(Some(generation), e).await;
         }
         result
+    }
+
+    /// A call failed on connection `generation` (`None`: unknown, it timed out): drop that
+    /// connection and go around the node until it answers again. A late failure on a
+    /// connection already replaced changes nothing.
+    async fn connection_failed(self: &Arc<Self>, generation: Option<u64>, why: &DataError) {
+        let mut connection = self.connection.lock().await;
+        if generation.is_some_and(|g| g != connection.0) {
+            return;
+        }
+        connection.1 = None;
+        drop(connection);
+        self.mark_down(why);
     }
 }
 
@@ -389,6 +436,11 @@ impl RemoteDrive {
                     "{url}: expected http(s)://host:port/<drive name> (letters, digits, - and _)"
                 ))
             })?;
+        if !tls && !is_loopback_host(address) {
+            return Err(DataError::Layout(format!(
+                "{url}: plain http:// is for loopback addresses only; give the cluster TLS certificates and use https://"
+            )));
+        }
         let node = match nodes.iter().find(|n| n.address == address) {
             Some(node) => node.clone(),
             None => {
@@ -443,12 +495,15 @@ impl RemoteDrive {
             self.call(Method::GET, "identity", "", Bytes::new(), READ_TIMEOUT)?;
         match status {
             StatusCode::OK => Ok(RemoteIdentity::Formatted(body)),
-            StatusCode::NOT_FOUND => Ok(
+            // Only the drive server's own answers say blank or missing: a 404 for an unknown
+            // drive name (a typo, another version) must not look like a replaced drive.
+            StatusCode::NOT_FOUND => {
                 match headers.get(ERROR_HEADER).and_then(|v| v.to_str().ok()) {
-                    Some("missing") => RemoteIdentity::Missing,
-                    _ => RemoteIdentity::Blank,
-                },
-            ),
+                    Some("missing") => Ok(RemoteIdentity::Missing),
+                    Some("blank") => Ok(RemoteIdentity::Blank),
+                    _ => Err(error_of(status, &headers, &body, None, &self.url)),
+                }
+            }
             _ => Err(error_of(status, &headers, &body, None, &self.url)),
         }
     }
@@ -537,8 +592,14 @@ impl RemoteDrive {
     }
 
     pub fn scan_files(&self, remove_temporary: bool) -> Result<(Vec<ChunkId>, usize), DataError> {
+        // Removing files is not a GET.
+        let method = if remove_temporary {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let body = self.expect_ok(
-            Method::GET,
+            method,
             "scan",
             &format!("remove_temporary={remove_temporary}"),
             Bytes::new(),
@@ -557,6 +618,20 @@ impl RemoteDrive {
         let (total, available) = text.trim().split_once(' ')?;
         Some((total.parse().ok()?, available.parse().ok()?))
     }
+}
+
+/// Whether `host:port` names this machine (127.0.0.0/8, ::1 or localhost): the only place
+/// node-to-node traffic may travel unencrypted.
+fn is_loopback_host(address: &str) -> bool {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub(crate) fn valid_drive_name(name: &str) -> bool {
@@ -667,5 +742,9 @@ mod tests {
         assert!(RemoteDrive::parse("https://127.0.0.2:9100/d1", &plain, &mut nodes).is_err());
         assert!(RemoteDrive::parse("http://127.0.0.2:9100/../x", &plain, &mut nodes).is_err());
         assert!(RemoteDrive::parse("http://127.0.0.2:9100/", &plain, &mut nodes).is_err());
+        // Off this machine, plain HTTP would carry shards in clear.
+        assert!(RemoteDrive::parse("http://10.0.0.2:9100/d1", &plain, &mut nodes).is_err());
+        assert!(RemoteDrive::parse("http://localhost:9100/d1", &plain, &mut nodes).is_ok());
+        assert!(RemoteDrive::parse("http://[::1]:9100/d1", &plain, &mut nodes).is_ok());
     }
 }
