@@ -206,6 +206,24 @@ def basalt() -> BasaltServer:
             storage += ["--data", str(workdir / f"drive{i}")]
         storage += ["--meta-dir", str(data_dir), "--chunk-size", "65536"]
 
+    # BASALT_TEST_REMOTE=1: two local drives and four served by two `basalt drive-server`
+    # processes on 127.0.0.2 and 127.0.0.3 (ec:4+2, 64 KiB chunks): every test then goes
+    # through the node-to-node path.
+    drive_servers = []
+    if os.environ.get("BASALT_TEST_REMOTE"):
+        env["BASALT_CLUSTER_SECRET"] = "python-suite-cluster-secret-0123"
+        storage = ["--data", str(workdir / "l1"), "--data", str(workdir / "l2")]
+        for host in ("127.0.0.2", "127.0.0.3"):
+            node_port = _free_port()
+            node_log = open(workdir / f"node-{host}.log", "wb")
+            drive_servers.append((subprocess.Popen(
+                [str(binary), "drive-server", "--address", f"{host}:{node_port}",
+                 "--drive", f"x={workdir / host / 'x'}", "--drive", f"y={workdir / host / 'y'}"],
+                stdout=node_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            ), node_log))
+            storage += ["--data", f"http://{host}:{node_port}/x", "--data", f"http://{host}:{node_port}/y"]
+        storage += ["--meta-dir", str(data_dir), "--chunk-size", "65536", "--redundancy", "ec:4+2"]
+
     # STS: one role any user may assume, with read-only rights (test_sts.py).
     roles = workdir / "sts-roles.json"
     roles.write_text(
@@ -229,6 +247,9 @@ def basalt() -> BasaltServer:
     except Exception as e:
         _stop(proc)
         log_fh.close()
+        for node, node_log in drive_servers:
+            _stop(node)
+            node_log.close()
         if not os.environ.get("BASALT_KEEP_DATA"):
             shutil.rmtree(workdir, ignore_errors=True)
         pytest.fail(str(e), pytrace=False)
@@ -258,6 +279,9 @@ def basalt() -> BasaltServer:
     finally:
         _stop(proc)
         log_fh.close()
+        for node, node_log in drive_servers:
+            _stop(node)
+            node_log.close()
         global _SERVER_LOG_TAIL
         _SERVER_LOG_TAIL = server.log_tail(80)
         if os.environ.get("BASALT_KEEP_DATA"):
