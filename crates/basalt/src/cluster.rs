@@ -5,17 +5,20 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use basalt_data::{ClusterAuth, ClusterClient, DriveServer, Location, RemoteDrive, is_remote};
+use basalt_data::{
+    ClientTls, ClusterAuth, ClusterClient, DriveServer, Location, RemoteDrive, is_remote,
+};
 use clap::Args;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent node-to-node requests per connection (a coordinator keeps one connection).
@@ -98,30 +101,58 @@ impl ClusterArgs {
         }
     }
 
-    /// How to reach other nodes: signed requests, over mutual TLS when configured.
-    pub fn client(&self) -> anyhow::Result<ClusterClient> {
-        let tls = match self.tls_files() {
-            None => None,
-            Some(files) => {
-                let (certs, key) = files.identity()?;
-                let mut config = rustls::ClientConfig::builder_with_provider(provider())
-                    .with_safe_default_protocol_versions()
-                    .context("TLS protocol versions")?
-                    .with_root_certificates(files.roots()?)
-                    .with_client_auth_cert(certs, key)
-                    .context("the cluster certificate and key do not form a usable pair")?;
-                config.alpn_protocols = vec![b"h2".to_vec()];
-                Some(Arc::new(config))
-            }
+    fn client_config(&self) -> anyhow::Result<Option<rustls::ClientConfig>> {
+        let Some(files) = self.tls_files() else {
+            return Ok(None);
         };
+        let (certs, key) = files.identity()?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(files.roots()?)
+            .with_client_auth_cert(certs, key)
+            .context("the cluster certificate and key do not form a usable pair")?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(config))
+    }
+
+    /// How to reach other nodes: signed requests, over mutual TLS when configured. With TLS,
+    /// SIGHUP re-reads the certificate, key and CA files for new connections.
+    pub fn client(&self) -> anyhow::Result<ClusterClient> {
+        let tls = self.client_config()?.map(ClientTls::new);
+        if let Some(tls) = &tls {
+            let (args, tls) = (self.clone(), tls.clone());
+            reload_on_sighup(move || {
+                let config = args.client_config()?.context("cluster TLS files")?;
+                tls.replace(config);
+                Ok(())
+            });
+        }
         Ok(ClusterClient {
             auth: self.auth()?,
             tls,
         })
     }
 
-    /// A TLS acceptor that requires a client certificate the cluster CA signed.
-    fn acceptor(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    /// A TLS acceptor that requires a client certificate the cluster CA signed; SIGHUP builds
+    /// it again from the files, for new connections.
+    fn acceptor(&self) -> anyhow::Result<Option<Arc<RwLock<TlsAcceptor>>>> {
+        let Some(acceptor) = self.build_acceptor()? else {
+            return Ok(None);
+        };
+        let current = Arc::new(RwLock::new(acceptor));
+        let (args, swapped) = (self.clone(), current.clone());
+        reload_on_sighup(move || {
+            let acceptor = args.build_acceptor()?.context("cluster TLS files")?;
+            *swapped
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = acceptor;
+            Ok(())
+        });
+        Ok(Some(current))
+    }
+
+    fn build_acceptor(&self) -> anyhow::Result<Option<TlsAcceptor>> {
         let Some(files) = self.tls_files() else {
             return Ok(None);
         };
@@ -137,7 +168,7 @@ impl ClusterArgs {
             .with_single_cert(certs, key)
             .context("the cluster certificate and key do not form a usable pair")?;
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+        Ok(Some(TlsAcceptor::from(Arc::new(config))))
     }
 
     /// Where each of `drives` is: a directory here, or a drive another node serves
@@ -161,6 +192,30 @@ impl ClusterArgs {
         }
         Ok(out)
     }
+}
+
+/// Runs `reload` on every SIGHUP for as long as the process runs; a failed reload keeps what
+/// was in use.
+fn reload_on_sighup(reload: impl Fn() -> anyhow::Result<()> + Send + 'static) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let kind = tokio::signal::unix::SignalKind::hangup();
+        let mut hangups = match tokio::signal::unix::signal(kind) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; cluster TLS reload disabled");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match reload() {
+                Ok(()) => tracing::info!("cluster TLS certificates reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "cluster TLS reload failed; the previous certificates stay in use")
+                }
+            }
+        }
+    });
 }
 
 /// `basalt drive-server`: serve this node's drives to the node that coordinates them.
@@ -236,6 +291,10 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
                         watcher.watch(conn.into_owned()).await
                     }
                     Some(acceptor) => {
+                        let acceptor = acceptor
+                            .read()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .clone();
                         let stream =
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket))
                                 .await

@@ -419,3 +419,66 @@ async fn a_node_down_at_start_is_served_around_and_taken_back_by_heal() {
         "{text}"
     );
 }
+
+/// `ask` as a node presenting `pki`'s certificate and trusting its CA, signing with the secret.
+async fn as_member(node: &DriveServer, pki: &Pki, path: &str) -> Result<String, String> {
+    ask(
+        &node.address,
+        &pki.ca,
+        Some(pki),
+        path,
+        Some(sign(SECRET, path)),
+    )
+    .await
+}
+
+/// Node certificates rotate without a restart: SIGHUP makes a drive server read its
+/// certificate, key and CA files again, for new connections.
+#[tokio::test]
+async fn sighup_reloads_the_node_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = make_pki(&dir.path().join("old"), "old", LOOPBACK);
+    let new = make_pki(&dir.path().join("new"), "new", LOOPBACK);
+    let live = Pki {
+        ca: dir.path().join("ca.pem"),
+        cert: dir.path().join("node.pem"),
+        key: dir.path().join("node.key"),
+    };
+    let install = |from: &Pki| {
+        std::fs::copy(&from.ca, &live.ca).unwrap();
+        std::fs::copy(&from.cert, &live.cert).unwrap();
+        std::fs::copy(&from.key, &live.key).unwrap();
+    };
+    install(&old);
+    let drive = dir.path().join("a");
+    std::fs::create_dir_all(&drive).unwrap();
+    let node = DriveServer::start("127.0.0.2", free_port(), &[("a", drive)], &live);
+    let path = "/basalt-node/v1/drives/a/space";
+
+    assert!(
+        as_member(&node, &old, path)
+            .await
+            .unwrap()
+            .contains(" 200 ")
+    );
+    assert!(as_member(&node, &new, path).await.is_err());
+
+    install(&new);
+    let hup = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while as_member(&node, &new, path).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificates were not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        as_member(&node, &old, path).await.is_err(),
+        "the old CA is no longer trusted"
+    );
+}

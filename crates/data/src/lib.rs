@@ -18,7 +18,7 @@ pub use drive_server::DriveServer;
 pub use drives::{Drive, DriveSet, Location};
 pub use error::DataError;
 pub use redundancy::Redundancy;
-pub use remote::{ClusterAuth, ClusterClient, NodeClient, RemoteDrive, is_remote};
+pub use remote::{ClientTls, ClusterAuth, ClusterClient, NodeClient, RemoteDrive, is_remote};
 pub use store::ChunkStore;
 pub use stripe::{
     DriveScan, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead, StripeStore,

@@ -122,7 +122,32 @@ impl ClusterAuth {
 pub struct ClusterClient {
     pub auth: ClusterAuth,
     /// A client configuration presenting this node's certificate and trusting the cluster CA.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<ClientTls>,
+}
+
+/// The node's client TLS configuration, replaceable while it runs (certificate rotation):
+/// new connections use the latest, open ones keep theirs.
+#[derive(Clone, Debug)]
+pub struct ClientTls(Arc<std::sync::RwLock<Arc<rustls::ClientConfig>>>);
+
+impl ClientTls {
+    pub fn new(config: rustls::ClientConfig) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(config))))
+    }
+
+    pub fn current(&self) -> Arc<rustls::ClientConfig> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, config: rustls::ClientConfig) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+    }
 }
 
 /// The runtime remote calls run on: the data path calls from blocking threads, and a call
@@ -215,7 +240,7 @@ impl NodeClient {
             Some(config) => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|e| DataError::Layout(format!("{}: {e}", self.host)))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                let tls = tokio_rustls::TlsConnector::from(config.current())
                     .connect(name, tcp)
                     .await
                     .map_err(|e| {
