@@ -197,23 +197,10 @@ impl ClusterArgs {
 /// Runs `reload` on every SIGHUP for as long as the process runs; a failed reload keeps what
 /// was in use.
 fn reload_on_sighup(reload: impl Fn() -> anyhow::Result<()> + Send + 'static) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let kind = tokio::signal::unix::SignalKind::hangup();
-        let mut hangups = match tokio::signal::unix::signal(kind) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; cluster TLS reload disabled");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            match reload() {
-                Ok(()) => tracing::info!("cluster TLS certificates reloaded"),
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "cluster TLS reload failed; the previous certificates stay in use")
-                }
-            }
+    crate::tls::on_sighup(move || match reload() {
+        Ok(()) => tracing::info!("cluster TLS certificates reloaded"),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cluster TLS reload failed; the previous certificates stay in use")
         }
     });
 }
@@ -261,18 +248,10 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(crate::server::shutdown_signal());
     loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.as_mut() => break,
+        let Some((socket, peer)) = crate::server::accept_until(&listener, &mut shutdown).await
+        else {
+            break;
         };
-        let _ = socket.set_nodelay(true);
         let (server, http, acceptor, watcher) = (
             server.clone(),
             http.clone(),

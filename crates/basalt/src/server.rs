@@ -116,18 +116,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.as_mut() => break,
+        let Some((socket, peer)) = accept_until(&listener, &mut shutdown).await else {
+            break;
         };
-        let _ = socket.set_nodelay(true);
         let Some(tls) = &tls else {
             let conn = http.serve_connection(TokioIo::new(socket), service.for_peer(peer));
             let conn = graceful.watch(conn.into_owned());
@@ -171,6 +162,29 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// The next connection (TCP_NODELAY set), or `None` once `shutdown` completes. A failed
+/// accept (out of file descriptors…) is logged and retried after a pause.
+pub(crate) async fn accept_until<F: Future<Output = ()>>(
+    listener: &TcpListener,
+    shutdown: &mut std::pin::Pin<&mut F>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    return Some((socket, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -83,24 +83,27 @@ impl Tls {
 
     /// Reloads on every SIGHUP, for as long as the server runs.
     pub fn reload_on_sighup(&self) {
-        #[cfg(unix)]
-        {
-            let this = self.clone();
-            tokio::spawn(async move {
-                let kind = tokio::signal::unix::SignalKind::hangup();
-                let mut hangups = match tokio::signal::unix::signal(kind) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS reload disabled");
-                        return;
-                    }
-                };
-                while hangups.recv().await.is_some() {
-                    this.reload();
-                }
-            });
-        }
+        let this = self.clone();
+        on_sighup(move || this.reload());
     }
+}
+
+/// Runs `action` on every SIGHUP, for as long as the process runs.
+pub fn on_sighup(action: impl Fn() + Send + 'static) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let kind = tokio::signal::unix::SignalKind::hangup();
+        let mut hangups = match tokio::signal::unix::signal(kind) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; TLS reload disabled");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            action();
+        }
+    });
 }
 
 /// A self-signed certificate for `localhost`, `127.0.0.1`, `::1` and `extra_names`, written to

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{Pki, Server, bytes_of, free_port, make_pki, tls_flags};
+use common::{Pki, Server, bytes_of, free_port, make_pki, read_all, tls_flags};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,28 +148,11 @@ async fn objects_striped_over_nodes_survive_losing_one() {
         "the local drive holds shards"
     );
 
-    let read_all = || async {
-        for (key, body) in &objects {
-            let got = client
-                .get_object()
-                .bucket("spread")
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            assert_eq!(&got[..], &body[..], "{key} reads back");
-        }
-    };
-    read_all().await;
+    read_all(&client, "spread", &objects, "all nodes up").await;
 
     // Node 3 goes away with two of the five drives: every object is rebuilt from the rest.
     drop(node3);
-    read_all().await;
+    read_all(&client, "spread", &objects, "node 3 down").await;
 
     // Back again, it serves its shards as before: once the coordinator retries it (after a
     // short back-off), the objects read from node 3 and the local drive alone.
@@ -181,7 +164,7 @@ async fn objects_striped_over_nodes_survive_losing_one() {
     );
     tokio::time::sleep(Duration::from_millis(4500)).await;
     drop(node2);
-    read_all().await;
+    read_all(&client, "spread", &objects, "node 2 down, node 3 back").await;
 }
 
 fn connector(ca: &Path, client_identity: Option<&Pki>) -> tokio_rustls::TlsConnector {

@@ -16,7 +16,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{ACCESS_KEY, Pki, SECRET_KEY, Server, bytes_of, make_pki, tls_flags, tls_flags_at};
+use common::{
+    ACCESS_KEY, Pki, SECRET_KEY, Server, bytes_of, make_pki, read_all, tls_flags, tls_flags_at,
+};
 
 const SECRET: &str = "partition-test-cluster-secret-0123";
 
@@ -128,30 +130,6 @@ fn start_node(
     docker(&args);
 }
 
-async fn read_all(client: &aws_sdk_s3::Client, objects: &[(String, Vec<u8>)], what: &str) {
-    let started = Instant::now();
-    for (key, body) in objects {
-        let got = client
-            .get_object()
-            .bucket("parted")
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: GET {key}: {e:?}"))
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        assert_eq!(&got[..], &body[..], "{what}: {key} reads back");
-    }
-    eprintln!(
-        "{what}: {} objects read back in {:.1?}",
-        objects.len(),
-        started.elapsed()
-    );
-}
-
 async fn put(client: &aws_sdk_s3::Client, key: &str, body: &[u8]) {
     client
         .put_object()
@@ -251,21 +229,21 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     for (key, body) in &objects {
         put(&client, key, body).await;
     }
-    read_all(&client, &objects, "all nodes up").await;
+    read_all(&client, "parted", &objects, "all nodes up").await;
 
     // Node 3 freezes: connections open, nothing answers. Reads rebuild around it; a write
     // still reaches its quorum (3 of 5 shards) on node 2 and the local drive.
     docker(&["pause", &n3]);
-    read_all(&client, &objects, "node 3 frozen").await;
+    read_all(&client, "parted", &objects, "node 3 frozen").await;
     let during = ("during-freeze".to_owned(), bytes_of(300_000, 99));
     put(&client, &during.0, &during.1).await;
     objects.push(during);
-    read_all(&client, &objects, "node 3 frozen, after a write").await;
+    read_all(&client, "parted", &objects, "node 3 frozen, after a write").await;
     docker(&["unpause", &n3]);
 
     // Node 3 cut off the network.
     docker(&["network", "disconnect", &network, &n3]);
-    read_all(&client, &objects, "node 3 partitioned").await;
+    read_all(&client, "parted", &objects, "node 3 partitioned").await;
     docker(&["network", "connect", "--ip", &ip3, &network, &n3]);
 
     // Back: a heal rebuilds on node 3 the shards written while it was away. Then node 2 is
@@ -289,6 +267,12 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
         String::from_utf8_lossy(&heal.stderr)
     );
     docker(&["network", "disconnect", &network, &n2]);
-    read_all(&client, &objects, "node 2 partitioned after the heal").await;
+    read_all(
+        &client,
+        "parted",
+        &objects,
+        "node 2 partitioned after the heal",
+    )
+    .await;
     drop(cleanup);
 }

@@ -448,3 +448,33 @@ pub fn tls_flags_at(pki: &Pki, root: Option<&Path>) -> Vec<String> {
 pub fn tls_flags(pki: &Pki) -> Vec<String> {
     tls_flags_at(pki, None)
 }
+
+/// GETs every object of `bucket` in `objects` and checks its bytes; prints how long it took.
+pub async fn read_all(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    objects: &[(String, Vec<u8>)],
+    what: &str,
+) {
+    let started = std::time::Instant::now();
+    for (key, body) in objects {
+        let got = client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: GET {key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: body of {key}: {e:?}"))
+            .into_bytes();
+        assert_eq!(&got[..], &body[..], "{what}: {key} reads back");
+    }
+    eprintln!(
+        "{what}: {} objects read back in {:.1?}",
+        objects.len(),
+        started.elapsed()
+    );
+}
