@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{Pki, Server, bytes_of, free_port, make_pki, read_all, tls_flags};
+use common::{Pki, Server, bytes_of, coordinator_flags, free_port, make_pki, read_all, tls_flags};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,29 +95,13 @@ async fn objects_striped_over_nodes_survive_losing_one() {
         &[("c", drive("c")), ("d", drive("d"))],
         &pki,
     );
-    let (urls, mut flags) = (
-        [
-            node2.url("a"),
-            node2.url("b"),
-            node3.url("c"),
-            node3.url("d"),
-        ],
-        tls_flags(&pki),
-    );
-    for url in &urls {
-        flags.extend(["--data".to_owned(), url.clone()]);
-    }
-    flags.extend(
-        [
-            "--cluster-secret",
-            SECRET,
-            "--redundancy",
-            "ec:3+2",
-            "--chunk-size",
-            "65536",
-        ]
-        .map(str::to_owned),
-    );
+    let urls = [
+        node2.url("a"),
+        node2.url("b"),
+        node3.url("c"),
+        node3.url("d"),
+    ];
+    let flags = coordinator_flags(&pki, &urls, SECRET);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let server = Server::start_with(&flags);
     let client = server.client();

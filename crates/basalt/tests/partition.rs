@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::{
-    ACCESS_KEY, Pki, SECRET_KEY, Server, bytes_of, make_pki, read_all, tls_flags, tls_flags_at,
+    ACCESS_KEY, Pki, SECRET_KEY, Server, bytes_of, coordinator_flags, make_pki, read_all,
+    tls_flags_at,
 };
 
 const SECRET: &str = "partition-test-cluster-secret-0123";
@@ -180,21 +181,11 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     start_node(&tag, &n2, &network, &ip2, &["a", "b"], &pki, &pki_dir);
     start_node(&tag, &n3, &network, &ip3, &["c", "d"], &pki, &pki_dir);
 
-    let mut flags = tls_flags(&pki);
-    for (ip, drive) in [(&ip2, "a"), (&ip2, "b"), (&ip3, "c"), (&ip3, "d")] {
-        flags.extend(["--data".to_owned(), format!("https://{ip}:9100/{drive}")]);
-    }
-    flags.extend(
-        [
-            "--cluster-secret",
-            SECRET,
-            "--redundancy",
-            "ec:3+2",
-            "--chunk-size",
-            "65536",
-        ]
-        .map(str::to_owned),
-    );
+    let urls: Vec<String> = [(&ip2, "a"), (&ip2, "b"), (&ip3, "c"), (&ip3, "d")]
+        .iter()
+        .map(|(ip, drive)| format!("https://{ip}:9100/{drive}"))
+        .collect();
+    let flags = coordinator_flags(&pki, &urls, SECRET);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     // The coordinator formats the nodes' drives at start: wait until they listen.
     for ip in [&ip2, &ip3] {

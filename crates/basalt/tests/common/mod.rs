@@ -478,3 +478,24 @@ pub async fn read_all(
         started.elapsed()
     );
 }
+
+/// Flags of a coordinating node striping `ec:3+2` (64 KiB chunks) over its own drive and the
+/// remote drives at `urls`, over mutual TLS with `pki`.
+pub fn coordinator_flags(pki: &Pki, urls: &[String], secret: &str) -> Vec<String> {
+    let mut flags = tls_flags(pki);
+    for url in urls {
+        flags.extend(["--data".to_owned(), url.clone()]);
+    }
+    flags.extend(
+        [
+            "--cluster-secret",
+            secret,
+            "--redundancy",
+            "ec:3+2",
+            "--chunk-size",
+            "65536",
+        ]
+        .map(str::to_owned),
+    );
+    flags
+}
