@@ -300,7 +300,7 @@ impl DriveSet {
                     false
                 }
                 Found::Unreachable(reason) => {
-                    tracing::error!(drive = %path, %reason, "drive unreachable: offline until `basalt admin heal` finds it answering");
+                    tracing::error!(drive = %path, %reason, "drive unreachable: offline until it answers (asked every 10 s)");
                     false
                 }
             };
@@ -350,6 +350,44 @@ impl DriveSet {
         self.drives.iter()
     }
 
+    /// Brings an offline drive that answers with `found` back online, if that is the identity
+    /// of its slot.
+    fn take_back(&self, drive: &Drive, found: Identity) -> bool {
+        let count = self.drives.len() as u16;
+        if found.set != self.set || found.index != drive.index || found.count != count {
+            tracing::error!(drive = %drive.location, index = drive.index, found_index = found.index, "drive answers with another identity than the slot it was given: restart the node");
+            return false;
+        }
+        if let Err(e) = drive.store.prepare_blocking() {
+            tracing::warn!(drive = %drive.location, error = %e, "drive answers but cannot be used yet");
+            return false;
+        }
+        drive.online.store(true, Ordering::Release);
+        tracing::warn!(drive = %drive.location, index = drive.index, "drive answers again: online");
+        true
+    }
+
+    /// Whether some drives are other nodes'.
+    pub fn has_remote_drives(&self) -> bool {
+        self.drives
+            .iter()
+            .any(|d| matches!(d.location, Location::Remote(_)))
+    }
+
+    /// Brings back offline drives of other nodes that answer again as themselves (a node that
+    /// was down when this one started). Nothing is formatted. Returns the drives taken back.
+    pub fn reconnect_remote_drives_blocking(&self) -> Vec<u16> {
+        self.drives
+            .iter()
+            .filter(|d| !d.online() && matches!(d.location, Location::Remote(_)))
+            .filter(|d| match d.location.inspect() {
+                Found::Formatted(id) => self.take_back(d, id),
+                _ => false,
+            })
+            .map(|d| d.index)
+            .collect()
+    }
+
     /// Formats drives found blank (a replaced drive mounted where the old one was) and brings
     /// them online, and brings back offline drives that answer again as themselves (another
     /// node's drive that was unreachable at start); only on an operator's request. A path that
@@ -362,11 +400,7 @@ impl DriveSet {
             match drive.location.inspect() {
                 Found::Blank => {}
                 Found::Formatted(id) if !drive.online() => {
-                    if id.set != self.set || id.index != drive.index || id.count != count {
-                        tracing::error!(drive = %drive.location, index = drive.index, found_index = id.index, "drive answers with another identity than the slot it was given: restart the node");
-                    } else if drive.store.prepare_blocking().is_ok() {
-                        drive.online.store(true, Ordering::Release);
-                        tracing::warn!(drive = %drive.location, index = drive.index, "drive answers again: online");
+                    if self.take_back(drive, id) {
                         adopted.push(drive.index);
                     }
                     continue;

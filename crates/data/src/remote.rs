@@ -371,7 +371,21 @@ impl NodeClient {
             Ok(Err(e)) => return Err(e),
             Err(_) => {
                 let e = unavailable(format!("{}: no answer within {deadline:?}", self.address));
-                self.connection_failed(None, &e).await;
+                // Slow, or gone? A node that still answers a health check is only busy (a
+                // stalled disk): this call fails, the node stays up. One that does not is
+                // marked down, so the calls after this one do not wait too.
+                let this = self.clone();
+                let why = unavailable(format!("{}: no answer within {deadline:?}", self.address));
+                rpc_runtime().spawn(async move {
+                    let current = this.connection.lock().await.1.clone();
+                    let alive = match current {
+                        Some(sender) => this.probe(sender).await,
+                        None => false,
+                    };
+                    if !alive {
+                        this.connection_failed(None, &why).await;
+                    }
+                });
                 return Err(e);
             }
         };

@@ -657,6 +657,11 @@ impl StripeStore {
         scan
     }
 
+    /// See [`DriveSet::reconnect_remote_drives_blocking`].
+    pub fn reconnect_remote_drives_blocking(&self) -> Vec<u16> {
+        self.inner.drives.reconnect_remote_drives_blocking()
+    }
+
     /// See [`DriveSet::adopt_blank_drives_blocking`].
     pub fn adopt_blank_drives_blocking(&self) -> Vec<u16> {
         self.inner.drives.adopt_blank_drives_blocking()

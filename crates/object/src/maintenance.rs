@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::stage::to_info;
+
+/// How often offline drives of other nodes are asked whether they answer again.
+const REMOTE_DRIVE_RECHECK: Duration = Duration::from_secs(10);
 use crate::store::{blocking, now_ms};
 use crate::{ObjectError, ObjectStore};
 
@@ -163,6 +166,23 @@ impl ObjectStore {
             tokio::spawn(async move {
                 while let Some((owner, stripe)) = receiver.recv().await {
                     this.heal_queued(owner, stripe).await;
+                }
+            });
+        }
+        if self.stripes.drives().has_remote_drives() {
+            // A node that was down when this one started: take its drives back when it
+            // answers, and rebuild what was written while it was away.
+            let this = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(REMOTE_DRIVE_RECHECK).await;
+                    let store = this.stripes.clone();
+                    let back = blocking(move || Ok(store.reconnect_remote_drives_blocking()))
+                        .await
+                        .unwrap_or_default();
+                    if !back.is_empty() && this.start_heal() {
+                        tracing::info!(drives = ?back, "drives of other nodes back online: healing");
+                    }
                 }
             });
         }
