@@ -134,6 +134,49 @@ async fn objects_striped_over_nodes_survive_losing_one() {
 
     read_all(&client, "spread", &objects, "all nodes up").await;
 
+    // `basalt fsck` checks a stopped coordinator's drives, remote ones included: one shard
+    // file deleted on node 2's drive is found, repaired through the node, and all is clean.
+    let mut stopped = server;
+    stopped.terminate();
+    let victim = std::fs::read_dir(drive("a").join("chunks"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .flat_map(|group| {
+            std::fs::read_dir(group.path())
+                .unwrap()
+                .filter_map(Result::ok)
+        })
+        .next()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&victim).unwrap();
+    let mut fsck_args = tls_flags(&pki);
+    fsck_args.extend(["--cluster-secret".to_owned(), SECRET.to_owned()]);
+    fsck_args.extend(["--data".to_owned(), stopped.data.display().to_string()]);
+    for url in &urls {
+        fsck_args.extend(["--data".to_owned(), url.clone()]);
+    }
+    let fsck = |repair: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_basalt"));
+        cmd.arg("fsck").args(&fsck_args);
+        if repair {
+            cmd.arg("--repair");
+        }
+        cmd.env("BASALT_LOG", "error").output().unwrap()
+    };
+    let check = fsck(false);
+    assert!(!check.status.success(), "the missing shard is found");
+    let repair = fsck(true);
+    assert!(
+        repair.status.success(),
+        "{}",
+        String::from_utf8_lossy(&repair.stdout)
+    );
+    assert!(victim.exists(), "the shard is rebuilt on node 2's drive");
+    assert!(fsck(false).status.success());
+    let server = Server::start_on_with(&stopped.data, stopped.port, &flags);
+    let client = server.client();
+
     // Node 3 goes away with two of the five drives: every object is rebuilt from the rest.
     drop(node3);
     read_all(&client, "spread", &objects, "node 3 down").await;
