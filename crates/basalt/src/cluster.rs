@@ -244,7 +244,8 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
     // Each stream may buffer a shard: bound what one peer connection can hold in memory.
     http.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_PEER);
+        .max_concurrent_streams(MAX_STREAMS_PER_PEER)
+        .adaptive_window(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(crate::server::shutdown_signal());
     loop {

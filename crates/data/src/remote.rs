@@ -228,7 +228,10 @@ impl NodeClient {
             .timer(TokioTimer::new())
             .keep_alive_interval(PING_INTERVAL)
             .keep_alive_timeout(PING_TIMEOUT)
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            // Flow-control windows sized to the link's bandwidth-delay product, not to
+            // HTTP/2's 64 KiB default: shards are large and nodes may be far apart.
+            .adaptive_window(true);
         let (sender, connection) = match &self.cluster.tls {
             None => {
                 let (sender, conn) = http2
