@@ -229,6 +229,12 @@ fn parse_drive(text: &str) -> Result<(String, PathBuf), String> {
 pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
     let auth = args.cluster.auth()?;
     let acceptor = args.cluster.acceptor()?;
+    if acceptor.is_none() && !args.address.ip().is_loopback() {
+        bail!(
+            "{}: shards would cross the network in clear; give --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca (plain HTTP/2 is for loopback addresses only)",
+            args.address
+        );
+    }
     let server = Arc::new(DriveServer::new(args.drives.clone(), auth)?);
     let listener = TcpListener::bind(args.address)
         .await

@@ -303,6 +303,18 @@ async fn nodes_refuse_peers_without_a_cluster_certificate_or_secret() {
     let answer = ask(&node.address, &rogue.ca, Some(&rogue), path, None).await;
     assert!(answer.is_err(), "an untrusted node: {answer:?}");
 
+    // Without certificates a drive server serves loopback only: off this machine shards
+    // would travel in clear.
+    let plain = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["drive-server", "--address", "0.0.0.0:0", "--drive"])
+        .arg(format!("a={}", dir.path().join("plain").display()))
+        .args(["--cluster-secret", SECRET])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("loopback"));
+
     // A valid certificate without the secret, or with a wrong one, or a signature for
     // another request: forbidden.
     for auth in [
