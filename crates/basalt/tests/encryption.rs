@@ -103,30 +103,44 @@ fn a_broken_master_key_file_stops_the_node_at_start() {
     assert!(stderr.contains("master key"), "{stderr}");
 }
 
+/// An SSE-C key of 32 `byte`s as the headers carry it: base64 of the key, and of its MD5.
+fn customer_key(byte: u8) -> (String, String) {
+    let key = [byte; 32];
+    (
+        B64.encode_to_string(key),
+        B64.encode_to_string(Md5::digest(key)),
+    )
+}
+
+async fn put_sse_c(
+    client: &Client,
+    key: &str,
+    customer_key: &str,
+    customer_key_md5: &str,
+) -> Result<
+    aws_sdk_s3::operation::put_object::PutObjectOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError>,
+> {
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(customer_key)
+        .sse_customer_key_md5(customer_key_md5)
+        .body(ByteStream::from_static(b"customer secret"))
+        .send()
+        .await
+}
+
 #[tokio::test]
 async fn sse_c_objects_refuse_a_wrong_or_missing_key() {
     let server = Server::start_with(&["--sse-c-over-http"]);
     let client = server.client();
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let sse_c = |key: [u8; 32]| {
-        (
-            B64.encode_to_string(key),
-            B64.encode_to_string(Md5::digest(key)),
-        )
-    };
-    let (key, key_md5) = sse_c([7; 32]);
-    client
-        .put_object()
-        .bucket(BUCKET)
-        .key("c")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key)
-        .sse_customer_key_md5(&key_md5)
-        .body(ByteStream::from_static(b"customer secret"))
-        .send()
-        .await
-        .unwrap();
-    let (wrong, wrong_md5) = sse_c([8; 32]);
+    let (key, key_md5) = customer_key(7);
+    put_sse_c(&client, "c", &key, &key_md5).await.unwrap();
+    let (wrong, wrong_md5) = customer_key(8);
     let err = client
         .get_object()
         .bucket(BUCKET)
@@ -163,19 +177,8 @@ async fn sse_c_keys_are_refused_over_plain_http() {
     let server = Server::start();
     let client = server.client();
     client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let key = B64.encode_to_string([7u8; 32]);
-    let key_md5 = B64.encode_to_string(Md5::digest([7u8; 32]));
-    let err = client
-        .put_object()
-        .bucket(BUCKET)
-        .key("c")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key)
-        .sse_customer_key_md5(&key_md5)
-        .body(ByteStream::from_static(b"customer secret"))
-        .send()
-        .await
-        .unwrap_err();
+    let (key, key_md5) = customer_key(7);
+    let err = put_sse_c(&client, "c", &key, &key_md5).await.unwrap_err();
     assert_eq!(error_code(&err), "InvalidRequest");
     assert_eq!(get(&client, "c").await.unwrap_err(), "NoSuchKey");
 

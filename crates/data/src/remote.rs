@@ -373,12 +373,12 @@ impl NodeClient {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Err(e),
             Err(_) => {
-                let e = unavailable(format!("{}: no answer within {deadline:?}", self.address));
+                let late = format!("{}: no answer within {deadline:?}", self.address);
                 // Slow, or gone? A node that still answers a health check is only busy (a
                 // stalled disk): this call fails, the node stays up. One that does not is
                 // marked down, so the calls after this one do not wait too.
                 let this = self.clone();
-                let why = unavailable(format!("{}: no answer within {deadline:?}", self.address));
+                let why = unavailable(&late);
                 rpc_runtime().spawn(async move {
                     let current = this.connection.lock().await.1.clone();
                     let alive = match current {
@@ -389,7 +389,7 @@ impl NodeClient {
                         this.connection_failed(None, &why).await;
                     }
                 });
-                return Err(e);
+                return Err(unavailable(late));
             }
         };
         if let Err(e) = &result {
