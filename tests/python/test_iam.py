@@ -17,12 +17,18 @@ from helpers import s3_error
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def admin(basalt, *args):
-    out = subprocess.run(
+def admin_as(basalt, user, *args):
+    """`basalt admin ARGS` signed with `user`'s (name, access key, secret) keys."""
+    _, access, secret = user
+    return subprocess.run(
         [str(_binary_path()), "admin", "--endpoint", basalt.endpoint,
-         "--access-key", basalt.access_key, "--secret-key", basalt.secret_key, *args],
+         "--access-key", access, "--secret-key", secret, *args],
         capture_output=True, text=True, timeout=60,
     )
+
+
+def admin(basalt, *args):
+    out = admin_as(basalt, ("root", basalt.access_key, basalt.secret_key), *args)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -177,15 +183,6 @@ def test_revoked_keys_disabled_users_and_wrong_secrets(s3, basalt, bucket):
     for path in basalt.data_dir.parent.rglob("*"):
         if path.is_file() and path.stat().st_size < 256 << 20:
             assert secret.encode() not in path.read_bytes(), path
-
-
-def admin_as(basalt, user, *args):
-    _, access, secret = user
-    return subprocess.run(
-        [str(_binary_path()), "admin", "--endpoint", basalt.endpoint,
-         "--access-key", access, "--secret-key", secret, *args],
-        capture_output=True, text=True, timeout=60,
-    )
 
 
 def test_the_admin_api_needs_admin_rights(basalt):
