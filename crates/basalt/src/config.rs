@@ -187,6 +187,32 @@ pub struct ServerArgs {
     /// Metadata page cache in bytes [default: 67108864]
     #[arg(long, env = "BASALT_META_CACHE")]
     pub meta_cache: Option<usize>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What clients can make a node hold: connections, requests, time and unauthenticated bytes.
+#[derive(Debug, Default, Args)]
+pub struct LimitArgs {
+    /// Most client connections open at once; beyond it a connection is answered 503 SlowDown
+    /// and closed [default: 4096]
+    #[arg(long, env = "BASALT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most requests in flight at once; beyond it, 503 SlowDown [default: 1024]
+    #[arg(long, env = "BASALT_MAX_REQUESTS")]
+    pub max_requests: Option<usize>,
+    /// A connection with nothing in flight for this long is closed (5s, 2m) [default: 60s]
+    #[arg(long, env = "BASALT_IDLE_TIMEOUT", value_parser = parse_interval_arg)]
+    pub idle_timeout: Option<Interval>,
+    /// A request body that sends nothing for this long is cut off with 400 RequestTimeout,
+    /// and what it sent is not stored [default: 30s]
+    #[arg(long, env = "BASALT_BODY_READ_TIMEOUT", value_parser = parse_interval_arg)]
+    pub body_read_timeout: Option<Interval>,
+    /// Most body bytes held, over all connections, for requests not yet authorized (browser
+    /// POST uploads, STS forms, small bodies read ahead); beyond it, 503 SlowDown
+    /// [default: 64MiB]
+    #[arg(long, env = "BASALT_PRE_AUTH_BUDGET", value_parser = basalt_bench::parse_size)]
+    pub pre_auth_budget: Option<u64>,
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -215,6 +241,11 @@ struct FileConfig {
     meta_cache: Option<usize>,
     root_user: Option<String>,
     root_password: Option<String>,
+    max_connections: Option<usize>,
+    max_requests: Option<usize>,
+    idle_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    pre_auth_budget: Option<u64>,
 }
 
 /// How the S3 listener does TLS.
@@ -256,6 +287,24 @@ pub struct ServerConfig {
     pub meta_cache: usize,
     pub root_user: Option<String>,
     pub root_password: Option<String>,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub front_limits: basalt_s3::FrontLimits,
+}
+
+/// A duration that cannot be off: from the flag, else the file, else `default`.
+fn required_interval(
+    flag: Option<Interval>,
+    file: Option<&str>,
+    default: Duration,
+    what: &str,
+) -> anyhow::Result<Duration> {
+    let value = match (flag, file) {
+        (Some(i), _) => i.0,
+        (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
+        (None, None) => Some(default),
+    };
+    value.with_context(|| format!("the {what} cannot be off"))
 }
 
 impl ServerConfig {
@@ -352,7 +401,42 @@ impl ServerConfig {
             meta_cache: args.meta_cache.or(file.meta_cache).unwrap_or(64 << 20),
             root_user: env("BASALT_ROOT_USER").or(file.root_user),
             root_password: env("BASALT_ROOT_PASSWORD").or(file.root_password),
+            max_connections: args
+                .limits
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(4096),
+            idle_timeout: required_interval(
+                args.limits.idle_timeout,
+                file.idle_timeout.as_deref(),
+                Duration::from_secs(60),
+                "idle timeout",
+            )?,
+            front_limits: basalt_s3::FrontLimits {
+                max_requests: Some(
+                    args.limits
+                        .max_requests
+                        .or(file.max_requests)
+                        .unwrap_or(1024),
+                ),
+                body_read_timeout: required_interval(
+                    args.limits.body_read_timeout,
+                    file.body_read_timeout.as_deref(),
+                    Duration::from_secs(30),
+                    "body read timeout",
+                )?,
+                pre_auth_bytes: usize::try_from(
+                    args.limits
+                        .pre_auth_budget
+                        .or(file.pre_auth_budget)
+                        .unwrap_or(64 << 20),
+                )
+                .context("the pre-authorization budget is too large")?,
+            },
         };
+        if config.max_connections == 0 || config.front_limits.max_requests == Some(0) {
+            bail!("--max-connections and --max-requests must be at least 1");
+        }
         if config.chunk_size < 64 << 10 || config.chunk_size > 64 << 20 {
             bail!("chunk size must be between 64 KiB and 64 MiB");
         }
@@ -399,6 +483,7 @@ mod tests {
             inline_threshold: None,
             min_part_size: None,
             meta_cache: None,
+            limits: LimitArgs::default(),
         }
     }
 

@@ -6,6 +6,7 @@ mod bench;
 mod cluster;
 mod config;
 mod fsck;
+mod idle_io;
 mod server;
 mod tls;
 

@@ -13,12 +13,15 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use tokio::net::TcpListener;
 
 use crate::config::{ServerConfig, TlsSetting};
+use crate::idle_io::IdleIo;
 use crate::tls::{self, Tls};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// A client gets this long to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CREDENTIALS_FILE: &str = "root-credentials";
+/// How long a connection over `--max-connections` may stay open for its one answer.
+const OVER_CAP_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let drives = config.cluster.locations(&config.drives)?;
@@ -61,6 +64,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 }
                 None => Vec::new(),
             },
+            limits: config.front_limits,
         },
     )
     .map_err(anyhow::Error::msg)?;
@@ -115,17 +119,40 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .half_close(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     loop {
         let Some((socket, peer)) = accept_until(&listener, &mut shutdown).await else {
             break;
         };
+        // A connection over the cap is answered 503 SlowDown and closed; its task ends
+        // within a short idle timeout, so a flood of them stays bounded too.
+        let permit = connections.clone().try_acquire_owned().ok();
+        let (service, idle_timeout) = match permit {
+            Some(_) => (
+                service.for_connection(peer, tls.is_some()),
+                config.idle_timeout,
+            ),
+            None => {
+                tracing::warn!(%peer, "connection refused: --max-connections open");
+                (
+                    service
+                        .for_connection(peer, tls.is_some())
+                        .over_connection_cap(),
+                    OVER_CAP_IDLE_TIMEOUT,
+                )
+            }
+        };
+        let activity = std::sync::Arc::new(basalt_s3::ConnectionActivity::default());
+        let service = service.with_activity(activity.clone());
         let Some(tls) = &tls else {
-            let conn = http.serve_connection(TokioIo::new(socket), service.for_peer(peer));
+            let io = IdleIo::new(socket, activity, idle_timeout);
+            let conn = http.serve_connection(TokioIo::new(io), service);
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                drop(permit);
             });
             continue;
         };
@@ -148,11 +175,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                         return;
                     }
                 };
-            let conn =
-                http.serve_connection(TokioIo::new(stream), service.for_connection(peer, true));
+            let io = IdleIo::new(stream, activity, idle_timeout);
+            let conn = http.serve_connection(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     service.set_ready(false);

@@ -62,13 +62,27 @@ impl S3Auth for Auth {
 /// its body (DeleteObjects names its keys there).
 #[derive(Clone)]
 pub(crate) struct Grant {
+    /// The root user: every action is allowed.
+    root: bool,
     principal: Option<String>,
     policies: std::sync::Arc<Vec<Policy>>,
     keys: HashMap<String, Vec<String>>,
 }
 
 impl Grant {
+    fn root() -> Self {
+        Self {
+            root: true,
+            principal: None,
+            policies: std::sync::Arc::default(),
+            keys: HashMap::new(),
+        }
+    }
+
     pub(crate) fn allows(&self, action: &str, resource: &str) -> bool {
+        if self.root {
+            return true;
+        }
         let facts = RequestFacts {
             action: action.to_owned(),
             resource: resource.to_owned(),
@@ -76,6 +90,17 @@ impl Grant {
             keys: self.keys.clone(),
         };
         Access::decide(&self.policies, &facts) == Some(Effect::Allow)
+    }
+
+    /// Whether some policy could let this caller delete some key of `bucket`.
+    fn may_delete_in(&self, bucket: &str) -> bool {
+        let facts = RequestFacts {
+            action: "s3:DeleteObject".to_owned(),
+            resource: format!("arn:aws:s3:::{bucket}/"),
+            user: self.principal.clone(),
+            keys: self.keys.clone(),
+        };
+        self.root || self.policies.iter().any(|p| p.may_allow_under(&facts))
     }
 }
 
@@ -169,23 +194,38 @@ fn urlencoding_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The session token a request carries, in its header or a presigned URL's query.
+fn session_token_of(cx: &S3AccessContext<'_>) -> Option<String> {
+    let from_header = cx
+        .headers()
+        .get("x-amz-security-token")
+        .map(|v| v.to_str().map(str::to_owned).unwrap_or_default());
+    from_header.or_else(|| {
+        query_pairs(cx.uri().query().unwrap_or_default())
+            .find(|(k, _)| k == "X-Amz-Security-Token")
+            .map(|(_, v)| v)
+    })
+}
+
+/// A long-term key (root or a user's) has no session: a token beside it is an error, as on
+/// AWS, not something to ignore.
+fn refuse_token_without_session(cx: &S3AccessContext<'_>) -> S3Result<()> {
+    if session_token_of(cx).is_some() {
+        return Err(s3_error!(
+            InvalidToken,
+            "The provided token is malformed or otherwise invalid."
+        ));
+    }
+    Ok(())
+}
+
 /// A role session's requests must carry its token (header, or query of a presigned URL) and
 /// come before it expires.
 fn check_session_token(cx: &S3AccessContext<'_>, session: &basalt_object::Session) -> S3Result<()> {
     if session.expires_ms <= basalt_object::now_ms() {
         return Err(s3_error!(ExpiredToken, "The provided token has expired."));
     }
-    let from_header = cx
-        .headers()
-        .get("x-amz-security-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let token = from_header.or_else(|| {
-        query_pairs(cx.uri().query().unwrap_or_default())
-            .find(|(k, _)| k == "X-Amz-Security-Token")
-            .map(|(_, v)| v)
-    });
-    match token {
+    match session_token_of(cx) {
         Some(t) if basalt_object::sha256_hex(t.as_bytes()) == session.token_sha256 => Ok(()),
         _ => Err(s3_error!(
             InvalidToken,
@@ -244,6 +284,7 @@ impl Access {
             }
         };
         let grant = Grant {
+            root: false,
             keys: global_keys(connection, Some(&user.name)),
             principal: Some(user.name),
             policies: std::sync::Arc::new(self.policies_for(&user.policies, None).await?),
@@ -320,10 +361,22 @@ impl S3Access for Access {
             s3_error!(InternalError, "cannot read access keys")
         };
         // Who is asking (a user, or a role session), and the policies they carry.
+        let charge = cx
+            .extensions_mut()
+            .get::<crate::request_body::PreAuthCharge>()
+            .cloned();
         let (principal, attached) = match cx.credentials().map(|c| c.access_key.clone()) {
-            Some(key) if key == self.root_access_key => return Ok(()),
+            Some(key) if key == self.root_access_key => {
+                refuse_token_without_session(cx)?;
+                cx.extensions_mut().insert(Grant::root());
+                if let Some(charge) = charge {
+                    charge.authorize();
+                }
+                return Ok(());
+            }
             Some(key) => {
                 if let Some((user, _)) = self.store.credentials_of(&key).await.map_err(internal)? {
+                    refuse_token_without_session(cx)?;
                     (Some(user.name), user.policies)
                 } else if let Some((session, _)) =
                     self.store.session_of(&key).await.map_err(internal)?
@@ -384,6 +437,7 @@ impl S3Access for Access {
             }
         }
         let grant = Grant {
+            root: false,
             principal,
             policies: std::sync::Arc::new(policies),
             keys,
@@ -393,7 +447,15 @@ impl S3Access for Access {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
+        if op == "DeleteObjects" && !grant.may_delete_in(bucket.as_deref().unwrap_or_default()) {
+            // Its keys are in the body: a caller who could delete none of them is refused
+            // before the body is read.
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         cx.extensions_mut().insert(grant);
+        if let Some(charge) = charge {
+            charge.authorize();
+        }
         Ok(())
     }
 }

@@ -18,7 +18,9 @@ use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
 pub const ADMIN_BUCKET: &str = "basalt-admin";
-const PREFIX: &str = "/basalt-admin/v1/";
+pub(crate) const PREFIX: &str = "/basalt-admin/v1/";
+/// The largest admin request body (a user's list of policies).
+const ADMIN_BODY_MAX_BYTES: usize = 1 << 20;
 
 /// The admin API, and STS (`POST /` with a form body) beside it: s3s takes one router.
 pub(crate) struct AdminRoute {
@@ -107,7 +109,11 @@ impl S3Route for AdminRoute {
         let connection = req.extensions.get::<crate::access::Connection>().copied();
         self.access
             .check_admin(&credentials.access_key, action, connection)
-            .await
+            .await?;
+        if let Some(charge) = req.extensions.get::<crate::request_body::PreAuthCharge>() {
+            charge.authorize();
+        }
+        Ok(())
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
@@ -144,10 +150,19 @@ impl S3Route for AdminRoute {
             }
             (&Method::PUT, "users/policies") => {
                 let name = param(&req, "name")?;
-                let body = http_body_util::BodyExt::collect(&mut req.input)
-                    .await
-                    .map_err(|e| s3_error!(IncompleteBody, "{e}"))?
-                    .to_bytes();
+                let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                    &mut req.input,
+                    ADMIN_BODY_MAX_BYTES,
+                ))
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        s3_error!(MaxMessageLengthExceeded, "{e}")
+                    } else {
+                        s3_error!(IncompleteBody, "{e}")
+                    }
+                })?
+                .to_bytes();
                 let policies: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
                     s3_error!(
                         MalformedPolicy,

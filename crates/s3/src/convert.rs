@@ -21,10 +21,38 @@ pub(crate) fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_owned())
 }
 
-pub(crate) fn metadata_vec(metadata: Option<dto::Metadata>) -> Vec<(String, String)> {
+/// AWS's limit on an object's user metadata: the UTF-8 bytes of every key and value.
+pub(crate) const USER_METADATA_MAX_BYTES: usize = 2 << 10;
+
+/// An object's user metadata, sorted; refused with `MetadataTooLarge` over AWS's limit.
+pub(crate) fn metadata_vec(metadata: Option<dto::Metadata>) -> S3Result<Vec<(String, String)>> {
     let mut v: Vec<(String, String)> = metadata.unwrap_or_default().into_iter().collect();
+    check_metadata_size(v.iter().map(|(k, val)| k.len() + val.len()).sum())?;
     v.sort();
-    v
+    Ok(v)
+}
+
+/// The same limit, from the `x-amz-meta-*` headers of a request head (before its body).
+pub(crate) fn check_metadata_headers(headers: &HeaderMap) -> S3Result<()> {
+    check_metadata_size(
+        headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let key = name.as_str().strip_prefix("x-amz-meta-")?;
+                Some(key.len() + value.len())
+            })
+            .sum(),
+    )
+}
+
+fn check_metadata_size(bytes: usize) -> S3Result<()> {
+    if bytes > USER_METADATA_MAX_BYTES {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size of {USER_METADATA_MAX_BYTES} bytes."
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn metadata_map(v: &[(String, String)]) -> Option<dto::Metadata> {

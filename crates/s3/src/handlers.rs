@@ -692,9 +692,11 @@ impl S3 for BasaltS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        let input = req.input;
+        let mut input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
         let lock = lock_of!(input)?;
+        // Refused before the body is read (a browser POST's fields arrive here).
+        let user_metadata = metadata_vec(input.metadata.take())?;
         let given = ChecksumFields {
             crc32: input.checksum_crc32,
             crc32c: input.checksum_crc32c,
@@ -734,7 +736,7 @@ impl S3 for BasaltS3 {
                 expires: input.expires,
             }
             .into(),
-            user_metadata: metadata_vec(input.metadata),
+            user_metadata,
             checksum_algorithms: algorithms,
             tags: tags_of_header(input.tagging.as_deref())?,
             lock,
@@ -861,11 +863,12 @@ impl S3 for BasaltS3 {
         self.store.bucket(&input.bucket).await.or_s3()?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
-        // Root leaves no grant: everything is allowed. Others are checked key by key.
+        // The access check leaves a grant (root's allows everything); keys are checked one
+        // by one against it, and without one nothing is allowed.
         let grant = req.extensions.get::<crate::access::Grant>().cloned();
         let allowed = |key: &str| {
             let resource = format!("arn:aws:s3:::{}/{key}", input.bucket);
-            grant.as_ref().is_none_or(|g| {
+            grant.as_ref().is_some_and(|g| {
                 g.allows("s3:DeleteObject", &resource)
                     && (!bypass_governance || g.allows("s3:BypassGovernanceRetention", &resource))
             })
@@ -1012,7 +1015,7 @@ impl S3 for BasaltS3 {
                     expires: input.expires,
                 }
                 .into(),
-                user_metadata: metadata_vec(input.metadata),
+                user_metadata: metadata_vec(input.metadata)?,
                 checksum_algorithms: algorithms,
                 tags,
                 lock,
@@ -1178,7 +1181,7 @@ impl S3 for BasaltS3 {
                 expires: input.expires,
             }
             .into(),
-            user_metadata: metadata_vec(input.metadata),
+            user_metadata: metadata_vec(input.metadata)?,
             checksum_algorithms: algorithm.into_iter().collect(),
             tags: tags_of_header(input.tagging.as_deref())?,
             lock: lock_of!(input)?,
@@ -1917,6 +1920,13 @@ impl S3 for BasaltS3 {
     ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
         let input = req.input;
         self.store.bucket(&input.bucket).await.or_s3()?;
+        if input.policy.len() as u64 > crate::body_limits::BUCKET_POLICY_MAX_BYTES {
+            return Err(crate::error::custom(
+                "PolicyTooLarge",
+                http::StatusCode::BAD_REQUEST,
+                "Policies must be less than 20 KB",
+            ));
+        }
         crate::policy::Policy::parse(&input.policy, true)
             .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
         self.store

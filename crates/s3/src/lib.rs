@@ -6,19 +6,24 @@
 mod access;
 mod admin;
 mod audit;
+mod body_limits;
 mod convert;
 mod cors;
 mod error;
 mod handlers;
+mod in_flight;
 mod jwt;
 mod lifecycle;
 mod lock;
 mod policy;
+mod request_body;
 mod service;
+mod signed_request;
 mod sse;
 mod sts;
 
 pub use admin::ADMIN_BUCKET;
 pub use handlers::BasaltS3;
-pub use service::{FrontConfig, HttpService, build_service};
+pub use in_flight::ConnectionActivity;
+pub use service::{FrontConfig, FrontLimits, HttpService, build_service};
 pub use sts::{RoleConfig, RolesFile};

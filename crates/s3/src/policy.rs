@@ -280,26 +280,59 @@ impl Policy {
         }
         verdict
     }
+
+    /// Whether some statement could allow `facts.action` on a resource under
+    /// `facts.resource` (a prefix such as `arn:aws:s3:::bucket/`), whatever the rest of the
+    /// resource and the conditions turn out to be. For requests whose resources are named in
+    /// their body: a caller no statement could serve is refused before the body is read.
+    pub fn may_allow_under(&self, facts: &RequestFacts) -> bool {
+        let keys: HashMap<String, &Vec<String>> = facts
+            .keys
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        let variables = self.variables.then_some(&keys);
+        self.statements.iter().any(|st| {
+            st.effect == Effect::Allow
+                && st.principal_matches(facts)
+                && st.actions.iter().any(|a| glob(a, &facts.action, true)) != st.negate_actions
+                && (st.negate_resources
+                    || st.resources.iter().any(|r| {
+                        substitute(r, variables)
+                            .is_some_and(|r| pattern_may_match_under(&r, &facts.resource))
+                    }))
+        })
+    }
+}
+
+/// Whether a glob `pattern` can match some string that starts with `prefix`.
+fn pattern_may_match_under(pattern: &str, prefix: &str) -> bool {
+    let literal = pattern.split(['*', '?']).next().unwrap_or_default();
+    if literal.len() == pattern.len() {
+        return pattern.starts_with(prefix);
+    }
+    literal.starts_with(prefix) || prefix.starts_with(literal)
 }
 
 impl Statement {
+    fn principal_matches(&self, facts: &RequestFacts) -> bool {
+        match &self.principal {
+            None | Some(Principal::Anyone) => true,
+            Some(Principal::Users(names)) => facts
+                .user
+                .as_ref()
+                .is_some_and(|u| names.iter().any(|n| glob(n, u, false))),
+        }
+    }
+
     fn applies(
         &self,
         facts: &RequestFacts,
         keys: &HashMap<String, &Vec<String>>,
         variables: Option<&HashMap<String, &Vec<String>>>,
     ) -> bool {
-        if let Some(principal) = &self.principal {
-            let matched = match principal {
-                Principal::Anyone => true,
-                Principal::Users(names) => facts
-                    .user
-                    .as_ref()
-                    .is_some_and(|u| names.iter().any(|n| glob(n, u, false))),
-            };
-            if !matched {
-                return false;
-            }
+        if !self.principal_matches(facts) {
+            return false;
         }
         let action = self.actions.iter().any(|a| glob(a, &facts.action, true));
         if action == self.negate_actions {
@@ -537,6 +570,42 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn a_caller_no_statement_could_serve_is_known_before_the_keys() {
+        let p = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:DeleteObject",
+                "Resource":"arn:aws:s3:::pub/tmp/*"}]}"#,
+            true,
+        )
+        .unwrap();
+        let under = |bucket: &str, action: &str| {
+            p.may_allow_under(&facts(
+                action,
+                &format!("arn:aws:s3:::{bucket}/"),
+                None,
+                &[],
+            ))
+        };
+        assert!(under("pub", "s3:DeleteObject"));
+        assert!(!under("pub", "s3:PutObject"));
+        assert!(!under("other", "s3:DeleteObject"));
+        assert!(!under("pu", "s3:DeleteObject"));
+        let any = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::*"}]}"#,
+            false,
+        )
+        .unwrap();
+        assert!(any.may_allow_under(&facts("s3:DeleteObject", "arn:aws:s3:::x/", Some("u"), &[])));
+        assert!(pattern_may_match_under(
+            "arn:aws:s3:::b*",
+            "arn:aws:s3:::bucket/"
+        ));
+        assert!(!pattern_may_match_under(
+            "arn:aws:s3:::bucket",
+            "arn:aws:s3:::bucket/"
+        ));
     }
 
     #[test]

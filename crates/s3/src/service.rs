@@ -14,6 +14,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError};
 
 use crate::BasaltS3;
+use crate::in_flight::TicketedBody;
 
 /// The largest file a browser POST upload may carry.
 pub const POST_OBJECT_MAX_BYTES: u64 = 64 << 20;
@@ -30,6 +31,29 @@ pub struct FrontConfig {
     pub sse_c_over_http: bool,
     /// Roles STS may hand out credentials for.
     pub roles: Vec<crate::RoleConfig>,
+    /// Limits on what clients can make the node hold.
+    pub limits: FrontLimits,
+}
+
+/// What clients, authenticated or not, can make the node hold.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontLimits {
+    /// Most requests in flight on the node; beyond it, 503 SlowDown. `None`: no cap.
+    pub max_requests: Option<usize>,
+    /// A request body that sends nothing for this long is cut off (400 RequestTimeout).
+    pub body_read_timeout: std::time::Duration,
+    /// Most body bytes held, over all connections, for requests not yet authorized.
+    pub pre_auth_bytes: usize,
+}
+
+impl Default for FrontLimits {
+    fn default() -> Self {
+        Self {
+            max_requests: None,
+            body_read_timeout: std::time::Duration::from_secs(30),
+            pre_auth_bytes: 64 << 20,
+        }
+    }
 }
 
 /// Virtual-hosted-style addressing for `bucket.<domain>` hosts (any port); every other host,
@@ -89,6 +113,15 @@ pub struct HttpService {
     peer: Option<std::net::SocketAddr>,
     /// Whether the connection is TLS (`aws:SecureTransport`).
     tls: bool,
+    /// What this connection has in flight, for the listener's idle timeout.
+    activity: Option<Arc<crate::in_flight::ConnectionActivity>>,
+    /// A connection over `--max-connections`: every request is answered 503 SlowDown and the
+    /// connection closed.
+    over_connection_cap: bool,
+    region: Arc<str>,
+    requests: crate::in_flight::RequestLimit,
+    pre_auth: crate::request_body::PreAuthBudget,
+    body_read_timeout: std::time::Duration,
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
@@ -98,6 +131,13 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     // concurrency. Larger uploads from a browser use presigned multipart uploads.
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = POST_OBJECT_MAX_BYTES;
+    // Documents are read whole, after the access check; `body_limits` refuses larger ones
+    // from the head, with AWS's codes.
+    s3s_config.xml_max_body_size = crate::body_limits::XML_MAX_BYTES as usize;
+    // A browser POST's fields are read before its signature (inside them) can be checked.
+    s3s_config.form_max_field_size = FORM_FIELD_MAX_BYTES;
+    s3s_config.form_max_fields_size = FORM_FIELDS_MAX_BYTES;
+    s3s_config.form_max_parts = FORM_MAX_PARTS;
     builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3s_config,
     ))));
@@ -136,6 +176,12 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         host,
         peer: None,
         tls: false,
+        activity: None,
+        over_connection_cap: false,
+        region: Arc::from(config.region.as_str()),
+        requests: crate::in_flight::RequestLimit::new(config.limits.max_requests),
+        pre_auth: crate::request_body::PreAuthBudget::new(config.limits.pre_auth_bytes),
+        body_read_timeout: config.limits.body_read_timeout,
     })
 }
 
@@ -159,6 +205,22 @@ impl HttpService {
         }
     }
 
+    /// This service for a connection beyond the node's cap: it answers 503 SlowDown.
+    pub fn over_connection_cap(self) -> Self {
+        Self {
+            over_connection_cap: true,
+            ..self
+        }
+    }
+
+    /// This service for one connection whose requests in flight `activity` counts.
+    pub fn with_activity(self, activity: Arc<crate::in_flight::ConnectionActivity>) -> Self {
+        Self {
+            activity: Some(activity),
+            ..self
+        }
+    }
+
     pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, HttpError> {
         if req.method() == Method::GET || req.method() == Method::HEAD {
             match req.uri().path() {
@@ -174,6 +236,16 @@ impl HttpService {
             }
         }
         let request_id = ChunkIdLike::new();
+        if self.over_connection_cap {
+            let mut resp = error_response(slow_down(), &request_id, req.uri().path());
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(resp);
+        }
+        let Some(ticket) = self.requests.admit(self.activity.clone()) else {
+            tracing::warn!(request_id, "request refused: --max-requests in flight");
+            return Ok(error_response(slow_down(), &request_id, req.uri().path()));
+        };
         let resource = req.uri().path().to_owned();
         let origin = req
             .headers()
@@ -194,15 +266,43 @@ impl HttpService {
         }
         let method = req.method().clone();
         let who = crate::audit::access_key_of(&req);
+        let charge = self.pre_auth.charge();
+        let timeout = self.body_read_timeout;
+        let req = req.map(|body| {
+            Body::http_body(crate::request_body::GuardedBody::new(
+                body,
+                charge.clone(),
+                timeout,
+            ))
+        });
         let mut req = match buffer_small_body(req).await {
             Ok(req) => req,
-            Err(resp) => return Ok(resp),
+            Err(resp) => return Ok(TicketedBody::wrap_response(resp, ticket)),
         };
         req.extensions_mut().insert(crate::access::Connection {
             peer: self.peer,
             tls: self.tls,
         });
-        let mut resp = self.s3.call(req).await?;
+        req.extensions_mut().insert(charge.clone());
+        let refused = crate::signed_request::check(&req, &self.region)
+            .and_then(|()| crate::body_limits::check(&req, crate::admin::PREFIX))
+            .and_then(|()| crate::convert::check_metadata_headers(req.headers()));
+        let mut resp = match refused {
+            Ok(()) => self.s3.call(req).await?,
+            Err(e) => s3_error_response(e),
+        };
+        if charge.spent() {
+            tracing::warn!(
+                request_id,
+                "request refused: the pre-authorization byte budget is spent"
+            );
+            resp = s3_error_response(slow_down());
+        } else if charge.timed_out() {
+            resp = s3_error_response(s3s::S3Error::with_message(
+                s3s::S3ErrorCode::RequestTimeout,
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            ));
+        }
         crate::audit::record(&crate::audit::Entry {
             status: resp.status(),
             method: &method,
@@ -226,8 +326,18 @@ impl HttpService {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
         }
-        Ok(resp)
+        Ok(TicketedBody::wrap_response(resp, ticket))
     }
+}
+
+/// An S3 error answered by the service itself, with the details `s3s` would add.
+fn error_response(e: s3s::S3Error, request_id: &str, resource: &str) -> Response<Body> {
+    let mut resp = s3_error_response(e);
+    add_error_details(&mut resp, request_id, resource);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp
 }
 
 impl HttpService {
@@ -264,6 +374,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
 
 /// Bodies up to this size are read before the request is handled.
 const BUFFERED_BODY_MAX: u64 = 64 << 10;
+/// A browser POST upload's form fields, read before its signature is checked: one field (the
+/// policy is the largest), all of them, and how many.
+const FORM_FIELD_MAX_BYTES: usize = 64 << 10;
+const FORM_FIELDS_MAX_BYTES: usize = 256 << 10;
+const FORM_MAX_PARTS: usize = 100;
 
 /// Reads a small request body in full first. A request refused before its body is read (a bad
 /// header, a policy denial) would otherwise leave the body unread on the connection, and
@@ -286,6 +401,21 @@ async fn buffer_small_body(req: Request<Body>) -> Result<Request<Body>, Response
             StatusCode::BAD_REQUEST,
             "the request body could not be read",
         )),
+    }
+}
+
+fn slow_down() -> s3s::S3Error {
+    s3s::S3Error::with_message(
+        s3s::S3ErrorCode::SlowDown,
+        "Please reduce your request rate.",
+    )
+}
+
+/// An S3 error as `s3s` writes it (XML body, status, headers).
+fn s3_error_response(e: s3s::S3Error) -> Response<Body> {
+    match e.to_http_response() {
+        Ok(resp) => resp,
+        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
 }
 

@@ -282,6 +282,13 @@ pub struct RawRequest<'a> {
     pub cut_off: bool,
     /// The Host header, when not the loopback address (virtual-hosted-style requests).
     pub host: Option<String>,
+    /// The credential scope's region and service.
+    pub region: &'a str,
+    pub service: &'a str,
+    /// Headers sent but left out of the signature.
+    pub unsigned_headers: Vec<(&'a str, String)>,
+    /// Headers signed but then not sent.
+    pub signed_not_sent: Vec<(&'a str, String)>,
 }
 
 impl<'a> RawRequest<'a> {
@@ -296,6 +303,10 @@ impl<'a> RawRequest<'a> {
             declared_len: None,
             cut_off: false,
             host: None,
+            region: "us-east-1",
+            service: "s3",
+            unsigned_headers: Vec::new(),
+            signed_not_sent: Vec::new(),
         }
     }
 
@@ -321,8 +332,8 @@ impl<'a> RawRequest<'a> {
         let settings = s3_signing_settings();
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region("us-east-1")
-            .name("s3")
+            .region(self.region)
+            .name(self.service)
             .time(self.time)
             .settings(settings)
             .build()
@@ -330,10 +341,24 @@ impl<'a> RawRequest<'a> {
             .into();
         let mut headers: Vec<(String, String)> = vec![("host".into(), host.clone())];
         headers.extend(self.headers.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let signed: Vec<(String, String)> = headers
+            .iter()
+            .cloned()
+            .chain(
+                self.signed_not_sent
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone())),
+            )
+            .collect();
+        headers.extend(
+            self.unsigned_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone())),
+        );
         let signable = SignableRequest::new(
             self.method,
             url.as_str(),
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            signed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             if unsigned_payload {
                 SignableBody::UnsignedPayload
             } else {

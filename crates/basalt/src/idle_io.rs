@@ -1,0 +1,134 @@
+//! A client connection that ends itself when idle.
+//!
+//! hyper closes an HTTP/1 connection whose next request head is slow to come, but not one
+//! that never sends its first bytes (the automatic HTTP/1-or-2 detection waits for them with no
+//! deadline), nor an idle HTTP/2 connection. This stream reports end-of-file when nothing has
+//! been in flight on the connection for the idle timeout, which makes hyper close it, whatever
+//! the protocol.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use basalt_s3::ConnectionActivity;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+pub struct IdleIo<T> {
+    inner: T,
+    activity: Arc<ConnectionActivity>,
+    idle_timeout: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> IdleIo<T> {
+    pub fn new(inner: T, activity: Arc<ConnectionActivity>, idle_timeout: Duration) -> Self {
+        Self {
+            inner,
+            activity,
+            idle_timeout,
+            timer: Box::pin(tokio::time::sleep(idle_timeout)),
+        }
+    }
+
+    /// Whether the connection has been idle for the timeout; otherwise arms the timer for the
+    /// moment it would be.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = match self.activity.idle_since() {
+            Some(since) => since + self.idle_timeout,
+            // Busy: look again a timeout from now.
+            None => tokio::time::Instant::now() + self.idle_timeout,
+        };
+        if deadline <= tokio::time::Instant::now() {
+            return true;
+        }
+        self.timer.as_mut().reset(deadline);
+        // Registers the waker; a freshly reset timer in the future is pending.
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.activity.touch();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if self.expired(cx) {
+                    tracing::debug!("closing an idle connection");
+                    // End of file: hyper ends an idle connection quietly.
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_silent_connection_reads_as_closed_after_the_idle_timeout() {
+        let (client, server) = tokio::io::duplex(64);
+        let activity = Arc::new(ConnectionActivity::default());
+        let mut io = IdleIo::new(server, activity, Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 8];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(n, 0, "end of file");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        drop(client);
+    }
+}
