@@ -230,7 +230,7 @@ async fn a_presigned_url_valid_for_over_a_week_is_refused() {
         &[],
     );
     let resp = http.put(&url).body("x").send().await.expect("put");
-    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.status().as_u16(), 403);
     let body = resp.text().await.expect("body");
     assert!(
         body.contains("<Code>AuthorizationQueryParametersError</Code>"),

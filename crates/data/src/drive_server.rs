@@ -73,7 +73,8 @@ fn chunk_info(id: &str, query: &str) -> Result<ChunkInfo, DataError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
 ) -> Result<T, DataError> {
-    tokio::task::spawn_blocking(f)
+    crate::io_lane::spawn(f)
+        .await
         .await
         .map_err(|e| DataError::Io(std::io::Error::other(format!("blocking task failed: {e}"))))?
 }

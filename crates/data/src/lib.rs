@@ -8,6 +8,7 @@ mod chunk_file;
 mod drive_server;
 mod drives;
 mod error;
+pub mod io_lane;
 mod redundancy;
 mod remote;
 mod store;

@@ -294,7 +294,8 @@ impl LocalStore {
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
 ) -> Result<T, DataError> {
-    tokio::task::spawn_blocking(f)
+    crate::io_lane::spawn(f)
+        .await
         .await
         .map_err(|e| DataError::Io(io::Error::other(format!("blocking task failed: {e}"))))?
 }

@@ -165,11 +165,11 @@ impl Drop for StripeGuard {
         let store = self.store.clone();
         // Deleting files blocks; without a runtime (shutdown) the startup collector removes them.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn_blocking(move || {
+            handle.spawn(basalt_data::io_lane::spawn(move || {
                 for stripe in stripes {
                     store.delete_blocking(&stripe.info);
                 }
-            });
+            }));
         }
     }
 }

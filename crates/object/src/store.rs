@@ -253,11 +253,11 @@ impl ObjectStore {
         }
         let store = self.stripes.clone();
         // Whatever a failure leaves behind, the startup collector removes.
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(basalt_data::io_lane::spawn(move || {
             for stripe in &garbage {
                 store.delete_blocking(&to_info(stripe));
             }
-        });
+        }));
     }
 
     /// Hands stripes of `owner` found damaged (or written short of shards) to the background
@@ -792,10 +792,11 @@ impl ObjectStore {
                     let pieces = match sealed_by {
                         None => read.pieces,
                         Some(key) => {
-                            let opened = tokio::task::spawn_blocking(move || {
+                            let opened = basalt_data::io_lane::spawn(move || {
                                 key.open(&read.pieces.concat())
                                     .map(|chunk| Bytes::from(chunk).slice(plain))
                             })
+                            .await
                             .await
                             .map_err(task_failed)??;
                             vec![opened]
@@ -1059,7 +1060,8 @@ fn task_failed(e: tokio::task::JoinError) -> ObjectError {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DataError> + Send + 'static,
 ) -> Result<T, ObjectError> {
-    Ok(tokio::task::spawn_blocking(f)
+    Ok(basalt_data::io_lane::spawn(f)
+        .await
         .await
         .map_err(task_failed)??)
 }
@@ -1096,10 +1098,13 @@ impl<'g> ChunkPipeline<'g> {
     async fn push(&mut self, chunk: Bytes) -> Result<(), ObjectError> {
         let mut hashers = self.hashers().await?;
         let to_hash = chunk.clone();
-        self.hashing = Some(tokio::task::spawn_blocking(move || {
-            hashers.update(&to_hash);
-            hashers
-        }));
+        self.hashing = Some(
+            basalt_data::io_lane::spawn(move || {
+                hashers.update(&to_hash);
+                hashers
+            })
+            .await,
+        );
         while self.writes.len() >= WRITES_IN_FLIGHT {
             if let Some(write) = self.writes.pop_front() {
                 write.await.map_err(task_failed)??;
@@ -1108,15 +1113,18 @@ impl<'g> ChunkPipeline<'g> {
         let (store, sink) = (self.store.clone(), self.sink.clone());
         let (index, group, seal) = (self.next_index, self.group, self.seal.clone());
         self.next_index += 1;
-        self.writes.push_back(tokio::task::spawn_blocking(move || {
-            let chunk = match seal {
-                Some(key) => Bytes::from(key.seal(&chunk)),
-                None => chunk,
-            };
-            store
-                .write_blocking(group, &chunk)
-                .map(|stripe| sink.keep(index, stripe))
-        }));
+        self.writes.push_back(
+            basalt_data::io_lane::spawn(move || {
+                let chunk = match seal {
+                    Some(key) => Bytes::from(key.seal(&chunk)),
+                    None => chunk,
+                };
+                store
+                    .write_blocking(group, &chunk)
+                    .map(|stripe| sink.keep(index, stripe))
+            })
+            .await,
+        );
         Ok(())
     }
 

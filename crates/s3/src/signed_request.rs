@@ -54,14 +54,21 @@ enum Scheme {
 }
 
 impl Scheme {
-    /// The error AWS gives for a malformed signature of this kind.
+    /// The error AWS gives for a malformed signature of this kind: a 400 for the header, a
+    /// 403 for a presigned URL's query (as S3 answers, and conformance suites expect).
     fn malformed(self, message: String) -> S3Error {
-        let code = match self {
-            Scheme::Header => S3ErrorCode::AuthorizationHeaderMalformed,
-            Scheme::Presigned => S3ErrorCode::AuthorizationQueryParametersError,
+        let (code, status) = match self {
+            Scheme::Header => (
+                S3ErrorCode::AuthorizationHeaderMalformed,
+                StatusCode::BAD_REQUEST,
+            ),
+            Scheme::Presigned => (
+                S3ErrorCode::AuthorizationQueryParametersError,
+                StatusCode::FORBIDDEN,
+            ),
         };
         let mut e = S3Error::with_message(code, message);
-        e.set_status_code(StatusCode::BAD_REQUEST);
+        e.set_status_code(status);
         e
     }
 }
