@@ -45,10 +45,14 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => {
             let config = config::ServerConfig::resolve(*args)?;
             // Blocking threads do the disk I/O and hashing; a cap bounds thread stacks and
-            // allocator arenas under a burst of writes.
+            // allocator arenas under a burst of writes. Shard I/O and metadata reads each have
+            // a lane within it, so a slow drive or node cannot take the threads HEAD and LIST
+            // need; a few more are left for everything else.
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .max_blocking_threads(64)
+                .max_blocking_threads(
+                    basalt_data::io_lane::DATA_LANE_THREADS + basalt_meta::META_READ_THREADS + 8,
+                )
                 .build()?;
             runtime.block_on(server::run(config))
         }

@@ -28,9 +28,12 @@
 mod command;
 mod error;
 mod keys;
+mod listing;
 mod record;
 mod redb_store;
+mod state_machine;
 mod store;
+mod tables;
 
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
@@ -40,7 +43,7 @@ pub use record::{
     ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload, Retention, RetentionMode,
     ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord, VersioningState,
 };
-pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore};
+pub use redb_store::{DEFAULT_CACHE_BYTES, META_READ_THREADS, RedbStore};
 pub use store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
     UploadListing, UploadPage, VersionEntry, VersionPage,

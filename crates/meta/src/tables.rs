@@ -1,0 +1,28 @@
+//! The tables of the metadata database and the names of the settings they hold: one place for
+//! the on-disk layout, shared by the engine's reads and the state machine's writes.
+
+use redb::TableDefinition;
+
+pub(crate) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// The current version of each key (possibly a delete marker): `bucket 0x00 key`.
+pub(crate) const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+/// Noncurrent versions, newest first within a key: see [`keys::version_key`]. Every key with
+/// a noncurrent version has a current one in [`OBJECTS`].
+pub(crate) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
+pub(crate) const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
+pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+/// Per-bucket settings (tagging, and later CORS, versioning…): `bucket 0x00 name`.
+pub(crate) const BUCKET_SETTINGS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("bucket_settings");
+pub(crate) const TAGGING_SETTING: &str = "tagging";
+/// Node-wide facts: the id of the drive set this metadata describes.
+pub(crate) const SYSTEM: TableDefinition<&str, &[u8]> = TableDefinition::new("system");
+pub(crate) const DRIVE_SET_KEY: &str = "drive-set";
+pub(crate) const CORS_SETTING: &str = "cors";
+pub(crate) const VERSIONING_SETTING: &str = "versioning";
+pub(crate) const OBJECT_LOCK_SETTING: &str = "object-lock";
+pub(crate) const LIFECYCLE_SETTING: &str = "lifecycle";
+pub(crate) const ENCRYPTION_SETTING: &str = "encryption";
+pub(crate) const POLICY_SETTING: &str = "policy";
+/// Users and access keys, opaque to the metadata layer.
+pub(crate) const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
