@@ -138,6 +138,11 @@ pub struct ServerArgs {
     /// Pause between runs of the lifecycle worker (90s, 15m, 1h, off) [default: 1h]
     #[arg(long, env = "BASALT_LIFECYCLE_INTERVAL", value_parser = parse_interval_arg)]
     pub lifecycle_interval: Option<Interval>,
+    /// How long the chunks an overwrite or delete frees are kept before their files go, so
+    /// reads in flight (on any node) finish from the version they started on; reads on this
+    /// node also hold theirs for as long as they last [default: 5m]
+    #[arg(long, env = "BASALT_GARBAGE_GRACE", value_parser = parse_interval_arg)]
+    pub garbage_grace: Option<Interval>,
     /// Length of a lifecycle rule's "day" (for tests and rehearsals: 2s makes `Days: 1`
     /// expire an object two seconds after it was written) [default: 24h]
     #[arg(long, env = "BASALT_LIFECYCLE_DAY", value_parser = parse_interval_arg)]
@@ -227,6 +232,7 @@ struct FileConfig {
     scrub_rate: Option<u64>,
     lifecycle_interval: Option<String>,
     lifecycle_day: Option<String>,
+    garbage_grace: Option<String>,
     sse_master_key_file: Option<PathBuf>,
     sts_roles: Option<PathBuf>,
     sse_c_over_http: Option<bool>,
@@ -275,6 +281,7 @@ pub struct ServerConfig {
     pub scrub_rate: u64,
     pub lifecycle_interval: Option<Duration>,
     pub lifecycle_day: Duration,
+    pub garbage_grace: Duration,
     pub sse_master_key_file: Option<PathBuf>,
     pub sts_roles: Option<PathBuf>,
     pub sse_c_over_http: bool,
@@ -379,6 +386,12 @@ impl ServerConfig {
             scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
             lifecycle_interval,
             lifecycle_day,
+            garbage_grace: match (args.garbage_grace, &file.garbage_grace) {
+                (Some(i), _) => i.0,
+                (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
+                (None, None) => Some(Duration::from_secs(300)),
+            }
+            .unwrap_or(Duration::ZERO),
             sse_master_key_file: args.sse_master_key_file.or(file.sse_master_key_file),
             sts_roles: args.sts_roles.or(file.sts_roles),
             sse_c_over_http: args.sse_c_over_http || file.sse_c_over_http.unwrap_or(false),
@@ -470,6 +483,7 @@ mod tests {
             scrub_rate: None,
             lifecycle_interval: None,
             lifecycle_day: None,
+            garbage_grace: None,
             sse_master_key_file: None,
             sts_roles: None,
             sse_c_over_http: false,

@@ -82,13 +82,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.address)
         .await
         .with_context(|| format!("binding {}", config.address))?;
-    let removed = store
-        .collect_garbage()
+    let (collected, swept) = store
+        .start_up_collection()
         .await
         .context("collecting unreferenced chunks")?;
-    if removed > 0 {
-        tracing::info!(removed, "removed chunks left by interrupted writes");
+    if collected > 0 {
+        tracing::info!(
+            stripes = collected,
+            "removed chunks freed before the last stop"
+        );
     }
+    match swept {
+        None => {}
+        Some(0) => tracing::info!("the last run did not stop cleanly; no orphan shard found"),
+        Some(removed) => tracing::info!(removed, "removed shards left by interrupted writes"),
+    }
+    store.start_garbage_collector(config.garbage_grace);
     store.start_background(ScrubSchedule {
         interval: config.scrub_interval,
         bytes_per_second: config.scrub_rate,
@@ -186,7 +195,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     service.set_ready(false);
     tracing::info!("shutting down: waiting for in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all requests finished"),
+        () = graceful.shutdown() => {
+            tracing::info!("all requests finished");
+            // Nothing was cut off: the next start needs no sweep for orphan shards.
+            if let Err(e) = store.stopped_cleanly().await {
+                tracing::warn!(error = %e, "cannot record the clean stop");
+            }
+        }
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())

@@ -53,7 +53,15 @@ async fn a_full_drive_refuses_the_write_that_does_not_fit_and_recovers() {
     let server = Server::start_on_with(
         &drive,
         common::free_port(),
-        &["--meta-dir", &meta, "--scrub-interval", "off"],
+        // Freed chunks are deleted after the grace: keep it short, as a full drive wants.
+        &[
+            "--meta-dir",
+            &meta,
+            "--scrub-interval",
+            "off",
+            "--garbage-grace",
+            "1s",
+        ],
     );
     let client = server.client_without_retries();
     client.create_bucket().bucket("full").send().await.unwrap();
@@ -99,7 +107,7 @@ async fn a_full_drive_refuses_the_write_that_does_not_fit_and_recovers() {
         .await
         .unwrap();
     let mut stored = false;
-    for _ in 0..50 {
+    for _ in 0..100 {
         let put = client
             .put_object()
             .bucket("full")
@@ -111,7 +119,7 @@ async fn a_full_drive_refuses_the_write_that_does_not_fit_and_recovers() {
             stored = true;
             break;
         }
-        // The deleted object's file goes in the background.
+        // The deleted object's file goes after the garbage grace.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(stored, "writes did not resume once space was freed");

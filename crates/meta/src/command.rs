@@ -12,6 +12,8 @@ use crate::store::PayloadOwner;
 pub enum Precondition {
     /// `If-None-Match: *` — the key must not exist.
     IfNoneMatchAny,
+    /// `If-None-Match: <etag>` — the key must not exist with this ETag (unquoted).
+    IfNoneMatch(String),
     /// `If-Match: <etag>` — the key must exist with this ETag (unquoted; `*` means any).
     IfMatch(String),
 }
@@ -145,6 +147,8 @@ pub enum Command {
         key: String,
         upload_id: String,
     },
+    /// Removes garbage entries whose files the collector deleted.
+    ForgetGarbage { ids: Vec<u64> },
 }
 
 #[derive(Debug, Clone)]
@@ -163,8 +167,9 @@ pub struct CompleteUpload {
     pub version_id: String,
 }
 
-/// What a command did. `garbage` lists chunks no record references any more: the caller
-/// deletes their files once the command is durable.
+/// What a command did. `garbage` lists chunks no record references any more: the state
+/// machine records them in its garbage table in the same transaction, and the collector
+/// deletes their files once no read can need them.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub garbage: Vec<StripeRef>,

@@ -39,9 +39,9 @@ pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
     BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule, DefaultEncryption,
-    DefaultRetention, Encryption, LifecycleRule, NULL_VERSION, ObjectDetails, ObjectLock,
-    ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload, Retention, RetentionMode,
-    ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord, VersioningState,
+    DefaultRetention, Encryption, GarbageRecord, LifecycleRule, NULL_VERSION, ObjectDetails,
+    ObjectLock, ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload, Retention,
+    RetentionMode, ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord, VersioningState,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, META_READ_THREADS, RedbStore};
 pub use store::{

@@ -373,6 +373,14 @@ pub struct PartRecord {
     pub payload: Payload,
 }
 
+/// Stripes freed together by one command, and when (the time the command was stamped with).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GarbageRecord {
+    pub freed_ms: i64,
+    pub stripes: Vec<StripeRef>,
+}
+
+impl Record for GarbageRecord {}
 impl Record for BucketRecord {}
 impl Record for PartRecord {}
 impl Record for Tags {}

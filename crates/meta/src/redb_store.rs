@@ -13,8 +13,8 @@ use crate::MetaError;
 use crate::command::{Command, Outcome};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, ObjectRecord,
-    PartRecord, Record, StripeRef, Tags, UploadRecord, VersioningState, decode,
+    BucketRecord, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule, ObjectLockConfig,
+    ObjectRecord, PartRecord, Record, StripeRef, Tags, UploadRecord, VersioningState, decode,
 };
 use crate::store::{
     ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner, UploadListing,
@@ -80,6 +80,7 @@ impl RedbStore {
         txn.open_table(BUCKET_SETTINGS)?;
         txn.open_table(SYSTEM)?;
         txn.open_table(IDENTITIES)?;
+        txn.open_table(GARBAGE)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -221,10 +222,14 @@ fn commit_batch(
 ) -> Result<Vec<Result<Outcome, MetaError>>, BatchError> {
     let txn = db.begin_write().map_err(|e| BatchError::Apply(e.into()))?;
     let mut results = Vec::with_capacity(batch.len());
+    // The batch's commands are stamped with one time, taken by the one writer.
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     {
         let mut tables = Tables::open(&txn).map_err(BatchError::Apply)?;
         for (command, _) in batch {
-            match tables.apply(command) {
+            match tables.apply_stamped(at_ms, command) {
                 // Storage errors leave the transaction in an unknown state: abort it all.
                 Err(
                     e @ (MetaError::Storage(_)
@@ -539,6 +544,48 @@ impl MetaStore for RedbStore {
             Ok((out, false))
         })
         .await
+    }
+
+    async fn garbage_due(
+        &self,
+        freed_by_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, GarbageRecord)>, MetaError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(GARBAGE)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (id, value) = entry?;
+                let record: GarbageRecord = decode(value.value())?;
+                // Entries are in the order they were freed: the first too young ends the run.
+                if record.freed_ms > freed_by_ms || out.len() >= limit {
+                    break;
+                }
+                out.push((id.value(), record));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_clean_stop(&self, clean: bool) -> Result<bool, MetaError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write()?;
+            let was = {
+                let mut system = txn.open_table(SYSTEM)?;
+                if clean {
+                    system.insert(CLEAN_STOP_KEY, [1u8].as_slice())?.is_some()
+                } else {
+                    system.remove(CLEAN_STOP_KEY)?.is_some()
+                }
+            };
+            txn.commit()?;
+            Ok(was)
+        })
+        .await
+        .map_err(|e| MetaError::Storage(format!("metadata task failed: {e}")))?
     }
 
     async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError> {

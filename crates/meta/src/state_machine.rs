@@ -8,8 +8,8 @@ use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self};
 use crate::record::{
-    NULL_VERSION, ObjectDetails, ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord,
-    Payload, Record, RetentionMode, StripeRef, UploadRecord, VersioningState, decode,
+    GarbageRecord, NULL_VERSION, ObjectDetails, ObjectLockConfig, ObjectRecord, ObjectSummary,
+    PartRecord, Payload, Record, RetentionMode, StripeRef, UploadRecord, VersioningState, decode,
     decode_summary, encode,
 };
 use crate::store::PayloadOwner;
@@ -23,6 +23,8 @@ pub(crate) struct Tables<'txn> {
     parts: Table<'txn, &'static [u8], &'static [u8]>,
     settings: Table<'txn, &'static [u8], &'static [u8]>,
     identities: Table<'txn, &'static str, &'static [u8]>,
+    garbage: Table<'txn, u64, &'static [u8]>,
+    system: Table<'txn, &'static str, &'static [u8]>,
 }
 
 /// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
@@ -111,6 +113,14 @@ fn check_precondition(
         (None, _) => Ok(()),
         (Some(Precondition::IfNoneMatchAny), None) => Ok(()),
         (Some(Precondition::IfNoneMatchAny), Some(_)) => Err(MetaError::PreconditionFailed),
+        (Some(Precondition::IfNoneMatch(_)), None) => Ok(()),
+        (Some(Precondition::IfNoneMatch(etag)), Some(record)) => {
+            if *etag == record.summary.etag {
+                Err(MetaError::PreconditionFailed)
+            } else {
+                Ok(())
+            }
+        }
         (Some(Precondition::IfMatch(_)), None) => Err(MetaError::NoSuchKey),
         (Some(Precondition::IfMatch(etag)), Some(record)) => {
             if etag == "*" || *etag == record.summary.etag {
@@ -132,7 +142,43 @@ impl<'txn> Tables<'txn> {
             parts: txn.open_table(PARTS)?,
             settings: txn.open_table(BUCKET_SETTINGS)?,
             identities: txn.open_table(IDENTITIES)?,
+            garbage: txn.open_table(GARBAGE)?,
+            system: txn.open_table(SYSTEM)?,
         })
+    }
+
+    /// Applies `command` stamped with the time `at_ms` (by the one writer on a single node;
+    /// by the Raft leader in a cluster: never a replica's own clock), and records the stripes
+    /// it freed as garbage of that time, in the same transaction.
+    pub(crate) fn apply_stamped(
+        &mut self,
+        at_ms: i64,
+        command: &Command,
+    ) -> Result<Outcome, MetaError> {
+        let outcome = self.apply(command)?;
+        if !outcome.garbage.is_empty() {
+            self.record_garbage(at_ms, &outcome.garbage)?;
+        }
+        Ok(outcome)
+    }
+
+    fn record_garbage(&mut self, at_ms: i64, stripes: &[StripeRef]) -> Result<(), MetaError> {
+        let next = match self.system.get(GARBAGE_NEXT_KEY)? {
+            Some(v) => u64::from_be_bytes(
+                v.value()
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("garbage sequence".into()))?,
+            ),
+            None => 0,
+        };
+        let record = GarbageRecord {
+            freed_ms: at_ms,
+            stripes: stripes.to_vec(),
+        };
+        self.garbage.insert(next, encode(&record).as_slice())?;
+        self.system
+            .insert(GARBAGE_NEXT_KEY, (next + 1).to_be_bytes().as_slice())?;
+        Ok(())
     }
 
     /// Stores (or with `None` removes) one setting of an existing bucket.
@@ -156,8 +202,14 @@ impl<'txn> Tables<'txn> {
         Ok(Outcome::default())
     }
 
-    pub(crate) fn apply(&mut self, command: &Command) -> Result<Outcome, MetaError> {
+    fn apply(&mut self, command: &Command) -> Result<Outcome, MetaError> {
         match command {
+            Command::ForgetGarbage { ids } => {
+                for id in ids {
+                    self.garbage.remove(*id)?;
+                }
+                Ok(Outcome::default())
+            }
             Command::CreateBucket {
                 name,
                 record,

@@ -1,6 +1,6 @@
 use crate::{
-    BucketRecord, Command, MetaError, ObjectRecord, ObjectSummary, Outcome, PartRecord, Payload,
-    StripeRef, UploadRecord,
+    BucketRecord, Command, GarbageRecord, MetaError, ObjectRecord, ObjectSummary, Outcome,
+    PartRecord, Payload, StripeRef, UploadRecord,
 };
 use crate::{CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, Tags, VersioningState};
 
@@ -230,6 +230,18 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError>;
 
     /// Every stripe any record references: the live set for garbage collection.
+    /// Garbage freed at or before `freed_by_ms`, oldest first, at most `limit` entries.
+    async fn garbage_due(
+        &self,
+        freed_by_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(u64, GarbageRecord)>, MetaError>;
+
+    /// Writes (`true`, at a clean shutdown) or removes (`false`, at start) the mark of a
+    /// clean stop; returns whether it was there. Node-local, never replicated: a node that
+    /// finds no mark at start did not stop cleanly.
+    async fn set_clean_stop(&self, clean: bool) -> Result<bool, MetaError>;
+
     async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError>;
 
     /// The payloads of objects and of uploaded parts, in a stable order, after `after` (a

@@ -24,5 +24,17 @@ pub(crate) const OBJECT_LOCK_SETTING: &str = "object-lock";
 pub(crate) const LIFECYCLE_SETTING: &str = "lifecycle";
 pub(crate) const ENCRYPTION_SETTING: &str = "encryption";
 pub(crate) const POLICY_SETTING: &str = "policy";
+/// Stripes no record references any more, kept until the collector deletes their files after
+/// a grace period (reads that started before the overwrite or delete finish meanwhile): a
+/// sequence number, big-endian so the oldest come first, to a [`GarbageRecord`].
+///
+/// [`GarbageRecord`]: crate::record::GarbageRecord
+pub(crate) const GARBAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("garbage");
+/// In [`SYSTEM`]: the next garbage sequence number.
+pub(crate) const GARBAGE_NEXT_KEY: &str = "garbage-next";
+/// In [`SYSTEM`]: written by a clean shutdown (nothing in flight), removed at start. Missing
+/// at start, the last run ended without one (a crash, or a version before this mark): writes
+/// it cut off may have left shard files no table knows of.
+pub(crate) const CLEAN_STOP_KEY: &str = "clean-stop";
 /// Users and access keys, opaque to the metadata layer.
 pub(crate) const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");

@@ -10,6 +10,7 @@
 mod crypto;
 mod digest;
 mod error;
+mod garbage;
 mod identity;
 mod lifecycle;
 mod maintenance;
@@ -29,6 +30,7 @@ pub use basalt_meta::{
 pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;
 pub use error::ObjectError;
+pub use garbage::GarbageReport;
 pub use identity::{AccessKeyInfo, IssuedSession, Session, User, sha256_hex};
 pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{

@@ -135,6 +135,8 @@ pub struct ObjectStore {
     pub(crate) maintenance: Arc<Maintenance>,
     /// Loaded on first use, so nodes that never encrypt never create a key file.
     master_keys: Arc<OnceLock<Result<Arc<MasterKeys>, String>>>,
+    /// Stripes that reads in flight are reading: garbage the collector leaves for now.
+    pub(crate) pins: Arc<crate::garbage::ReadPins>,
 }
 
 impl ObjectStore {
@@ -145,6 +147,7 @@ impl ObjectStore {
             config,
             maintenance: Arc::new(Maintenance::new()),
             master_keys: Arc::default(),
+            pins: Arc::default(),
         }
     }
 
@@ -247,7 +250,9 @@ impl ObjectStore {
         .await
     }
 
-    fn reclaim(&self, garbage: Vec<StripeRef>) {
+    /// Deletes stripes no command ever published (a refused write's): no read can have them.
+    /// Stripes a command frees go to the garbage table instead (see `garbage.rs`).
+    fn discard_unpublished(&self, garbage: Vec<StripeRef>) {
         if garbage.is_empty() {
             return;
         }
@@ -290,13 +295,11 @@ impl ObjectStore {
     }
 
     pub async fn delete_bucket(&self, name: &str) -> Result<(), ObjectError> {
-        let outcome = self
-            .meta
+        self.meta
             .execute(Command::DeleteBucket {
                 name: name.to_owned(),
             })
             .await?;
-        self.reclaim(outcome.garbage);
         Ok(())
     }
 
@@ -448,7 +451,6 @@ impl ObjectStore {
         let outcome = self
             .execute_owning(command, record.details.payload.stripes())
             .await?;
-        self.reclaim(outcome.garbage);
         record.summary.version_id = outcome
             .version_id
             .filter(|v| v != basalt_meta::NULL_VERSION);
@@ -470,7 +472,7 @@ impl ObjectStore {
         match self.meta.execute(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
-                self.reclaim(stripes);
+                self.discard_unpublished(stripes);
                 Err(e.into())
             }
         }
@@ -506,7 +508,6 @@ impl ObjectStore {
                 if_modified_ms,
             })
             .await?;
-        self.reclaim(outcome.garbage);
         Ok(Deleted {
             existed: outcome.existed,
             version_id: outcome.version_id,
@@ -777,8 +778,13 @@ impl ObjectStore {
         }
         let this = self.clone();
         let sealed_by = sealed_by.cloned();
+        // Until the stream is dropped, an overwrite or delete does not remove these stripes.
+        let pin = self
+            .pins
+            .pin(wanted.iter().map(|(info, _, _)| info.id.0).collect());
         let mut stream = futures::stream::iter(wanted)
             .map(move |(info, stored, plain)| {
+                let _pinned = &pin;
                 let (this, owner, sealed_by) = (this.clone(), owner.clone(), sealed_by.clone());
                 async move {
                     let store = this.stripes.clone();
@@ -902,10 +908,8 @@ impl ObjectStore {
             part_number,
             record: record.clone(),
         };
-        let outcome = self
-            .execute_owning(command, record.payload.stripes())
+        self.execute_owning(command, record.payload.stripes())
             .await?;
-        self.reclaim(outcome.garbage);
         let owner = PayloadOwner::Part {
             upload_id: upload_id.to_owned(),
             part_number,
@@ -954,7 +958,6 @@ impl ObjectStore {
                 },
                 other => other,
             })?;
-        self.reclaim(outcome.garbage);
         outcome
             .object
             .ok_or_else(|| ObjectError::Internal("completion returned no object".into()))
@@ -966,15 +969,13 @@ impl ObjectStore {
         key: &str,
         upload_id: &str,
     ) -> Result<(), ObjectError> {
-        let outcome = self
-            .meta
+        self.meta
             .execute(Command::AbortUpload {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 upload_id: upload_id.to_owned(),
             })
             .await?;
-        self.reclaim(outcome.garbage);
         Ok(())
     }
 

@@ -57,6 +57,8 @@ macro_rules! lock_of {
 const MAX_KEYS: i32 = 1000;
 const MAX_PART_NUMBER: i32 = 10_000;
 const MAX_DELETE_OBJECTS: usize = 1000;
+/// AWS's largest (and default) ListBuckets page.
+const MAX_BUCKETS_LISTED: i32 = 10_000;
 const OWNER_ID: &str = "basalt";
 
 /// The S3 service: one object store, one region.
@@ -95,10 +97,9 @@ fn precondition_of(
             Ok(Some(Precondition::IfMatch(e.value().to_owned())))
         }
         (None, Some(ETagCondition::Any)) => Ok(Some(Precondition::IfNoneMatchAny)),
-        (None, Some(ETagCondition::ETag(_))) => Err(s3_error!(
-            NotImplemented,
-            "If-None-Match on a write supports only '*'"
-        )),
+        (None, Some(ETagCondition::ETag(e))) => {
+            Ok(Some(Precondition::IfNoneMatch(e.value().to_owned())))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -667,24 +668,71 @@ impl S3 for BasaltS3 {
 
     async fn list_buckets(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => MAX_BUCKETS_LISTED,
+            Some(n @ 1..=MAX_BUCKETS_LISTED) => n,
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and {MAX_BUCKETS_LISTED}"
+                ));
+            }
+        } as usize;
+        // The token is the last bucket name of the page before, base64-encoded.
+        let after = match input.continuation_token.as_deref() {
+            None | Some("") => None,
+            Some(token) => Some(
+                base64_simd::STANDARD
+                    .decode_to_vec(token)
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .ok_or_else(|| {
+                        s3_error!(
+                            InvalidArgument,
+                            "The continuation token provided is incorrect"
+                        )
+                    })?,
+            ),
+        };
+        let prefix = input.prefix.unwrap_or_default();
+        let other_region = input
+            .bucket_region
+            .as_deref()
+            .is_some_and(|r| r != self.region.as_str());
+        let mut matching = self
             .store
             .list_buckets()
             .await
             .or_s3()?
             .into_iter()
-            .map(|(name, record)| Bucket {
+            .filter(|(name, _)| !other_region && name.starts_with(prefix.as_str()))
+            .filter(|(name, _)| after.as_ref().is_none_or(|a| name > a))
+            .peekable();
+        let mut buckets = Vec::new();
+        while buckets.len() < max {
+            let Some((name, record)) = matching.next() else {
+                break;
+            };
+            buckets.push(Bucket {
                 name: Some(name),
                 creation_date: Some(timestamp(record.created_ms)),
                 bucket_region: Some(self.region.clone()),
-            })
-            .collect();
+            });
+        }
+        let continuation_token = matching
+            .peek()
+            .is_some()
+            .then(|| buckets.last().and_then(|b| b.name.as_deref()))
+            .flatten()
+            .map(|last| base64_simd::STANDARD.encode_to_string(last));
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             owner: Some(owner()),
-            ..Default::default()
+            continuation_token,
+            prefix: (!prefix.is_empty()).then_some(prefix),
         }))
     }
 
@@ -823,7 +871,13 @@ impl S3 for BasaltS3 {
             sse_customer_key_md5: g.sse_customer_key_md5,
             ..Default::default()
         };
-        Ok(partial_if_ranged(S3Response::new(output), &plan))
+        let mut resp = partial_if_ranged(S3Response::new(output), &plan);
+        // S3 sends the tag count on HEAD too, though its model lists it for GET only.
+        if let Some(count) = g.tag_count {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(count));
+        }
+        Ok(resp)
     }
 
     async fn delete_object(
