@@ -316,17 +316,18 @@ async fn bucket_create_list_head_location() {
 }
 
 #[tokio::test]
-async fn bucket_create_twice_is_already_owned() {
+async fn bucket_create_twice_is_200_in_us_east_1() {
+    // us-east-1 answers a re-create by the owner with 200 (protocol_edges.rs has the 409
+    // of other regions).
     let server = Server::start();
     let client = server.client();
     new_bucket(&client, "twice").await;
-    let err = client
+    client
         .create_bucket()
         .bucket("twice")
         .send()
         .await
-        .expect_err("second create");
-    assert_eq!(failure(&err), (409, "BucketAlreadyOwnedByYou".to_owned()));
+        .expect("second create");
     let listed = client.list_buckets().send().await.expect("list");
     assert_eq!(listed.buckets().len(), 1);
 }

@@ -104,6 +104,18 @@ fn precondition_of(
     }
 }
 
+/// The Content-Encoding to store: `aws-chunked` describes how the request body was sent, not
+/// the object, so it is dropped (`gzip, aws-chunked` is stored as `gzip`).
+fn stored_content_encoding(value: Option<String>) -> Option<String> {
+    let value = value?;
+    let kept: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
 /// An answer with no body: `204 No Content`, as S3 gives for deletes.
 fn no_content<T>(output: T) -> S3Result<S3Response<T>> {
     let mut resp = S3Response::new(output);
@@ -417,6 +429,16 @@ impl BasaltS3 {
         max_keys: usize,
         url: bool,
     ) -> S3Result<Listing> {
+        if max_keys == 0 {
+            // As S3 answers `max-keys=0`: nothing, and not truncated.
+            self.store.bucket(bucket).await.or_s3()?;
+            return Ok(Listing {
+                contents: Vec::new(),
+                common_prefixes: Vec::new(),
+                is_truncated: false,
+                last: None,
+            });
+        }
         let page = self
             .store
             .list_objects(bucket, prefix, delimiter, start_after, max_keys)
@@ -626,10 +648,13 @@ impl S3 for BasaltS3 {
                 "the bucket name {bucket} is reserved for Basalt's admin API"
             ));
         }
-        self.store
-            .create_bucket(&bucket, object_lock)
-            .await
-            .or_s3()?;
+        match self.store.create_bucket(&bucket, object_lock).await {
+            Ok(()) => {}
+            // us-east-1 answers a re-create by the owner with 200 and keeps the bucket as it
+            // is (legacy behaviour tools rely on); every other region with 409.
+            Err(basalt_object::ObjectError::BucketAlreadyExists) if self.region == "us-east-1" => {}
+            Err(e) => return Err(to_s3(e)),
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -777,7 +802,7 @@ impl S3 for BasaltS3 {
         let write = ObjectWrite {
             headers: HeaderInput {
                 content_type: input.content_type,
-                content_encoding: input.content_encoding,
+                content_encoding: stored_content_encoding(input.content_encoding),
                 content_disposition: input.content_disposition,
                 content_language: input.content_language,
                 cache_control: input.cache_control,
@@ -1061,8 +1086,11 @@ impl S3 for BasaltS3 {
         let write = if replace {
             ObjectWrite {
                 headers: HeaderInput {
-                    content_type: input.content_type,
-                    content_encoding: input.content_encoding,
+                    // AWS's type for a replaced copy that names none.
+                    content_type: input
+                        .content_type
+                        .or_else(|| Some("binary/octet-stream".to_owned())),
+                    content_encoding: stored_content_encoding(input.content_encoding),
                     content_disposition: input.content_disposition,
                     content_language: input.content_language,
                     cache_control: input.cache_control,
@@ -1123,6 +1151,9 @@ impl S3 for BasaltS3 {
             .as_ref()
             .is_some_and(|e| e.as_str() == EncodingType::URL);
         let prefix = input.prefix.clone().unwrap_or_default();
+        // An empty delimiter is no delimiter, and AWS does not echo it.
+        let mut input = input;
+        input.delimiter = input.delimiter.filter(|d| !d.is_empty());
         let resume = match &input.continuation_token {
             Some(token) => Some(decode_token(token)?),
             None => input.start_after.clone(),
@@ -1173,6 +1204,8 @@ impl S3 for BasaltS3 {
             .as_ref()
             .is_some_and(|e| e.as_str() == EncodingType::URL);
         let prefix = input.prefix.clone().unwrap_or_default();
+        let mut input = input;
+        input.delimiter = input.delimiter.filter(|d| !d.is_empty());
         let listing = self
             .list(
                 &input.bucket,
@@ -1228,7 +1261,7 @@ impl S3 for BasaltS3 {
         let write = ObjectWrite {
             headers: HeaderInput {
                 content_type: input.content_type,
-                content_encoding: input.content_encoding,
+                content_encoding: stored_content_encoding(input.content_encoding),
                 content_disposition: input.content_disposition,
                 content_language: input.content_language,
                 cache_control: input.cache_control,

@@ -393,6 +393,11 @@ async fn buffer_small_body(req: Request<Body>) -> Result<Request<Body>, Response
     let Some(len @ 1..=BUFFERED_BODY_MAX) = declared else {
         return Ok(req);
     };
+    // A client that asked `Expect: 100-continue` waits for the go-ahead: reading its body now
+    // would give it before the request is judged. A refusal goes out first, body unread.
+    if req.headers().contains_key(http::header::EXPECT) {
+        return Ok(req);
+    }
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, len as usize);
     match http_body_util::BodyExt::collect(limited).await {
