@@ -524,6 +524,13 @@ impl BasaltS3 {
 
 #[async_trait::async_trait]
 impl S3 for BasaltS3 {
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        crate::object_attributes::get_object_attributes(&self.store, req).await
+    }
+
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,

@@ -15,6 +15,7 @@ mod in_flight;
 mod jwt;
 mod lifecycle;
 mod lock;
+mod object_attributes;
 mod policy;
 mod request_body;
 mod service;
