@@ -29,7 +29,7 @@ const MAX_STREAMS_PER_PEER: u32 = 32;
 pub struct ClusterArgs {
     /// Shared secret of the cluster's nodes: node-to-node requests are signed with it
     #[arg(long, env = "BASALT_CLUSTER_SECRET", hide_env_values = true)]
-    pub cluster_secret: Option<String>,
+    pub cluster_secret: Option<basalt_object::Secret>,
     /// This node's certificate for node-to-node mutual TLS (PEM, signed by --cluster-tls-ca)
     #[arg(
         long,
@@ -94,7 +94,11 @@ impl ClusterArgs {
     }
 
     fn auth(&self) -> anyhow::Result<ClusterAuth> {
-        match self.cluster_secret.as_deref() {
+        match self
+            .cluster_secret
+            .as_ref()
+            .map(basalt_object::Secret::expose)
+        {
             Some(secret) if secret.len() >= 16 => Ok(ClusterAuth::new(secret)),
             Some(_) => bail!("the cluster secret must be at least 16 characters"),
             None => bail!("drives of other nodes need --cluster-secret (BASALT_CLUSTER_SECRET)"),

@@ -246,7 +246,7 @@ struct FileConfig {
     min_part_size: Option<u64>,
     meta_cache: Option<usize>,
     root_user: Option<String>,
-    root_password: Option<String>,
+    root_password: Option<basalt_object::Secret>,
     max_connections: Option<usize>,
     max_requests: Option<usize>,
     idle_timeout: Option<String>,
@@ -293,7 +293,7 @@ pub struct ServerConfig {
     pub min_part_size: u64,
     pub meta_cache: usize,
     pub root_user: Option<String>,
-    pub root_password: Option<String>,
+    pub root_password: Option<basalt_object::Secret>,
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub front_limits: basalt_s3::FrontLimits,
@@ -413,7 +413,9 @@ impl ServerConfig {
             min_part_size: args.min_part_size.or(file.min_part_size).unwrap_or(5 << 20),
             meta_cache: args.meta_cache.or(file.meta_cache).unwrap_or(64 << 20),
             root_user: env("BASALT_ROOT_USER").or(file.root_user),
-            root_password: env("BASALT_ROOT_PASSWORD").or(file.root_password),
+            root_password: env("BASALT_ROOT_PASSWORD")
+                .map(basalt_object::Secret::from)
+                .or(file.root_password),
             max_connections: args
                 .limits
                 .max_connections
@@ -549,6 +551,43 @@ mod tests {
             Some(Duration::from_secs(900))
         );
         assert!(parse_interval("15x").is_err());
+    }
+
+    #[test]
+    fn no_secret_is_in_the_printed_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("basalt.toml");
+        std::fs::write(
+            &path,
+            "root_user = \"admin\"\nroot_password = \"file-password-0123456789\"\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        a.storage.cluster.cluster_secret =
+            Some(basalt_object::Secret::new("cluster-secret-0123456789"));
+        let config = ServerConfig::resolve(a).unwrap();
+        assert_eq!(
+            config
+                .root_password
+                .as_ref()
+                .map(basalt_object::Secret::expose),
+            Some("file-password-0123456789")
+        );
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("file-password"), "{printed}");
+        assert!(!printed.contains("cluster-secret-0123"), "{printed}");
+        let front = basalt_s3::FrontConfig {
+            region: "us-east-1".into(),
+            domains: vec![],
+            access_key: "root".into(),
+            secret_key: basalt_object::Secret::new("front-secret-0123456789"),
+            sse_c_over_http: false,
+            roles: vec![],
+            limits: basalt_s3::FrontLimits::default(),
+        };
+        let printed = format!("{front:?}");
+        assert!(!printed.contains("front-secret"), "{printed}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use basalt_object::{ObjectConfig, ObjectStore, ScrubSchedule};
+use basalt_object::{ObjectConfig, ObjectStore, ScrubSchedule, Secret};
 use basalt_s3::{FrontConfig, build_service};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -256,7 +256,7 @@ pub(crate) async fn shutdown_signal() {
 
 /// Root credentials from the environment or the config file; otherwise those persisted in the
 /// data directory; otherwise new ones, generated, persisted (mode 0600) and printed once.
-fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
+fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, Secret)> {
     if let (Some(user), Some(password)) = (&config.root_user, &config.root_password) {
         return Ok((user.clone(), password.clone()));
     }
@@ -267,7 +267,7 @@ fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
     if let Ok(text) = std::fs::read_to_string(&path) {
         let mut lines = text.lines();
         if let (Some(user), Some(password)) = (lines.next(), lines.next()) {
-            return Ok((user.to_owned(), password.to_owned()));
+            return Ok((user.to_owned(), Secret::new(password)));
         }
         anyhow::bail!(
             "{} is malformed: expected the user and the password on two lines",
@@ -283,7 +283,7 @@ fn root_credentials(config: &ServerConfig) -> anyhow::Result<(String, String)> {
     );
     println!("  access key: {user}");
     println!("  secret key: {password}");
-    Ok((user, password))
+    Ok((user, Secret::new(password)))
 }
 
 fn random_token(bytes: usize) -> String {

@@ -30,9 +30,25 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct IssuedSession {
     pub access_key: String,
-    pub secret_key: String,
-    pub session_token: String,
+    pub secret_key: crate::Secret,
+    pub session_token: crate::Secret,
     pub expires_ms: i64,
+}
+
+#[cfg(test)]
+#[test]
+fn issued_session_credentials_never_print() {
+    let issued = IssuedSession {
+        access_key: "ASIA0123".into(),
+        secret_key: "issued-secret-0123456789".to_owned().into(),
+        session_token: "issued-token-0123456789".to_owned().into(),
+        expires_ms: 0,
+    };
+    let printed = format!("{issued:?}");
+    assert!(
+        !printed.contains("issued-secret") && !printed.contains("issued-token"),
+        "{printed}"
+    );
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -276,8 +292,8 @@ impl ObjectStore {
         .await?;
         Ok(IssuedSession {
             access_key,
-            secret_key,
-            session_token,
+            secret_key: secret_key.into(),
+            session_token: session_token.into(),
             expires_ms,
         })
     }

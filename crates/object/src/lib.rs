@@ -14,6 +14,7 @@ mod garbage;
 mod identity;
 mod lifecycle;
 mod maintenance;
+mod secret;
 mod stage;
 mod store;
 mod tags;
@@ -36,6 +37,7 @@ pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
 };
+pub use secret::Secret;
 pub use stage::Staged;
 pub use store::{
     ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite, Sse,

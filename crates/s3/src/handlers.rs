@@ -326,6 +326,13 @@ fn plan_read(
                 range: r,
             })
         }
+        // A suffix range of an empty object is the whole (empty) object, as S3 answers it:
+        // 200 without Content-Range, not a `bytes 0-0/0` that names a byte that is not there.
+        (None, Some(Range::Suffix { .. })) if size == 0 => Ok(ReadPlan {
+            range: 0..0,
+            content_range: None,
+            parts_count: None,
+        }),
         (None, Some(range)) => {
             let r = range.check(size)?;
             Ok(ReadPlan {

@@ -114,6 +114,11 @@ const OPERATORS: &[&str] = &[
 impl Policy {
     /// Parses a policy; `bucket_policy` requires a Principal in every statement.
     pub fn parse(text: &str, bucket_policy: bool) -> Result<Self, String> {
+        // serde_json keeps the last of repeated keys: `"Effect":"Deny","Effect":"Allow"` would
+        // read as Allow. AWS refuses such a document, and so does Basalt.
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::Deserializer::deserialize_any(&mut de, UniqueKeys)
+            .map_err(|e| format!("not JSON: {e}"))?;
         let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let Value::Object(doc) = doc else {
             return Err("a policy is a JSON object".into());
@@ -349,6 +354,64 @@ impl Statement {
     }
 }
 
+/// Walks a JSON document and fails on an object that names a key twice.
+struct UniqueKeys;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UniqueKeysSeed)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+            map.next_value_seed(UniqueKeysSeed)?;
+        }
+        Ok(())
+    }
+}
+
+struct UniqueKeysSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeysSeed {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(UniqueKeys)
+    }
+}
+
 /// A pattern with its policy variables (`${aws:username}`, and the escapes `${*}`, `${?}`,
 /// `${$}`) replaced; `None` when a variable it names has no value (AWS: the pattern then
 /// matches nothing) or a value that would read as a wildcard. Without `variables`, the
@@ -569,6 +632,26 @@ mod tests {
                 &[]
             )),
             None
+        );
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_wherever_they_are() {
+        for doc in [
+            r#"{"Statement":[{"Effect":"Deny","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}],"Statement":[]}"#,
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true","aws:SecureTransport":"false"}}}]}"#,
+        ] {
+            let err = Policy::parse(doc, false).unwrap_err();
+            assert!(err.contains("appears twice"), "{doc}: {err}");
+        }
+        assert!(
+            Policy::parse(
+                r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#,
+                false
+            )
+            .is_ok(),
+            "the same keys in different objects are fine"
         );
     }
 

@@ -26,7 +26,7 @@ pub struct FrontConfig {
     /// Base domains for virtual-hosted-style requests (`bucket.<domain>`); path-style always works.
     pub domains: Vec<String>,
     pub access_key: String,
-    pub secret_key: String,
+    pub secret_key: basalt_object::Secret,
     /// Accept SSE-C keys on plain-HTTP connections (AWS refuses them).
     pub sse_c_over_http: bool,
     /// Roles STS may hand out credentials for.
@@ -156,7 +156,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     builder.set_auth(crate::access::Auth {
         store: store.clone(),
         root_access_key: config.access_key.clone(),
-        root_secret_key: SecretKey::from(config.secret_key.clone()),
+        root_secret_key: SecretKey::from(config.secret_key.expose().to_owned()),
     });
     builder.set_access(crate::access::Access {
         store: store.clone(),

@@ -174,8 +174,8 @@ fn credentials_xml(
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result>{extra}<AssumedRoleUser><Arn>arn:aws:sts::basalt:assumed-role/{role}/{session}</Arn><AssumedRoleId>{role}:{session}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials></{action}Result><ResponseMetadata><RequestId>basalt</RequestId></ResponseMetadata></{action}Response>",
         issued.access_key,
-        xml_escape(&issued.secret_key),
-        xml_escape(&issued.session_token),
+        xml_escape(issued.secret_key.expose()),
+        xml_escape(issued.session_token.expose()),
         String::from_utf8_lossy(&when),
         role = xml_escape(role),
         session = xml_escape(session),
