@@ -38,12 +38,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || ObjectStore::open(&drives, &meta_dir, object_config))
             .await?
             .with_context(|| format!("opening the store at {}", config.meta_dir.display()))?;
-    if config.sse_master_key_file.is_some() {
-        // A key file named explicitly must be usable before the node serves anything.
-        store
-            .master_keys()
-            .context("loading the SSE-S3 master keys")?;
-    }
+    // Loaded (or created, atomically) before the node serves anything, not by the first
+    // request that needs it: that would be blocking I/O on the async runtime, and a bad file
+    // would surface as a failed request instead of a failed start.
+    let keys = store.clone();
+    tokio::task::spawn_blocking(move || keys.master_keys().map(|_| ()))
+        .await?
+        .context("loading the SSE-S3 master keys")?;
     let (access_key, secret_key) = root_credentials(&config)?;
 
     let service = build_service(

@@ -169,20 +169,40 @@ impl MasterKeys {
     }
 }
 
+/// Writes a new private file atomically: a temporary file (mode 0600) is written and fsynced,
+/// linked to its name (which must not exist yet), and the directory fsynced, so a crash leaves
+/// either no key file or the whole one, never an empty or torn file.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the key file has no name"))?;
+    let temporary = dir.join(format!(
+        ".{}.{:016x}.tmp",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+    let written = (|| {
+        let mut file = options.open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        // A link, unlike a rename, never replaces a key file another process made meanwhile.
+        std::fs::hard_link(&temporary, path)
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written?;
+    std::fs::File::open(&dir)?.sync_all()
 }
 
 /// A customer-provided key (SSE-C) as the request gave it.
@@ -250,6 +270,32 @@ impl CustomerKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_key_file_is_whole_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sse-master.keys");
+        MasterKeys::load_or_create(&path).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(first.contains("k1 "));
+        MasterKeys::load_or_create(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            first,
+            "loaded, not replaced"
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["sse-master.keys"], "no temporary file is left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 
     #[test]
     fn sealed_chunks_open_only_with_their_key_and_unaltered() {

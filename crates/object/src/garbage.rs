@@ -142,19 +142,23 @@ impl ObjectStore {
     pub fn start_garbage_collector(&self, grace: Duration) {
         let this = self.clone();
         let every = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match this.collect_due_garbage(grace).await {
-                    Ok(r) if r.stripes > 0 => {
-                        tracing::debug!(
-                            stripes = r.stripes,
-                            pinned = r.pinned,
-                            "garbage collected"
-                        );
+        let restarts = self.maintenance.restarts.clone();
+        crate::supervisor::supervise("garbage-collector", restarts, move || {
+            let this = this.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match this.collect_due_garbage(grace).await {
+                        Ok(r) if r.stripes > 0 => {
+                            tracing::debug!(
+                                stripes = r.stripes,
+                                pinned = r.pinned,
+                                "garbage collected"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                 }
             }
         });

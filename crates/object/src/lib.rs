@@ -17,6 +17,7 @@ mod maintenance;
 mod secret;
 mod stage;
 mod store;
+mod supervisor;
 mod tags;
 mod versions;
 

@@ -97,12 +97,16 @@ impl ObjectStore {
             return;
         };
         let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                match this.run_lifecycle(now_ms()).await {
-                    Ok(report) => tracing::info!(?report, "lifecycle run finished"),
-                    Err(e) => tracing::warn!(error = %e, "lifecycle run failed"),
+        let restarts = self.maintenance.restarts.clone();
+        crate::supervisor::supervise("lifecycle", restarts, move || {
+            let this = this.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(interval).await;
+                    match this.run_lifecycle(now_ms()).await {
+                        Ok(report) => tracing::info!(?report, "lifecycle run finished"),
+                        Err(e) => tracing::warn!(error = %e, "lifecycle run failed"),
+                    }
                 }
             }
         });

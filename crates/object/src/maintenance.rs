@@ -102,6 +102,9 @@ pub struct MaintenanceStatus {
     pub last: Option<SweepReport>,
     pub healer: HealerStats,
     pub lifecycle: crate::lifecycle::LifecycleStatus,
+    /// Background workers restarted after a panic, since start.
+    #[serde(default)]
+    pub worker_restarts: u64,
 }
 
 /// A stripe to heal, and the record that owns it (when known, the healer checks that the
@@ -110,7 +113,11 @@ type HealJob = (Option<PayloadOwner>, StripeInfo);
 
 pub(crate) struct Maintenance {
     queue: mpsc::Sender<HealJob>,
-    receiver: Mutex<Option<mpsc::Receiver<HealJob>>>,
+    /// The healer's queue; a healer restarted after a panic takes it up again.
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<HealJob>>>,
+    started: AtomicBool,
+    /// Panics of background workers (see `supervisor.rs`).
+    pub(crate) restarts: Arc<std::sync::atomic::AtomicU64>,
     status: Mutex<MaintenanceStatus>,
     sweeping: AtomicBool,
 }
@@ -120,7 +127,9 @@ impl Maintenance {
         let (queue, receiver) = mpsc::channel(HEAL_QUEUE);
         Self {
             queue,
-            receiver: Mutex::new(Some(receiver)),
+            receiver: Arc::new(tokio::sync::Mutex::new(receiver)),
+            started: AtomicBool::new(false),
+            restarts: Arc::default(),
             status: Mutex::default(),
             sweeping: AtomicBool::new(false),
         }
@@ -155,53 +164,59 @@ pub struct ScrubSchedule {
 impl ObjectStore {
     /// Starts the healer and, if scheduled, the scrubber. Call once, inside the runtime.
     pub fn start_background(&self, scrub: ScrubSchedule) {
-        let receiver = self
-            .maintenance
-            .receiver
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(mut receiver) = receiver {
-            let this = self.clone();
-            tokio::spawn(async move {
+        if self.maintenance.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let restarts = self.maintenance.restarts.clone();
+        let this = self.clone();
+        crate::supervisor::supervise("healer", restarts.clone(), move || {
+            let this = this.clone();
+            async move {
+                let mut receiver = this.maintenance.receiver.lock().await;
                 while let Some((owner, stripe)) = receiver.recv().await {
                     this.heal_queued(owner, stripe).await;
                 }
-            });
-        }
+            }
+        });
         if self.stripes.drives().has_remote_drives() {
             // A node that was down when this one started: take its drives back when it
             // answers, and rebuild what was written while it was away.
             let this = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(REMOTE_DRIVE_RECHECK).await;
-                    let store = this.stripes.clone();
-                    let back = blocking(move || Ok(store.reconnect_remote_drives_blocking()))
-                        .await
-                        .unwrap_or_default();
-                    if !back.is_empty() && this.start_heal() {
-                        tracing::info!(drives = ?back, "drives of other nodes back online: healing");
+            crate::supervisor::supervise("remote-drive-recheck", restarts.clone(), move || {
+                let this = this.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(REMOTE_DRIVE_RECHECK).await;
+                        let store = this.stripes.clone();
+                        let back = blocking(move || Ok(store.reconnect_remote_drives_blocking()))
+                            .await
+                            .unwrap_or_default();
+                        if !back.is_empty() && this.start_heal() {
+                            tracing::info!(drives = ?back, "drives of other nodes back online: healing");
+                        }
                     }
                 }
             });
         }
         if let Some(interval) = scrub.interval {
             let this = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(interval).await;
-                    match this
-                        .sweep("scrub", SweepMode::Repair, Some(scrub.bytes_per_second))
-                        .await
-                    {
-                        Ok(report) => tracing::info!(
-                            stripes = report.stripes,
-                            damaged = report.damaged_shards(),
-                            rebuilt = report.shards_rebuilt,
-                            "scrub finished"
-                        ),
-                        Err(e) => tracing::warn!(error = %e, "scrub did not run"),
+            crate::supervisor::supervise("scrubber", restarts, move || {
+                let this = this.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(interval).await;
+                        match this
+                            .sweep("scrub", SweepMode::Repair, Some(scrub.bytes_per_second))
+                            .await
+                        {
+                            Ok(report) => tracing::info!(
+                                stripes = report.stripes,
+                                damaged = report.damaged_shards(),
+                                rebuilt = report.shards_rebuilt,
+                                "scrub finished"
+                            ),
+                            Err(e) => tracing::warn!(error = %e, "scrub did not run"),
+                        }
                     }
                 }
             });
@@ -315,6 +330,7 @@ impl ObjectStore {
     /// file-system usage (a `statvfs` per drive, on a blocking thread).
     pub async fn maintenance_status(&self) -> MaintenanceStatus {
         let mut status = self.maintenance.status().clone();
+        status.worker_restarts = self.maintenance.restarts.load(Ordering::Relaxed);
         status.redundancy = self.stripes.redundancy().to_string();
         let store = self.stripes.clone();
         status.drives = blocking(move || {
