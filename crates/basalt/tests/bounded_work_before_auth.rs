@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{RawRequest, Server, error_code, status_of};
+use common::{RawRequest, Server, error_code, status_of, wait_for};
 
 const BUCKET: &str = "bounded";
 
@@ -26,23 +26,10 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Reads whatever the server answers on `stream` until it closes or `timeout` passes.
+/// Reads whatever the server answers on `stream` until its error body ends, it closes, or
+/// `timeout` passes.
 fn read_answer(stream: &mut TcpStream, timeout: Duration) -> String {
-    stream.set_read_timeout(Some(timeout)).expect("timeout");
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if out.windows(8).any(|w| w == b"</Error>") {
-                    break;
-                }
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    common::read_until(stream, "</Error>", timeout)
 }
 
 /// Files under `dir`, recursively: shards and staging files of the drive.
@@ -76,17 +63,6 @@ fn shard_files(data: &std::path::Path) -> usize {
                 || name.ends_with(".pem"))
         })
         .count()
-}
-
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what}: not within {deadline:?}");
 }
 
 /// `connections` clients each send the head of a `POST /nosuchbucket?delete` with a body of

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Server, wait_for};
 
 const BUCKET: &str = "overwritten";
 const KEY: &str = "big";
@@ -60,17 +60,6 @@ fn chunk_files(dirs: &[PathBuf]) -> usize {
         })
     }
     dirs.iter().map(|d| count(&d.join("chunks"))).sum()
-}
-
-fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while Instant::now() < until {
-        if done() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not within {deadline:?}");
 }
 
 /// Overwrites the object `overwrites` times (and deletes it once in the middle) while full

@@ -265,6 +265,11 @@ impl HttpService {
             return Ok(resp);
         }
         let method = req.method().clone();
+        // A refusal of an `Expect: 100-continue` request goes out with its body unread; the
+        // client may send the body anyway or not, so the connection cannot carry another
+        // request after it (HTTP/1: closed; HTTP/2 frames each stream on its own).
+        let expects_continue = req.headers().contains_key(http::header::EXPECT)
+            && req.version() < http::Version::HTTP_2;
         let who = crate::audit::access_key_of(&req);
         let charge = self.pre_auth.charge();
         let timeout = self.body_read_timeout;
@@ -325,6 +330,11 @@ impl HttpService {
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-amz-request-id", v);
+        }
+        if expects_continue && (resp.status().is_client_error() || resp.status().is_server_error())
+        {
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         Ok(TicketedBody::wrap_response(resp, ticket))
     }

@@ -234,6 +234,34 @@ fn exchange(port: u16, request: &[u8], half_close: bool) -> std::io::Result<Stri
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Polls `done` every 50 ms until it holds; panics naming `what` after `deadline`.
+pub fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {deadline:?}");
+}
+
+/// Reads what the server answers on `stream` until `needle` appears, the server closes, or
+/// `timeout` passes without a byte.
+pub fn read_until(stream: &mut std::net::TcpStream, needle: &str, timeout: Duration) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(timeout)).expect("timeout");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     http_raw(
         port,
