@@ -33,19 +33,32 @@ impl<T> IdleIo<T> {
     }
 
     /// Whether the connection has been idle for the timeout; otherwise arms the timer for the
-    /// moment it would be.
+    /// moment it would be. Called on every read that would block, so the timer is moved only
+    /// when that moment changes (once per request), not on every call.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = match self.activity.idle_since() {
-            Some(since) => since + self.idle_timeout,
-            // Busy: look again a timeout from now.
-            None => tokio::time::Instant::now() + self.idle_timeout,
-        };
-        if deadline <= tokio::time::Instant::now() {
-            return true;
+        loop {
+            match self.activity.idle_since() {
+                Some(since) => {
+                    let deadline = since + self.idle_timeout;
+                    if self.timer.deadline() != deadline {
+                        self.timer.as_mut().reset(deadline);
+                    }
+                    return self.timer.as_mut().poll(cx).is_ready();
+                }
+                // Busy: look again a timeout from when the timer last fired.
+                None => {
+                    if self.timer.as_mut().poll(cx).is_pending() {
+                        return false;
+                    }
+                    let next = tokio::time::Instant::now() + self.idle_timeout;
+                    self.timer.as_mut().reset(next);
+                    if self.activity.idle_since().is_none() {
+                        // Registers the waker on the timer just armed.
+                        return self.timer.as_mut().poll(cx).is_ready();
+                    }
+                }
+            }
         }
-        self.timer.as_mut().reset(deadline);
-        // Registers the waker; a freshly reset timer in the future is pending.
-        self.timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -55,15 +68,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    self.activity.touch();
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(result) => Poll::Ready(result),
             Poll::Pending => {
                 if self.expired(cx) {
                     tracing::debug!("closing an idle connection");
@@ -82,11 +88,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -102,11 +104,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

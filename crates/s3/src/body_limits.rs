@@ -33,6 +33,10 @@ enum BodyKind {
 }
 
 fn kind_of<B>(req: &Request<B>, admin_prefix: &str) -> BodyKind {
+    // Other methods carry no body S3 reads.
+    if !matches!(*req.method(), Method::PUT | Method::POST) {
+        return BodyKind::OwnLimits;
+    }
     let path = req.uri().path();
     if path.starts_with(admin_prefix)
         || crate::sts::StsRoute::matches(req.method(), req.uri(), req.headers())
@@ -61,9 +65,7 @@ fn kind_of<B>(req: &Request<B>, admin_prefix: &str) -> BodyKind {
             BodyKind::ObjectData
         }
         Method::POST if is_form_upload(req.headers()) => BodyKind::OwnLimits,
-        Method::PUT | Method::POST => BodyKind::Document,
-        // Other methods carry no body S3 reads.
-        _ => BodyKind::OwnLimits,
+        _ => BodyKind::Document,
     }
 }
 

@@ -31,7 +31,9 @@ impl Default for ConnectionActivity {
 }
 
 impl ConnectionActivity {
-    /// When the connection's last request ended (or bytes last moved), if none is in flight.
+    /// When the connection's last request ended (or, before any, when it opened), if none is
+    /// in flight. A request in flight keeps the connection busy however slowly its bytes move:
+    /// stalled bodies have their own timeout.
     pub fn idle_since(&self) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
@@ -39,8 +41,8 @@ impl ConnectionActivity {
         Some(*self.lock())
     }
 
-    /// Bytes moved on the connection.
-    pub fn touch(&self) {
+    /// A request ended.
+    fn touch(&self) {
         *self.lock() = Instant::now();
     }
 
@@ -129,14 +131,8 @@ impl HttpBody for TicketedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.ticket = None,
-            Poll::Ready(Some(Ok(_))) => {
-                if let Some(a) = self.ticket.as_ref().and_then(|t| t.activity.as_ref()) {
-                    a.touch();
-                }
-            }
-            Poll::Pending => {}
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.ticket = None;
         }
         polled
     }

@@ -273,13 +273,18 @@ impl HttpService {
         let who = crate::audit::access_key_of(&req);
         let charge = self.pre_auth.charge();
         let timeout = self.body_read_timeout;
-        let req = req.map(|body| {
-            Body::http_body(crate::request_body::GuardedBody::new(
-                body,
-                charge.clone(),
-                timeout,
-            ))
-        });
+        // A request without a body (most GETs, HEADs, DELETEs) has nothing to guard.
+        let req = if !hyper::body::Body::is_end_stream(req.body()) {
+            req.map(|body| {
+                Body::http_body(crate::request_body::GuardedBody::new(
+                    body,
+                    charge.clone(),
+                    timeout,
+                ))
+            })
+        } else {
+            req
+        };
         let mut req = match buffer_small_body(req).await {
             Ok(req) => req,
             Err(resp) => return Ok(TicketedBody::wrap_response(resp, ticket)),

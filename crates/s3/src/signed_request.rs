@@ -28,6 +28,7 @@ const BOUND_WITHOUT_LISTING: &[&str] = &["x-amz-content-sha256"];
 struct SignatureV4 {
     region: String,
     service: String,
+    /// Lower-case, as SigV4 canonicalizes them.
     signed_headers: Vec<String>,
 }
 
