@@ -170,6 +170,91 @@ async fn sse_c_objects_refuse_a_wrong_or_missing_key() {
     assert_eq!(body.to_vec(), b"customer secret");
 }
 
+/// The ETag of an SSE-C object is not the MD5 of its plaintext (which would tell anyone who
+/// may list the bucket what it holds), for a PUT and for each part of a multipart upload.
+#[tokio::test]
+async fn sse_c_etags_do_not_reveal_the_plaintext() {
+    let server = Server::start_with(&["--sse-c-over-http", "--min-part-size", "1024"]);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let (key, key_md5) = customer_key(7);
+    let plaintext_md5 =
+        hex_simd::encode_to_string(Md5::digest(b"customer secret"), hex_simd::AsciiCase::Lower);
+    let put = put_sse_c(&client, "c", &key, &key_md5).await.unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+    assert_eq!(etag.len(), 32, "{etag}");
+    assert_ne!(etag, plaintext_md5);
+    let listed = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.contents()[0].e_tag().map(|e| e.trim_matches('"')),
+        Some(etag.as_str())
+    );
+    // The same bytes without encryption keep their MD5.
+    let plain = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("plain")
+        .body(ByteStream::from_static(b"customer secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.e_tag().map(|e| e.trim_matches('"')),
+        Some(plaintext_md5.as_str())
+    );
+
+    let upload = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await
+        .unwrap();
+    let part = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key("mp")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(ByteStream::from_static(b"customer secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        part.e_tag().map(|e| e.trim_matches('"')),
+        Some(plaintext_md5.as_str())
+    );
+    client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mp")
+        .upload_id(upload.upload_id().unwrap())
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("the opaque part ETag completes the upload");
+}
+
 /// As on AWS, a customer key must not cross the network in clear: over plain HTTP, a request
 /// carrying one is refused and stores nothing, unless the node is told to accept it.
 #[tokio::test]

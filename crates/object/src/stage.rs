@@ -14,9 +14,27 @@ pub struct Staged {
     pub digests: Digests,
     pub(crate) inline: Option<Bytes>,
     pub(crate) guard: StripeGuard,
+    /// The body is sealed with a customer's key (SSE-C): its ETag must not be the MD5 of the
+    /// plaintext, which would tell anyone who can list the bucket what the data is.
+    pub(crate) opaque_etag: bool,
 }
 
 impl Staged {
+    /// Gives the object an opaque ETag instead of its MD5, as S3 does for SSE-C objects.
+    pub fn conceal_etag(&mut self) {
+        self.opaque_etag = true;
+    }
+
+    /// The ETag the object (or part) gets: the MD5 of its bytes, or for SSE-C random bytes
+    /// in the same shape.
+    pub(crate) fn etag(&self) -> String {
+        if self.opaque_etag {
+            hex_simd::encode_to_string(rand::random::<[u8; 16]>(), hex_simd::AsciiCase::Lower)
+        } else {
+            self.digests.md5_hex()
+        }
+    }
+
     /// Hands the payload to a metadata record; from here on the record owns the stripes. Also
     /// returns the stripes written with shards missing, to be healed once committed.
     pub(crate) fn into_payload(mut self) -> (Payload, Vec<StripeInfo>) {

@@ -384,6 +384,7 @@ impl ObjectStore {
             digests: hashers.finish(),
             inline,
             guard,
+            opaque_etag: false,
         })
     }
 
@@ -414,13 +415,16 @@ impl ObjectStore {
         &self,
         bucket: &str,
         key: &str,
-        staged: Staged,
+        mut staged: Staged,
         write: ObjectWrite,
         precondition: Option<Precondition>,
     ) -> Result<ObjectRecord, ObjectError> {
+        if matches!(write.encryption, Some(Encryption::Customer { .. })) {
+            staged.conceal_etag();
+        }
         let summary = ObjectSummary {
             size: staged.size,
-            etag: staged.digests.md5_hex(),
+            etag: staged.etag(),
             last_modified_ms: now_ms(),
             version_id: Some(new_version_id()),
             delete_marker: false,
@@ -892,7 +896,7 @@ impl ObjectStore {
     ) -> Result<PartRecord, ObjectError> {
         let checksum = checksum_algorithm
             .and_then(|a| stored_checksums(&staged.digests.checksums, &[a]).pop());
-        let (size, etag) = (staged.size, staged.digests.md5_hex());
+        let (size, etag) = (staged.size, staged.etag());
         let (payload, degraded) = staged.into_payload();
         let record = PartRecord {
             size,

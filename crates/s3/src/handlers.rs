@@ -1335,7 +1335,7 @@ impl S3 for BasaltS3 {
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
             .or_s3()?;
-        let staged = self
+        let mut staged = self
             .stage_verified(
                 input.body,
                 input.content_length,
@@ -1350,6 +1350,12 @@ impl S3 for BasaltS3 {
         let stored_algorithm = upload
             .checksum_algorithm
             .or_else(|| algorithms.first().copied());
+        if matches!(
+            upload.encryption,
+            Some(basalt_object::Encryption::Customer { .. })
+        ) {
+            staged.conceal_etag();
+        }
         let part = self
             .store
             .upload_part(
@@ -1437,7 +1443,7 @@ impl S3 for BasaltS3 {
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
             .or_s3()?;
-        let staged = self
+        let mut staged = self
             .store
             .stage_copy(
                 (src_bucket, src_key),
@@ -1450,6 +1456,12 @@ impl S3 for BasaltS3 {
             )
             .await
             .or_s3()?;
+        if matches!(
+            upload.encryption,
+            Some(basalt_object::Encryption::Customer { .. })
+        ) {
+            staged.conceal_etag();
+        }
         let part = self
             .store
             .upload_part(
