@@ -233,3 +233,14 @@ async fn recreating_an_owned_bucket_is_200_in_us_east_1_and_keeps_its_objects() 
         .expect_err("a re-create elsewhere");
     assert_eq!(error_code(&err), "BucketAlreadyOwnedByYou");
 }
+
+#[tokio::test]
+async fn anonymous_requests_learn_that_a_bucket_does_not_exist() {
+    let (server, _client) = common::server_with_bucket(BUCKET).await;
+    let missing = common::http_get(server.port, "/no-such-bucket-here/k").expect("get");
+    assert_eq!(status_of(&missing), 404, "{missing}");
+    assert!(missing.contains("<Code>NoSuchBucket</Code>"), "{missing}");
+    let private = common::http_get(server.port, &format!("/{BUCKET}/k")).expect("get");
+    assert_eq!(status_of(&private), 403, "{private}");
+    assert!(private.contains("<Code>AccessDenied</Code>"), "{private}");
+}

@@ -263,6 +263,21 @@ fn global_keys(
 }
 
 impl Access {
+    /// The refusal of a request: `AccessDenied`, except that an anonymous request for a bucket
+    /// that does not exist learns so (`NoSuchBucket`), as on AWS.
+    async fn denial(&self, anonymous: bool, bucket: Option<&str>) -> s3s::S3Error {
+        if anonymous
+            && let Some(bucket) = bucket
+            && matches!(
+                self.store.bucket(bucket).await,
+                Err(basalt_object::ObjectError::NoSuchBucket)
+            )
+        {
+            return s3_error!(NoSuchBucket, "The specified bucket does not exist.");
+        }
+        s3_error!(AccessDenied, "Access Denied")
+    }
+
     /// Whether the holder of `access_key` may make the admin call `action` (e.g.
     /// `admin:CreateUser`): the root user may; a user may when its policies allow it. Role
     /// sessions may not administer.
@@ -442,15 +457,17 @@ impl S3Access for Access {
             policies: std::sync::Arc::new(policies),
             keys,
         };
-        for (action, resource) in checks {
-            if !grant.allows(&action, &resource) {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
-        }
-        if op == "DeleteObjects" && !grant.may_delete_in(bucket.as_deref().unwrap_or_default()) {
-            // Its keys are in the body: a caller who could delete none of them is refused
-            // before the body is read.
-            return Err(s3_error!(AccessDenied, "Access Denied"));
+        let denied = checks
+            .iter()
+            .any(|(action, resource)| !grant.allows(action, resource))
+            // DeleteObjects names its keys in the body: a caller who could delete none of them
+            // is refused before the body is read.
+            || (op == "DeleteObjects"
+                && !grant.may_delete_in(bucket.as_deref().unwrap_or_default()));
+        if denied {
+            return Err(self
+                .denial(grant.principal.is_none(), bucket.as_deref())
+                .await);
         }
         cx.extensions_mut().insert(grant);
         if let Some(charge) = charge {
