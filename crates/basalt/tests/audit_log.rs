@@ -39,6 +39,13 @@ async fn denied_requests_and_admin_calls_are_audited_without_secrets() {
     let forged = client_for(&endpoint, ACCESS_KEY, "wrong-secret-value");
     let err = forged.list_buckets().send().await.unwrap_err();
     assert_eq!(error_code(&err), "SignatureDoesNotMatch");
+    // An existing bucket: an anonymous request for a missing one is told NoSuchBucket.
+    client_for(&endpoint, ACCESS_KEY, SECRET_KEY)
+        .create_bucket()
+        .bucket("private")
+        .send()
+        .await
+        .unwrap();
     let anonymous = http_get(port, "/private/data.csv").unwrap();
     assert!(anonymous.starts_with("HTTP/1.1 403"), "{anonymous}");
     let admin = Command::new(env!("CARGO_BIN_EXE_basalt"))
