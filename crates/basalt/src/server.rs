@@ -95,8 +95,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     match swept {
         None => {}
-        Some(0) => tracing::info!("the last run did not stop cleanly; no orphan shard found"),
-        Some(removed) => tracing::info!(removed, "removed shards left by interrupted writes"),
+        // No clean-stop mark: a first start, a crash, or a version before the mark.
+        Some(0) => tracing::info!("no clean stop recorded: swept the drives, no orphan shard"),
+        Some(removed) => tracing::info!(
+            removed,
+            "no clean stop recorded: removed shards left by interrupted writes"
+        ),
     }
     store.start_garbage_collector(config.garbage_grace);
     store.start_background(ScrubSchedule {
