@@ -155,43 +155,15 @@ fn resource_of(path: &S3Path) -> String {
 }
 
 fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| urlencoding_decode(s).unwrap_or_else(|| s.to_owned());
-        (decode(k), decode(v))
-    })
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
-/// A query parameter's value, percent-decoded (as it was given if it does not decode).
+/// A query parameter's value, percent-decoded (as it was given if it is not UTF-8).
 pub(crate) fn decode_query_value(v: &str) -> String {
-    urlencoding_decode(v).unwrap_or_else(|| v.to_owned())
-}
-
-fn urlencoding_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = v.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_or_else(|_| v.to_owned(), std::borrow::Cow::into_owned)
 }
 
 /// The session token a request carries, in its header or a presigned URL's query.

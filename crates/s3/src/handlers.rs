@@ -124,7 +124,7 @@ fn no_content<T>(output: T) -> S3Result<S3Response<T>> {
 }
 
 /// A `versionId` argument: `null` or a version id Basalt could have made.
-fn version_arg(version_id: Option<&str>) -> S3Result<Option<&str>> {
+pub(crate) fn version_arg(version_id: Option<&str>) -> S3Result<Option<&str>> {
     match version_id {
         Some(v) if !is_valid_version_id(v) => {
             Err(s3_error!(InvalidArgument, "Invalid version id specified"))

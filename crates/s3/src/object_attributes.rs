@@ -16,13 +16,7 @@ pub(crate) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    let version = match input.version_id.as_deref() {
-        None => None,
-        Some(v) if v == basalt_object::NULL_VERSION || basalt_object::is_valid_version_id(v) => {
-            Some(v)
-        }
-        Some(_) => return Err(s3_error!(InvalidArgument, "Invalid version id specified")),
-    };
+    let version = crate::handlers::version_arg(input.version_id.as_deref())?;
     let record = store
         .head_version(&input.bucket, &input.key, version)
         .await

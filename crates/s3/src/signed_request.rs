@@ -36,7 +36,6 @@ struct SignatureV4 {
 /// SigV2 requests pass: SigV2 signs every `x-amz-*` header by construction, and an anonymous
 /// request carries no signer's authority.
 pub(crate) fn check<B>(req: &Request<B>, region: &str) -> Result<(), S3Error> {
-    let sts = crate::sts::StsRoute::matches(req.method(), req.uri(), req.headers());
     let signature = match header_signature(req.headers())? {
         Some(sig) => Some((sig, Scheme::Header)),
         None => presigned_signature(req.uri())?.map(|sig| (sig, Scheme::Presigned)),
@@ -44,6 +43,7 @@ pub(crate) fn check<B>(req: &Request<B>, region: &str) -> Result<(), S3Error> {
     let Some((signature, scheme)) = signature else {
         return Ok(());
     };
+    let sts = crate::sts::StsRoute::matches(req.method(), req.uri(), req.headers());
     check_scope(&signature, region, sts, scheme)?;
     check_coverage(&signature, req.headers(), req.uri())
 }
