@@ -93,7 +93,7 @@ impl ClusterArgs {
         })
     }
 
-    fn auth(&self) -> anyhow::Result<ClusterAuth> {
+    pub fn auth(&self) -> anyhow::Result<ClusterAuth> {
         match self
             .cluster_secret
             .as_ref()
@@ -140,7 +140,7 @@ impl ClusterArgs {
 
     /// A TLS acceptor that requires a client certificate the cluster CA signed; SIGHUP builds
     /// it again from the files, for new connections.
-    fn acceptor(&self) -> anyhow::Result<Option<Arc<RwLock<TlsAcceptor>>>> {
+    pub fn acceptor(&self) -> anyhow::Result<Option<Arc<RwLock<TlsAcceptor>>>> {
         let Some(acceptor) = self.build_acceptor()? else {
             return Ok(None);
         };
@@ -249,6 +249,37 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
         drives = ?server.drive_names().collect::<Vec<_>>(),
         "basalt is serving its drives to the cluster"
     );
+    let handler: NodeHandler = Arc::new(move |req| {
+        let server = server.clone();
+        Box::pin(async move { server.handle(req).await })
+    });
+    serve_node_listener(
+        listener,
+        acceptor,
+        handler,
+        crate::server::shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+/// What answers node-to-node requests on a listener.
+pub type NodeHandler = Arc<
+    dyn Fn(
+            http::Request<hyper::body::Incoming>,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>> + Send>,
+        > + Send
+        + Sync,
+>;
+
+/// Serves node-to-node HTTP/2 (mutual TLS with `acceptor`) on `listener` until `shutdown`.
+pub async fn serve_node_listener(
+    listener: TcpListener,
+    acceptor: Option<Arc<RwLock<TlsAcceptor>>>,
+    handler: NodeHandler,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut http = ConnBuilder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new());
     // Each stream may buffer a shard: bound what one peer connection can hold in memory.
@@ -257,22 +288,22 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
         .max_concurrent_streams(MAX_STREAMS_PER_PEER)
         .adaptive_window(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(crate::server::shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let Some((socket, peer)) = crate::server::accept_until(&listener, &mut shutdown).await
         else {
             break;
         };
-        let (server, http, acceptor, watcher) = (
-            server.clone(),
+        let (handler, http, acceptor, watcher) = (
+            handler.clone(),
             http.clone(),
             acceptor.clone(),
             graceful.watcher(),
         );
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+                let handler = handler.clone();
+                async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
             });
             let result =
                 match acceptor {
@@ -315,5 +346,4 @@ pub async fn run_drive_server(args: DriveServerArgs) -> anyhow::Result<()> {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(10)) => {}
     }
-    Ok(())
 }

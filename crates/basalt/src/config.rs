@@ -194,6 +194,54 @@ pub struct ServerArgs {
     pub meta_cache: Option<usize>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// A cluster node: giving `--node-name` makes `server` one node of a Raft-replicated cluster.
+#[derive(Debug, Default, Args)]
+pub struct NodeArgs {
+    /// This node's name in the cluster (stable: its Raft id is derived from it). Without it,
+    /// the server is a single node
+    #[arg(long, env = "BASALT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Node-to-node listener: Raft, requests forwarded by other nodes, this node's drives
+    /// [default: the S3 address's host, port 9100]
+    #[arg(long, env = "BASALT_RPC_ADDRESS")]
+    pub rpc_address: Option<SocketAddr>,
+    /// The RPC addresses of the cluster's nodes (this one's may be among them)
+    #[arg(long, env = "BASALT_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Form the cluster once this many nodes (this one included) answer; the one with the
+    /// lowest id forms it, once. Nodes given the same flags after a restart rejoin by themselves
+    #[arg(long, env = "BASALT_BOOTSTRAP_EXPECT")]
+    pub bootstrap_expect: Option<usize>,
+    /// This node's zone: no two shards of a stripe go to one zone while there are as many
+    /// zones as shards [default: default]
+    #[arg(long, env = "BASALT_ZONE")]
+    pub zone: Option<String>,
+    /// Raft log entries between metadata snapshots [default: 10000]
+    #[arg(long, env = "BASALT_RAFT_SNAPSHOT_THRESHOLD")]
+    pub raft_snapshot_threshold: Option<u64>,
+    /// Raft heartbeat interval in milliseconds [default: 150]
+    #[arg(long, env = "BASALT_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: Option<u64>,
+    /// Shortest Raft election timeout in milliseconds (the longest is twice it) [default: 1000]
+    #[arg(long, env = "BASALT_RAFT_ELECTION_TIMEOUT_MS")]
+    pub raft_election_timeout_ms: Option<u64>,
+}
+
+/// A cluster node's settings, resolved.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    pub rpc_address: SocketAddr,
+    pub peers: Vec<String>,
+    pub bootstrap_expect: usize,
+    pub zone: String,
+    pub snapshot_threshold: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
 }
 
 /// What clients can make a node hold: connections, requests, time and unauthenticated bytes.
@@ -252,6 +300,14 @@ struct FileConfig {
     idle_timeout: Option<String>,
     body_read_timeout: Option<String>,
     pre_auth_budget: Option<u64>,
+    node_name: Option<String>,
+    rpc_address: Option<SocketAddr>,
+    peers: Option<Vec<String>>,
+    bootstrap_expect: Option<usize>,
+    zone: Option<String>,
+    raft_snapshot_threshold: Option<u64>,
+    raft_heartbeat_ms: Option<u64>,
+    raft_election_timeout_ms: Option<u64>,
 }
 
 /// How the S3 listener does TLS.
@@ -297,6 +353,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub front_limits: basalt_s3::FrontLimits,
+    /// Set for a cluster node.
+    pub node: Option<NodeConfig>,
 }
 
 /// A duration that cannot be off: from the flag, else the file, else `default`.
@@ -373,11 +431,60 @@ impl ServerConfig {
             (Some(_), Some(_), true) => bail!("give a certificate or --tls-self-signed, not both"),
             _ => bail!("a TLS certificate needs its key, and a key its certificate"),
         };
+        let address = args
+            .address
+            .or(file.address)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let node = match args.node.node_name.or(file.node_name) {
+            None => None,
+            Some(name) => Some(NodeConfig {
+                name,
+                rpc_address: args
+                    .node
+                    .rpc_address
+                    .or(file.rpc_address)
+                    .unwrap_or_else(|| SocketAddr::new(address.ip(), 9100)),
+                peers: if args.node.peers.is_empty() {
+                    file.peers.unwrap_or_default()
+                } else {
+                    args.node.peers
+                },
+                bootstrap_expect: args
+                    .node
+                    .bootstrap_expect
+                    .or(file.bootstrap_expect)
+                    .unwrap_or(0),
+                zone: args
+                    .node
+                    .zone
+                    .or(file.zone)
+                    .unwrap_or_else(|| "default".to_owned()),
+                snapshot_threshold: args
+                    .node
+                    .raft_snapshot_threshold
+                    .or(file.raft_snapshot_threshold)
+                    .unwrap_or(10_000)
+                    .max(2),
+                heartbeat_ms: args
+                    .node
+                    .raft_heartbeat_ms
+                    .or(file.raft_heartbeat_ms)
+                    .unwrap_or(150),
+                election_timeout_ms: args
+                    .node
+                    .raft_election_timeout_ms
+                    .or(file.raft_election_timeout_ms)
+                    .unwrap_or(1000),
+            }),
+        };
+        if let Some(node) = &node
+            && node.heartbeat_ms * 3 > node.election_timeout_ms
+        {
+            bail!("the Raft election timeout must be at least three heartbeats");
+        }
         let config = Self {
-            address: args
-                .address
-                .or(file.address)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            node,
+            address,
             drives,
             cluster: storage.cluster.clone(),
             meta_dir,
@@ -500,6 +607,7 @@ mod tests {
             min_part_size: None,
             meta_cache: None,
             limits: LimitArgs::default(),
+            node: NodeArgs::default(),
         }
     }
 
@@ -585,6 +693,7 @@ mod tests {
             sse_c_over_http: false,
             roles: vec![],
             limits: basalt_s3::FrontLimits::default(),
+            cluster_status: None,
         };
         let printed = format!("{front:?}");
         assert!(!printed.contains("front-secret"), "{printed}");

@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod fsck;
 mod idle_io;
+mod node;
 mod server;
 mod tls;
 
@@ -77,7 +78,7 @@ fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off,openraft=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

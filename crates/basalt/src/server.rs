@@ -34,10 +34,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         redundancy: config.redundancy,
         key_file: config.sse_master_key_file.clone(),
     };
-    let store =
-        tokio::task::spawn_blocking(move || ObjectStore::open(&drives, &meta_dir, object_config))
+    let (store, cluster) = match &config.node {
+        None => {
+            let store = tokio::task::spawn_blocking(move || {
+                ObjectStore::open(&drives, &meta_dir, object_config)
+            })
             .await?
             .with_context(|| format!("opening the store at {}", config.meta_dir.display()))?;
+            (store, None)
+        }
+        Some(node_config) => {
+            let mut object_config = object_config;
+            if object_config.key_file.is_none() {
+                object_config.key_file = Some(config.meta_dir.join("sse-master.keys"));
+            }
+            let opened = crate::node::open(&config, node_config, object_config).await?;
+            (opened.store, Some(opened.node))
+        }
+    };
     // Loaded (or created, atomically) before the node serves anything, not by the first
     // request that needs it: that would be blocking I/O on the async runtime, and a bad file
     // would surface as a failed request instead of a failed start.
@@ -66,6 +80,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 None => Vec::new(),
             },
             limits: config.front_limits,
+            cluster_status: cluster.clone().map(|node| {
+                basalt_s3::ClusterStatusSource(std::sync::Arc::new(move || {
+                    let node = node.clone();
+                    Box::pin(async move {
+                        serde_json::to_value(node.status().await).unwrap_or_default()
+                    })
+                }))
+            }),
         },
     )
     .map_err(anyhow::Error::msg)?;
@@ -83,10 +105,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.address)
         .await
         .with_context(|| format!("binding {}", config.address))?;
-    let (collected, swept) = store
-        .start_up_collection()
-        .await
-        .context("collecting unreferenced chunks")?;
+    // In a cluster, the leader collects garbage, and no node sweeps for orphan shards at
+    // start: other nodes' writes in flight have shards no record names yet.
+    let (collected, swept) = if cluster.is_some() {
+        (0, None)
+    } else {
+        store
+            .start_up_collection()
+            .await
+            .context("collecting unreferenced chunks")?
+    };
     if collected > 0 {
         tracing::info!(
             stripes = collected,
@@ -208,6 +236,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             }
         }
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    if let Some(node) = cluster {
+        node.shutdown().await;
     }
     Ok(())
 }

@@ -200,6 +200,16 @@ impl DriveSet {
 
     /// [`Self::open`] for drives of this node and of others.
     pub fn open_at(paths: &[Location]) -> Result<Self, DataError> {
+        Self::open_with(paths, true)
+    }
+
+    /// [`Self::open_at`] for a set another node creates: refused with [`DataError::NotFormatted`]
+    /// while no drive holds the set yet (the cluster's bootstrap node formats them).
+    pub fn open_formatted_at(paths: &[Location]) -> Result<Self, DataError> {
+        Self::open_with(paths, false)
+    }
+
+    fn open_with(paths: &[Location], may_create: bool) -> Result<Self, DataError> {
         let count = u16::try_from(paths.len())
             .ok()
             .filter(|n| *n > 0)
@@ -245,6 +255,9 @@ impl DriveSet {
             }
         }
         let fresh = set.is_none();
+        if fresh && !may_create {
+            return Err(DataError::NotFormatted);
+        }
         if fresh
             && let Some((path, Found::Unreachable(reason))) = paths
                 .iter()

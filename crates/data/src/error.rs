@@ -27,4 +27,6 @@ pub enum DataError {
     Layout(String),
     #[error("erasure codec: {0}")]
     Codec(String),
+    #[error("no drive holds the drive set yet (the cluster's bootstrap node formats them)")]
+    NotFormatted,
 }

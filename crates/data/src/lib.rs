@@ -19,9 +19,12 @@ pub use drive_server::DriveServer;
 pub use drives::{Drive, DriveSet, Location};
 pub use error::DataError;
 pub use redundancy::Redundancy;
-pub use remote::{ClientTls, ClusterAuth, ClusterClient, NodeClient, RemoteDrive, is_remote};
+pub use remote::{
+    AUTH_HEADER, ClientTls, ClusterAuth, ClusterClient, NODE_HEALTH_PATH, NodeClient, RemoteDrive,
+    RequestFailure, is_remote,
+};
 pub use store::ChunkStore;
 pub use stripe::{
-    DriveScan, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead, StripeStore,
-    WrittenStripe, shard_id,
+    DriveScan, FailureDomain, Healed, ShardHealth, ShardInfo, StripeCheck, StripeInfo, StripeRead,
+    StripeStore, WrittenStripe, shard_id,
 };

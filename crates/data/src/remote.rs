@@ -398,6 +398,35 @@ impl NodeClient {
         result
     }
 
+    /// One signed request to the node, answered within `deadline`: the status and body. For
+    /// callers beyond the shard path (the consensus layer's messages), which must know
+    /// whether a failed request may have reached the node.
+    pub async fn request(
+        self: &Arc<Self>,
+        method: Method,
+        path_and_query: String,
+        body: Bytes,
+        deadline: Duration,
+    ) -> Result<(StatusCode, Bytes), RequestFailure> {
+        let (generation, sender) = self.sender().await.map_err(RequestFailure::NotSent)?;
+        let exchange = self.exchange(sender, method, &path_and_query, body);
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(Ok((status, _, body))) => Ok((status, body)),
+            Ok(Err(e)) => {
+                self.connection_failed(Some(generation), &e).await;
+                Err(RequestFailure::Lost(e))
+            }
+            Err(_) => Err(RequestFailure::Lost(unavailable(format!(
+                "{}: no answer within {deadline:?}",
+                self.address
+            )))),
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// A call failed on connection `generation` (`None`: unknown, it timed out): drop that
     /// connection and go around the node until it answers again. A late failure on a
     /// connection already replaced changes nothing.
@@ -410,6 +439,17 @@ impl NodeClient {
         drop(connection);
         self.mark_down(why);
     }
+}
+
+/// Why [`NodeClient::request`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestFailure {
+    /// No connection: the node did not get the request.
+    #[error("{0}")]
+    NotSent(DataError),
+    /// Sent, but no answer came: the node may or may not have acted on it.
+    #[error("{0}")]
+    Lost(DataError),
 }
 
 /// What a remote drive's identity request found.

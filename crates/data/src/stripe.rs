@@ -126,6 +126,76 @@ pub struct DriveScan {
     pub unreadable: Vec<(u16, String)>,
 }
 
+/// Where a drive is, for placement: the zone and the node it belongs to (indices into the
+/// cluster's zones and nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureDomain {
+    pub zone: u32,
+    pub node: u32,
+}
+
+/// A drive's rendezvous score for a stripe: every coordinator computes the same, and adding
+/// or removing a drive moves only the stripes that drive wins or loses.
+fn rendezvous_score(id: &ChunkId, drive: usize) -> u64 {
+    let mut x = u64::from_le_bytes([
+        id.0[8], id.0[9], id.0[10], id.0[11], id.0[12], id.0[13], id.0[14], id.0[15],
+    ]) ^ (drive as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64's finalizer: every input bit moves every output bit.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// `count` distinct drives for a stripe by rendezvous hashing over (zone → node → drive):
+/// each pick is the best-scoring drive in a zone not used yet (while one remains), then on a
+/// node not used yet (while one remains).
+fn spread_over_domains(id: &ChunkId, domains: &[FailureDomain], count: usize) -> Vec<u16> {
+    let scores: Vec<u64> = (0..domains.len())
+        .map(|d| rendezvous_score(id, d))
+        .collect();
+    let zones = {
+        let mut z: Vec<u32> = domains.iter().map(|d| d.zone).collect();
+        z.sort_unstable();
+        z.dedup();
+        z.len()
+    };
+    let nodes = {
+        let mut n: Vec<u32> = domains.iter().map(|d| d.node).collect();
+        n.sort_unstable();
+        n.dedup();
+        n.len()
+    };
+    let mut chosen: Vec<usize> = Vec::with_capacity(count);
+    while chosen.len() < count.min(domains.len()) {
+        let used_zones: Vec<u32> = chosen.iter().map(|&d| domains[d].zone).collect();
+        let used_nodes: Vec<u32> = chosen.iter().map(|&d| domains[d].node).collect();
+        let zone_left = used_zones
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            < zones;
+        let node_left = used_nodes
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            < nodes;
+        let best = (0..domains.len())
+            .filter(|d| !chosen.contains(d))
+            .max_by_key(|&d| {
+                (
+                    !(zone_left && used_zones.contains(&domains[d].zone)),
+                    !(node_left && used_nodes.contains(&domains[d].node)),
+                    scores[d],
+                )
+            });
+        match best {
+            Some(d) => chosen.push(d),
+            None => break,
+        }
+    }
+    chosen.into_iter().map(|d| d as u16).collect()
+}
+
 #[derive(Clone)]
 pub struct StripeStore {
     inner: Arc<Inner>,
@@ -134,6 +204,9 @@ pub struct StripeStore {
 struct Inner {
     drives: DriveSet,
     redundancy: Redundancy,
+    /// Per drive, in drive order: its failure domains (zone, node) in a cluster; empty on one
+    /// node.
+    domains: Vec<FailureDomain>,
     /// Per drive: whether its last write failed, so a lost drive is reported once, not per shard.
     failing: Vec<AtomicBool>,
 }
@@ -151,7 +224,24 @@ impl StripeStore {
         locations: &[Location],
         redundancy: Option<Redundancy>,
     ) -> Result<Self, DataError> {
-        let drives = DriveSet::open_at(locations)?;
+        Self::with_drives(DriveSet::open_at(locations)?, redundancy, Vec::new())
+    }
+
+    /// A store over drives already opened, spread over failure domains (one per drive, in
+    /// drive order): no two shards of a stripe share a node, nor a zone when there are as many
+    /// zones as shards.
+    pub fn with_drives(
+        drives: DriveSet,
+        redundancy: Option<Redundancy>,
+        domains: Vec<FailureDomain>,
+    ) -> Result<Self, DataError> {
+        if !domains.is_empty() && domains.len() != drives.len() {
+            return Err(DataError::Layout(format!(
+                "{} failure domains for {} drives",
+                domains.len(),
+                drives.len()
+            )));
+        }
         let redundancy = redundancy.unwrap_or_else(|| Redundancy::default_for(drives.len()));
         if redundancy.shard_count() > drives.len() {
             return Err(DataError::Layout(format!(
@@ -165,6 +255,7 @@ impl StripeStore {
             inner: Arc::new(Inner {
                 drives,
                 redundancy,
+                domains,
                 failing,
             }),
         })
@@ -181,6 +272,9 @@ impl StripeStore {
     /// Distinct drives for the shards of a stripe: a rotation that starts at a drive picked by
     /// the stripe id, so data and parity spread evenly over the drives.
     fn placement(&self, id: ChunkId, count: usize) -> Vec<u16> {
+        if !self.inner.domains.is_empty() {
+            return spread_over_domains(&id, &self.inner.domains, count);
+        }
         let n = self.inner.drives.len();
         let start = u64::from_le_bytes([
             id.0[1], id.0[2], id.0[3], id.0[4], id.0[5], id.0[6], id.0[7], id.0[8],
@@ -695,6 +789,44 @@ fn joined<T>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shards_spread_over_nodes_and_zones_first() {
+        // 3 nodes of 2 drives, nodes 0 and 1 in zone 0, node 2 in zone 1.
+        let domains: Vec<FailureDomain> = [(0, 0), (0, 0), (0, 1), (0, 1), (1, 2), (1, 2)]
+            .iter()
+            .map(|&(zone, node)| FailureDomain { zone, node })
+            .collect();
+        let mut per_drive = [0usize; 6];
+        for _ in 0..600 {
+            let id = ChunkId::random();
+            let three = spread_over_domains(&id, &domains, 3);
+            let nodes: std::collections::BTreeSet<u32> = three
+                .iter()
+                .map(|&d| domains[usize::from(d)].node)
+                .collect();
+            assert_eq!(nodes.len(), 3, "no two shards on one node: {three:?}");
+            let two = spread_over_domains(&id, &domains, 2);
+            let zones: std::collections::BTreeSet<u32> =
+                two.iter().map(|&d| domains[usize::from(d)].zone).collect();
+            assert_eq!(zones.len(), 2, "no two shards in one zone: {two:?}");
+            assert_eq!(spread_over_domains(&id, &domains, 3), three, "stable");
+            let six = spread_over_domains(&id, &domains, 6);
+            let distinct: std::collections::BTreeSet<u16> = six.iter().copied().collect();
+            assert_eq!(
+                distinct.len(),
+                6,
+                "more shards than nodes still take distinct drives"
+            );
+            for d in three {
+                per_drive[usize::from(d)] += 1;
+            }
+        }
+        assert!(
+            per_drive.iter().all(|&n| n > 150),
+            "spread evenly: {per_drive:?}"
+        );
+    }
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
     use std::fs;

@@ -1,14 +1,16 @@
 //! The commands of the metadata state machine. Each is applied atomically; a command that is
 //! refused (its error is returned) changes nothing.
 
+use crate::MetaError;
 use crate::record::{
     BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, ObjectRecord,
     PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
 };
 use crate::store::PayloadOwner;
+use serde::{Deserialize, Serialize};
 
 /// A condition on the current object, checked inside the transaction that writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Precondition {
     /// `If-None-Match: *` — the key must not exist.
     IfNoneMatchAny,
@@ -18,14 +20,14 @@ pub enum Precondition {
     IfMatch(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletePart {
     pub part_number: u32,
     /// Unquoted ETag as the client sent it.
     pub etag: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     /// With `object_lock`, the bucket starts with versioning enabled and object lock on.
     CreateBucket {
@@ -149,9 +151,46 @@ pub enum Command {
     },
     /// Removes garbage entries whose files the collector deleted.
     ForgetGarbage { ids: Vec<u64> },
+    /// Stores (or with `None` removes) one cluster-wide value that is not a bucket's (the
+    /// cluster layout, the SSE master keys): replicated with everything else.
+    SetClusterValue { key: String, value: Option<Vec<u8>> },
 }
 
-#[derive(Debug, Clone)]
+/// The one encoding of commands on the wire and in a replicated log: a format byte, then
+/// postcard. A build refuses formats it does not know rather than misread them.
+const COMMAND_FORMAT: u8 = 1;
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![COMMAND_FORMAT];
+        // Serializing plain data into a Vec cannot fail.
+        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, MetaError> {
+        match bytes.split_first() {
+            Some((&COMMAND_FORMAT, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| MetaError::Corrupt(format!("command: {e}")))
+            }
+            Some((&other, _)) => Err(MetaError::UnsupportedFormat(other)),
+            None => Err(MetaError::Corrupt("empty command".into())),
+        }
+    }
+
+    /// Gives the command's clock readings the time `at_ms`: a replicated command is stamped
+    /// by the Raft leader when it is proposed, so every replica applies the same time.
+    pub fn stamp(&mut self, at_ms: i64) {
+        match self {
+            Command::DeleteObject { now_ms, .. } | Command::SetRetention { now_ms, .. } => {
+                *now_ms = at_ms;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CompleteUpload {
     pub bucket: String,
     pub key: String,
@@ -170,7 +209,7 @@ pub struct CompleteUpload {
 /// What a command did. `garbage` lists chunks no record references any more: the state
 /// machine records them in its garbage table in the same transaction, and the collector
 /// deletes their files once no read can need them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Outcome {
     pub garbage: Vec<StripeRef>,
     /// For `CompleteUpload`: the object as written.

@@ -2,7 +2,7 @@ use thiserror::Error;
 
 /// Errors of the metadata layer. Logical errors (a missing bucket, a failed precondition) leave
 /// the store unchanged; `Storage` and `Poisoned` mean the engine itself failed.
-#[derive(Debug, Error)]
+#[derive(Debug, Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum MetaError {
     #[error("bucket does not exist")]
@@ -42,6 +42,9 @@ pub enum MetaError {
     Storage(String),
     #[error("metadata store is poisoned by an earlier commit failure; restart the node")]
     Poisoned,
+    /// The cluster cannot commit or confirm right now (no quorum, no leader): try again.
+    #[error("metadata unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<redb::Error> for MetaError {

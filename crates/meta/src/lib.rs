@@ -31,6 +31,7 @@ mod keys;
 mod listing;
 mod record;
 mod redb_store;
+mod replica;
 mod state_machine;
 mod store;
 mod tables;
@@ -44,6 +45,7 @@ pub use record::{
     RetentionMode, ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord, VersioningState,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, META_READ_THREADS, RedbStore};
+pub use replica::Replicated;
 pub use store::{
     ListEntry, ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner,
     UploadListing, UploadPage, VersionEntry, VersionPage,

@@ -41,7 +41,7 @@ const MAX_BATCH: usize = 512;
 type Reply = oneshot::Sender<Result<Outcome, MetaError>>;
 
 pub struct RedbStore {
-    db: Arc<Database>,
+    pub(crate) db: Arc<Database>,
     writer: Option<mpsc::Sender<(Command, Reply)>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     poisoned: Arc<AtomicBool>,

@@ -210,6 +210,14 @@ impl<'txn> Tables<'txn> {
                 }
                 Ok(Outcome::default())
             }
+            Command::SetClusterValue { key, value } => {
+                let key = format!("{CLUSTER_VALUE_PREFIX}{key}");
+                match value {
+                    Some(value) => self.system.insert(key.as_str(), value.as_slice())?,
+                    None => self.system.remove(key.as_str())?,
+                };
+                Ok(Outcome::default())
+            }
             Command::CreateBucket {
                 name,
                 record,

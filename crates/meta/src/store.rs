@@ -88,7 +88,7 @@ impl PayloadCursor {
 }
 
 /// Which record a payload belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PayloadOwner {
     /// One version of an object (`None`: the null version).
     Object {

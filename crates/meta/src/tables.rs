@@ -38,3 +38,7 @@ pub(crate) const GARBAGE_NEXT_KEY: &str = "garbage-next";
 pub(crate) const CLEAN_STOP_KEY: &str = "clean-stop";
 /// Users and access keys, opaque to the metadata layer.
 pub(crate) const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
+/// In [`SYSTEM`]: cluster-wide values (`Command::SetClusterValue`), under this prefix.
+pub(crate) const CLUSTER_VALUE_PREFIX: &str = "cluster/";
+/// In [`SYSTEM`]: the replicated log position the state reflects (opaque to this crate).
+pub(crate) const APPLIED_KEY: &str = "raft-applied";

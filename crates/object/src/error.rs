@@ -34,6 +34,9 @@ pub enum ObjectError {
     Internal(String),
     #[error("the store is refusing writes after a storage failure; restart the node")]
     Unavailable,
+    /// The cluster cannot commit or confirm now (no quorum, an election): retry.
+    #[error("{0}")]
+    ClusterUnavailable(String),
     #[error("{0}")]
     InsufficientDrives(String),
     #[error("{0}")]
@@ -87,6 +90,7 @@ impl From<MetaError> for ObjectError {
             MetaError::InvalidPartOrder => Self::InvalidPartOrder,
             MetaError::EntityTooSmall { part, size } => Self::EntityTooSmall { part, size, min: 0 },
             MetaError::Poisoned => Self::Unavailable,
+            MetaError::Unavailable(m) => Self::ClusterUnavailable(m),
             MetaError::NoSuchVersion => Self::NoSuchVersion,
             MetaError::InvalidBucketState(m) => Self::InvalidBucketState(m),
             MetaError::InvalidRequest(m) => Self::InvalidRequest(m),

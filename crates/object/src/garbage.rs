@@ -148,6 +148,9 @@ impl ObjectStore {
             async move {
                 loop {
                     tokio::time::sleep(every).await;
+                    if !this.runs_background() {
+                        continue;
+                    }
                     match this.collect_due_garbage(grace).await {
                         Ok(r) if r.stripes > 0 => {
                             tracing::debug!(

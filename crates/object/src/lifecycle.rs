@@ -103,6 +103,9 @@ impl ObjectStore {
             async move {
                 loop {
                     tokio::time::sleep(interval).await;
+                    if !this.runs_background() {
+                        continue;
+                    }
                     match this.run_lifecycle(now_ms()).await {
                         Ok(report) => tracing::info!(?report, "lifecycle run finished"),
                         Err(e) => tracing::warn!(error = %e, "lifecycle run failed"),

@@ -191,7 +191,7 @@ impl ObjectStore {
                         let back = blocking(move || Ok(store.reconnect_remote_drives_blocking()))
                             .await
                             .unwrap_or_default();
-                        if !back.is_empty() && this.start_heal() {
+                        if !back.is_empty() && this.runs_background() && this.start_heal() {
                             tracing::info!(drives = ?back, "drives of other nodes back online: healing");
                         }
                     }
@@ -205,6 +205,9 @@ impl ObjectStore {
                 async move {
                     loop {
                         tokio::time::sleep(interval).await;
+                        if !this.runs_background() {
+                            continue;
+                        }
                         match this
                             .sweep("scrub", SweepMode::Repair, Some(scrub.bytes_per_second))
                             .await

@@ -137,6 +137,10 @@ pub struct ObjectStore {
     master_keys: Arc<OnceLock<Result<Arc<MasterKeys>, String>>>,
     /// Stripes that reads in flight are reading: garbage the collector leaves for now.
     pub(crate) pins: Arc<crate::garbage::ReadPins>,
+    /// Whether this node runs the periodic workers now (lifecycle, scrub, garbage, full
+    /// heals): always on one node; in a cluster, only on the Raft leader, so they run once
+    /// per cluster and move with leadership.
+    background_gate: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl ObjectStore {
@@ -148,7 +152,18 @@ impl ObjectStore {
             maintenance: Arc::new(Maintenance::new()),
             master_keys: Arc::default(),
             pins: Arc::default(),
+            background_gate: Arc::new(|| true),
         }
+    }
+
+    /// Runs the periodic workers only while `gate` answers true (see `background_gate`).
+    pub fn with_background_gate(mut self, gate: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.background_gate = Arc::new(gate);
+        self
+    }
+
+    pub(crate) fn runs_background(&self) -> bool {
+        (self.background_gate)()
     }
 
     /// A node's store: metadata in `<meta_dir>/meta.redb`, chunks as stripes over `drives`

@@ -27,6 +27,7 @@ pub(crate) struct AdminRoute {
     pub(crate) store: ObjectStore,
     pub(crate) access: crate::access::Access,
     pub(crate) sts: crate::sts::StsRoute,
+    pub(crate) cluster_status: Option<crate::service::ClusterStatusSource>,
 }
 
 /// The IAM action of an admin call (`admin:*` in an identity policy grants them all), or
@@ -42,7 +43,7 @@ fn admin_action(method: &Method, call: &str) -> Option<&'static str> {
         (&Method::POST, "keys") => "admin:CreateAccessKey",
         (&Method::GET, "keys") => "admin:ListAccessKeys",
         (&Method::DELETE, "keys") => "admin:DeleteAccessKey",
-        (&Method::GET, "status") => "admin:ServerInfo",
+        (&Method::GET, "status" | "cluster/status") => "admin:ServerInfo",
         (&Method::POST, "lifecycle") => "admin:RunLifecycle",
         (&Method::POST, "heal") => "admin:Heal",
         _ => return None,
@@ -210,6 +211,13 @@ impl S3Route for AdminRoute {
             (&Method::GET, "status") => {
                 json(StatusCode::OK, &self.store.maintenance_status().await)
             }
+            (&Method::GET, "cluster/status") => match &self.cluster_status {
+                Some(source) => json(StatusCode::OK, &(source.0)().await),
+                None => json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "mode": "single-node", "nodes": [] }),
+                ),
+            },
             (&Method::POST, "lifecycle") => {
                 let at_ms = match req
                     .uri

@@ -34,7 +34,9 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
             )
         }
         ObjectError::Body(_) => s3_error!(IncompleteBody, "{message}"),
-        ObjectError::Unavailable => s3_error!(ServiceUnavailable, "{message}"),
+        ObjectError::Unavailable | ObjectError::ClusterUnavailable(_) => {
+            s3_error!(ServiceUnavailable, "{message}")
+        }
         ObjectError::InsufficientDrives(_) => {
             tracing::warn!(error = %message, "write refused");
             s3_error!(SlowDown, "{message}")

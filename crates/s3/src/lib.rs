@@ -26,5 +26,5 @@ mod sts;
 pub use admin::ADMIN_BUCKET;
 pub use handlers::BasaltS3;
 pub use in_flight::ConnectionActivity;
-pub use service::{FrontConfig, FrontLimits, HttpService, build_service};
+pub use service::{ClusterStatusSource, FrontConfig, FrontLimits, HttpService, build_service};
 pub use sts::{RoleConfig, RolesFile};

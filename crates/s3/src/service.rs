@@ -33,6 +33,23 @@ pub struct FrontConfig {
     pub roles: Vec<crate::RoleConfig>,
     /// Limits on what clients can make the node hold.
     pub limits: FrontLimits,
+    /// On a cluster node: what `GET /basalt-admin/v1/cluster/status` answers.
+    pub cluster_status: Option<ClusterStatusSource>,
+}
+
+/// Produces the cluster's status (JSON) for the admin API; the front knows nothing else of the
+/// cluster.
+#[derive(Clone)]
+pub struct ClusterStatusSource(
+    pub  Arc<
+        dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = serde_json::Value> + Send>> + Send + Sync,
+    >,
+);
+
+impl std::fmt::Debug for ClusterStatusSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterStatusSource")
+    }
 }
 
 /// What clients, authenticated or not, can make the node hold.
@@ -152,6 +169,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
             store: store.clone(),
             roles: Arc::new(config.roles.clone()),
         },
+        cluster_status: config.cluster_status.clone(),
     });
     builder.set_auth(crate::access::Auth {
         store: store.clone(),

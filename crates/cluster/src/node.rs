@@ -1,0 +1,450 @@
+//! One node of the cluster: its Raft instance over the local replica, how it forms the
+//! cluster with its peers, and how it proposes commands and confirms reads from any node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use basalt_data::ClusterClient;
+use basalt_meta::{Command, MetaError, Outcome, RedbStore};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, Raft, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{Layout, NodeInfo, node_id};
+use crate::log_store::LogStore;
+use crate::network::{CallError, Peers};
+use crate::replica::Replica;
+use crate::types::{NodeId, Proposal, ProposalReply, TypeConfig};
+
+pub const PROPOSE_PATH: &str = "/basalt-node/v1/cluster/propose";
+pub const READ_INDEX_PATH: &str = "/basalt-node/v1/cluster/read-index";
+pub const NODE_PATH: &str = "/basalt-node/v1/cluster/node";
+
+/// How long a write or read waits for a leader (an election, a partition healing) before it
+/// is refused with 503.
+const LEADER_WAIT: Duration = Duration::from_secs(8);
+/// One forwarded proposal or read-index request.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+const DISCOVERY_INTERVAL: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub me: NodeInfo,
+    /// The RPC addresses of the other nodes (this node's own may be among them).
+    pub peers: Vec<String>,
+    /// With N > 0: the cluster is formed once N nodes (this one included) answer, by the one
+    /// with the lowest id. 0: this node only joins a cluster formed by another.
+    pub bootstrap_expect: usize,
+    /// Log entries between snapshots (the log before a snapshot is then purged).
+    pub snapshot_threshold: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+}
+
+/// What a node answers about itself at [`NODE_PATH`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeHello {
+    pub info: NodeInfo,
+    /// Whether it already knows a membership (it belongs to a formed cluster).
+    pub member: bool,
+}
+
+/// What formation asks of the caller.
+pub enum Formation {
+    /// The cluster exists: this node is one of its members.
+    Member,
+    /// This node forms the cluster with `layout`: prepare its drives, then call
+    /// [`ClusterNode::initialize`].
+    Bootstrap(Layout),
+}
+
+/// A node's view of the cluster, for `basalt admin cluster status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub node_id: NodeId,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub layout_epoch: u64,
+    pub state: String,
+    pub nodes: Vec<NodeStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub id: NodeId,
+    pub up: bool,
+    pub zone: String,
+    pub rpc: String,
+    pub s3: String,
+    pub drives: usize,
+    /// On the leader: the last log index this node is known to hold.
+    pub matched_index: Option<u64>,
+}
+
+pub struct ClusterNode {
+    pub id: NodeId,
+    pub me: NodeInfo,
+    pub raft: Raft<TypeConfig>,
+    pub meta: Arc<RedbStore>,
+    pub peers: Peers,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn unavailable(why: impl std::fmt::Display) -> MetaError {
+    MetaError::Unavailable(why.to_string())
+}
+
+/// Why a forwarded request was refused by the node it was sent to.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Refusal {
+    /// It is not the leader (any more): ask the one it names, if any.
+    NotLeader(Option<NodeId>),
+    Unavailable(String),
+}
+
+impl ClusterNode {
+    /// Starts Raft over the replica in `meta` (this node's `meta.redb`) with its log in
+    /// `dir/raft.redb` and snapshots under `dir/snapshots`. Blocking parts run off the runtime.
+    pub async fn start(
+        settings: &ClusterSettings,
+        meta: Arc<RedbStore>,
+        dir: &Path,
+        client: ClusterClient,
+    ) -> Result<Arc<Self>, String> {
+        let id = node_id(&settings.me.name);
+        let log_path = dir.join("raft.redb");
+        let log = tokio::task::spawn_blocking(move || LogStore::open(&log_path))
+            .await
+            .map_err(|e| e.to_string())??;
+        let replica = Replica::new(meta.clone(), dir.join("snapshots"))
+            .map_err(|e| format!("snapshots directory: {e}"))?;
+        let config = Config {
+            cluster_name: "basalt".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_timeout_ms,
+            election_timeout_max: settings.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_threshold),
+            max_in_snapshot_log_to_keep: settings.snapshot_threshold / 10,
+            install_snapshot_timeout: 10_000,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| format!("raft settings: {e}"))?;
+        let peers = Peers::new(client);
+        let raft = Raft::new(id, Arc::new(config), peers.clone(), log, replica)
+            .await
+            .map_err(|e| format!("starting raft: {e}"))?;
+        Ok(Arc::new(Self {
+            id,
+            me: settings.me.clone(),
+            raft,
+            meta,
+            peers,
+        }))
+    }
+
+    /// The members as the replicated membership names them.
+    fn members(&self) -> BTreeMap<NodeId, NodeInfo> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .collect()
+    }
+
+    pub fn is_member(&self) -> bool {
+        !self.members().is_empty()
+    }
+
+    /// The layout of the formed cluster: its members, in id order.
+    pub fn layout(&self) -> Layout {
+        let metrics = self.raft.metrics().borrow().clone();
+        let mut layout = Layout::new(self.members().into_values().collect());
+        layout.epoch = metrics.membership_config.log_id().map_or(0, |id| id.index);
+        layout
+    }
+
+    pub fn hello(&self) -> NodeHello {
+        NodeHello {
+            info: self.me.clone(),
+            member: self.is_member(),
+        }
+    }
+
+    /// Waits until this node belongs to a formed cluster, or is the one to form it.
+    pub async fn form(&self, settings: &ClusterSettings) -> Formation {
+        let mut last_report = Instant::now();
+        loop {
+            if self.is_member() {
+                return Formation::Member;
+            }
+            let mut known = BTreeMap::from([(self.id, self.me.clone())]);
+            let mut any_member = false;
+            for address in settings.peers.iter().filter(|a| **a != self.me.rpc) {
+                let hello: Result<NodeHello, CallError> = self
+                    .peers
+                    .call(address, NODE_PATH, &(), Duration::from_secs(2))
+                    .await;
+                if let Ok(hello) = hello {
+                    any_member |= hello.member;
+                    known.insert(node_id(&hello.info.name), hello.info);
+                }
+            }
+            let lowest = known.keys().next().copied();
+            if settings.bootstrap_expect > 0
+                && known.len() >= settings.bootstrap_expect
+                && !any_member
+                && lowest == Some(self.id)
+            {
+                return Formation::Bootstrap(Layout::new(known.into_values().collect()));
+            }
+            if last_report.elapsed() > Duration::from_secs(5) {
+                last_report = Instant::now();
+                tracing::info!(
+                    known = known.len(),
+                    expect = settings.bootstrap_expect,
+                    "waiting for the cluster to form"
+                );
+            }
+            tokio::time::sleep(DISCOVERY_INTERVAL).await;
+        }
+    }
+
+    /// Forms the cluster with the nodes of `layout` as its voters.
+    pub async fn initialize(&self, layout: &Layout) -> Result<(), String> {
+        let members: BTreeMap<NodeId, NodeInfo> = layout
+            .nodes
+            .iter()
+            .map(|n| (node_id(&n.name), n.clone()))
+            .collect();
+        let names: BTreeSet<&str> = layout.nodes.iter().map(|n| n.name.as_str()).collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(nodes = ?names, "cluster formed");
+                Ok(())
+            }
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(format!("forming the cluster: {e}")),
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    fn rpc_address(&self, id: NodeId) -> Option<String> {
+        self.members().get(&id).map(|n| n.rpc.clone())
+    }
+
+    /// Waits (up to `deadline`) for a leader to be known.
+    async fn await_leader(&self, deadline: Instant) -> Result<NodeId, MetaError> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow().current_leader {
+                return Ok(leader);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(unavailable("no Raft leader: the cluster has no quorum"));
+            }
+            let _ = tokio::time::timeout(left, metrics.changed()).await;
+        }
+    }
+
+    /// Proposes `command` as the leader: stamped with this node's clock, committed by a
+    /// quorum, applied here. `NotLeader` if this node is not the leader.
+    pub async fn propose_as_leader(&self, mut command: Command) -> Result<ProposalReply, Refusal> {
+        let at_ms = now_ms();
+        command.stamp(at_ms);
+        let proposal = Proposal {
+            at_ms,
+            command: command.encode(),
+        };
+        match self.raft.client_write(proposal).await {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(Refusal::NotLeader(forward.leader_id))
+            }
+            Err(e) => Err(Refusal::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Commits `command` through the leader, wherever it is, and returns what applying it
+    /// answered. Retried only while it is certain the command was not proposed (no leader, a
+    /// leader that refused it, a leader that could not be reached).
+    pub async fn propose(&self, command: Command) -> Result<Outcome, MetaError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = self.await_leader(deadline).await?;
+            let refusal = if leader == self.id {
+                match self.propose_as_leader(command.clone()).await {
+                    Ok(reply) => return reply.0,
+                    Err(refusal) => refusal,
+                }
+            } else {
+                let address = self
+                    .rpc_address(leader)
+                    .ok_or_else(|| unavailable("the leader is not in the membership"))?;
+                let answer: Result<Result<ProposalReply, Refusal>, CallError> = self
+                    .peers
+                    .call(&address, PROPOSE_PATH, &command.encode(), FORWARD_TIMEOUT)
+                    .await;
+                match answer {
+                    Ok(Ok(reply)) => return reply.0,
+                    Ok(Err(refusal)) => refusal,
+                    Err(CallError::NotSent(e)) => Refusal::NotLeader(None).tap(
+                        |_| tracing::debug!(error = %e, "leader unreachable; waiting for another"),
+                    ),
+                    Err(e) => {
+                        return Err(unavailable(format!(
+                            "the leader did not answer; the write may or may not have been applied: {e}"
+                        )));
+                    }
+                }
+            };
+            match refusal {
+                Refusal::NotLeader(_) => {}
+                Refusal::Unavailable(why) => return Err(unavailable(why)),
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no Raft leader accepted the write in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// As the leader: confirms leadership with a quorum and returns the index every read
+    /// must see (openraft's read index).
+    pub async fn read_index_as_leader(&self) -> Result<Option<u64>, Refusal> {
+        match self.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map(|id| id.index)),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(Refusal::NotLeader(f.leader_id))
+            }
+            Err(e) => Err(Refusal::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Returns once this node has applied everything committed before the call: a read that
+    /// follows sees every write acknowledged anywhere before it began (linearizable reads).
+    pub async fn linearize(&self) -> Result<(), MetaError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let leader = self.await_leader(deadline).await?;
+            let index = if leader == self.id {
+                self.read_index_as_leader().await
+            } else {
+                let address = self
+                    .rpc_address(leader)
+                    .ok_or_else(|| unavailable("the leader is not in the membership"))?;
+                let answer: Result<Result<Option<u64>, Refusal>, CallError> = self
+                    .peers
+                    .call(&address, READ_INDEX_PATH, &(), FORWARD_TIMEOUT)
+                    .await;
+                answer.unwrap_or_else(|e| {
+                    Err(Refusal::NotLeader(None)
+                        .tap(|_| tracing::debug!(error = %e, "read index: leader unreachable")))
+                })
+            };
+            match index {
+                Ok(index) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return self
+                        .raft
+                        .wait(Some(left.max(Duration::from_millis(100))))
+                        .applied_index_at_least(index, "linearizable read")
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| unavailable(format!("catching up with the leader: {e}")));
+                }
+                Err(Refusal::Unavailable(why)) => return Err(unavailable(why)),
+                Err(Refusal::NotLeader(_)) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable("no Raft leader confirmed the read in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Whether this node leads the cluster now: the cluster's single background workers run
+    /// on it (and move with leadership).
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.id)
+    }
+
+    pub async fn status(&self) -> ClusterStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let members = self.members();
+        let mut nodes = Vec::with_capacity(members.len());
+        for (id, info) in &members {
+            let up = *id == self.id || {
+                let hello: Result<NodeHello, CallError> = self
+                    .peers
+                    .call(&info.rpc, NODE_PATH, &(), Duration::from_secs(1))
+                    .await;
+                hello.is_ok()
+            };
+            let matched_index = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map(|l| l.index);
+            nodes.push(NodeStatus {
+                name: info.name.clone(),
+                id: *id,
+                up,
+                zone: info.zone.clone(),
+                rpc: info.rpc.clone(),
+                s3: info.s3.clone(),
+                drives: info.drives.len(),
+                matched_index,
+            });
+        }
+        ClusterStatus {
+            node: self.me.name.clone(),
+            node_id: self.id,
+            leader: metrics
+                .current_leader
+                .and_then(|l| members.get(&l).map(|n| n.name.clone())),
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index,
+            commit_index: metrics.last_applied.map(|l| l.index),
+            applied_index: metrics.last_applied.map(|l| l.index),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            layout_epoch: metrics.membership_config.log_id().map_or(0, |l| l.index),
+            state: format!("{:?}", metrics.state),
+            nodes,
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+    }
+}
+
+trait Tap: Sized {
+    fn tap(self, f: impl FnOnce(&Self)) -> Self {
+        f(&self);
+        self
+    }
+}
+
+impl<T> Tap for T {}

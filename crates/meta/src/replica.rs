@@ -1,0 +1,224 @@
+//! The metadata as one replica of a replicated state machine: commands applied in log order
+//! with the log position they reach, in one transaction; the whole replicated state written
+//! to, and restored from, a snapshot stream in bounded memory.
+//!
+//! The log position is opaque here (the consensus layer encodes it): what matters is that it
+//! commits with the state it describes, so a restart never applies an entry twice or skips one.
+
+use std::io::{Read, Write};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::MetaError;
+use crate::command::{Command, Outcome};
+use crate::redb_store::RedbStore;
+use crate::state_machine::Tables;
+use crate::tables::*;
+
+/// One committed log entry: a command stamped with its leader's time, or `None` for an entry
+/// that only moves the log position (a membership change, a leader's blank entry).
+#[derive(Debug, Clone)]
+pub struct Replicated {
+    pub at_ms: i64,
+    pub command: Option<Command>,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"BSNAP\x00\x00\x01";
+const END_TAG: u8 = 0xff;
+/// A key or value larger than this in a snapshot is corruption, not data.
+const MAX_SNAPSHOT_FIELD: u32 = 256 << 20;
+
+type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type NamedTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// The tables whose keys are bytes, each with its tag in a snapshot.
+const BYTE_TABLES: [(u8, BytesTable); 5] = [
+    (1, OBJECTS),
+    (2, VERSIONS),
+    (3, UPLOADS),
+    (4, PARTS),
+    (5, BUCKET_SETTINGS),
+];
+const NAMED_TABLES: [(u8, NamedTable); 2] = [(6, BUCKETS), (7, IDENTITIES)];
+const GARBAGE_TAG: u8 = 8;
+const SYSTEM_TAG: u8 = 9;
+
+/// Which keys of [`SYSTEM`] are replicated state (the rest are this node's own).
+fn replicated_system_key(key: &str) -> bool {
+    key == GARBAGE_NEXT_KEY || key.starts_with(CLUSTER_VALUE_PREFIX)
+}
+
+fn write_field(out: &mut impl Write, bytes: &[u8]) -> Result<(), MetaError> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| MetaError::Storage("snapshot field over 4 GiB".into()))?;
+    out.write_all(&len.to_le_bytes()).map_err(io_error)?;
+    out.write_all(bytes).map_err(io_error)
+}
+
+fn read_field(input: &mut impl Read) -> Result<Vec<u8>, MetaError> {
+    let mut len = [0; 4];
+    input.read_exact(&mut len).map_err(io_error)?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_SNAPSHOT_FIELD {
+        return Err(MetaError::Corrupt(format!("snapshot field of {len} bytes")));
+    }
+    let mut bytes = vec![0; len as usize];
+    input.read_exact(&mut bytes).map_err(io_error)?;
+    Ok(bytes)
+}
+
+fn io_error(e: std::io::Error) -> MetaError {
+    MetaError::Storage(format!("snapshot I/O: {e}"))
+}
+
+fn text(bytes: Vec<u8>) -> Result<String, MetaError> {
+    String::from_utf8(bytes).map_err(|_| MetaError::Corrupt("snapshot key is not UTF-8".into()))
+}
+
+impl RedbStore {
+    /// Applies committed entries in order, and records `applied` (the position after the last)
+    /// with them in one durable transaction. Returns each command's result, in order (`None`
+    /// for entries without a command). A refused command changes nothing but is still applied
+    /// (every replica refuses it the same way); an engine failure aborts the whole batch.
+    /// Blocking.
+    pub fn apply_replicated(
+        &self,
+        entries: &[Replicated],
+        applied: &[u8],
+    ) -> Result<Vec<Option<Result<Outcome, MetaError>>>, MetaError> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(entries.len());
+        {
+            let mut tables = Tables::open(&txn)?;
+            for entry in entries {
+                let Some(command) = &entry.command else {
+                    results.push(None);
+                    continue;
+                };
+                match tables.apply_stamped(entry.at_ms, command) {
+                    Err(
+                        e @ (MetaError::Storage(_)
+                        | MetaError::Corrupt(_)
+                        | MetaError::UnsupportedFormat(_)),
+                    ) => return Err(e),
+                    other => results.push(Some(other)),
+                }
+            }
+        }
+        txn.open_table(SYSTEM)?.insert(APPLIED_KEY, applied)?;
+        txn.commit()?;
+        Ok(results)
+    }
+
+    /// The log position recorded by the last [`Self::apply_replicated`] or snapshot install.
+    /// Blocking.
+    pub fn applied_position(&self) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn
+            .open_table(SYSTEM)?
+            .get(APPLIED_KEY)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// A value set by `Command::SetClusterValue`. Blocking.
+    pub fn cluster_value(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.db.begin_read()?;
+        let key = format!("{CLUSTER_VALUE_PREFIX}{key}");
+        Ok(txn
+            .open_table(SYSTEM)?
+            .get(key.as_str())?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Writes the replicated state, as of one read transaction, to `out`, and returns the log
+    /// position it reflects. Memory stays bounded by the largest record. Blocking.
+    pub fn export_snapshot(&self, out: &mut impl Write) -> Result<Option<Vec<u8>>, MetaError> {
+        let txn = self.db.begin_read()?;
+        out.write_all(SNAPSHOT_MAGIC).map_err(io_error)?;
+        let mut record = |tag: u8, key: &[u8], value: &[u8]| -> Result<(), MetaError> {
+            out.write_all(&[tag]).map_err(io_error)?;
+            write_field(out, key)?;
+            write_field(out, value)
+        };
+        for (tag, table) in BYTE_TABLES {
+            for row in txn.open_table(table)?.iter()? {
+                let (k, v) = row?;
+                record(tag, k.value(), v.value())?;
+            }
+        }
+        for (tag, table) in NAMED_TABLES {
+            for row in txn.open_table(table)?.iter()? {
+                let (k, v) = row?;
+                record(tag, k.value().as_bytes(), v.value())?;
+            }
+        }
+        for row in txn.open_table(GARBAGE)?.iter()? {
+            let (k, v) = row?;
+            record(GARBAGE_TAG, &k.value().to_be_bytes(), v.value())?;
+        }
+        let system = txn.open_table(SYSTEM)?;
+        for row in system.iter()? {
+            let (k, v) = row?;
+            if replicated_system_key(k.value()) {
+                record(SYSTEM_TAG, k.value().as_bytes(), v.value())?;
+            }
+        }
+        out.write_all(&[END_TAG]).map_err(io_error)?;
+        out.flush().map_err(io_error)?;
+        Ok(system.get(APPLIED_KEY)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Replaces the replicated state with the snapshot read from `input`, at log position
+    /// `applied`, in one durable transaction: a failure leaves the state as it was. This
+    /// node's own values (its drive set, its clean-stop mark) stay. Blocking.
+    pub fn install_snapshot(&self, input: &mut impl Read, applied: &[u8]) -> Result<(), MetaError> {
+        let mut magic = [0; 8];
+        input.read_exact(&mut magic).map_err(io_error)?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err(MetaError::Corrupt("not a Basalt metadata snapshot".into()));
+        }
+        let txn = self.db.begin_write()?;
+        for (_, table) in BYTE_TABLES {
+            txn.open_table(table)?.retain(|_, _| false)?;
+        }
+        for (_, table) in NAMED_TABLES {
+            txn.open_table(table)?.retain(|_, _| false)?;
+        }
+        txn.open_table(GARBAGE)?.retain(|_, _| false)?;
+        txn.open_table(SYSTEM)?
+            .retain(|k, _| !replicated_system_key(k) && k != APPLIED_KEY)?;
+        loop {
+            let mut tag = [0; 1];
+            input.read_exact(&mut tag).map_err(io_error)?;
+            if tag[0] == END_TAG {
+                break;
+            }
+            let (key, value) = (read_field(input)?, read_field(input)?);
+            if let Some((_, table)) = BYTE_TABLES.iter().find(|(t, _)| *t == tag[0]) {
+                txn.open_table(*table)?
+                    .insert(key.as_slice(), value.as_slice())?;
+            } else if let Some((_, table)) = NAMED_TABLES.iter().find(|(t, _)| *t == tag[0]) {
+                txn.open_table(*table)?
+                    .insert(text(key)?.as_str(), value.as_slice())?;
+            } else if tag[0] == GARBAGE_TAG {
+                let id: [u8; 8] = key
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("snapshot garbage id".into()))?;
+                txn.open_table(GARBAGE)?
+                    .insert(u64::from_be_bytes(id), value.as_slice())?;
+            } else if tag[0] == SYSTEM_TAG {
+                let key = text(key)?;
+                if !replicated_system_key(&key) {
+                    return Err(MetaError::Corrupt(format!("snapshot system key {key}")));
+                }
+                txn.open_table(SYSTEM)?
+                    .insert(key.as_str(), value.as_slice())?;
+            } else {
+                return Err(MetaError::Corrupt(format!("snapshot table tag {}", tag[0])));
+            }
+        }
+        txn.open_table(SYSTEM)?.insert(APPLIED_KEY, applied)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
