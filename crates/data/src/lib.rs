@@ -21,7 +21,7 @@ pub use error::DataError;
 pub use redundancy::Redundancy;
 pub use remote::{
     AUTH_HEADER, ClientTls, ClusterAuth, ClusterClient, NODE_HEALTH_PATH, NodeClient, RemoteDrive,
-    RequestFailure, is_remote,
+    RequestFailure, is_remote, node_reconnections,
 };
 pub use store::ChunkStore;
 pub use stripe::{

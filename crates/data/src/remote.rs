@@ -283,6 +283,7 @@ impl NodeClient {
                 *connection = (connection.0 + 1, Some(sender));
                 this.down.store(false, Ordering::Release);
                 tracing::info!(node = %this.address, "node reachable again");
+                RECONNECTIONS.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         });
@@ -439,6 +440,14 @@ impl NodeClient {
         drop(connection);
         self.mark_down(why);
     }
+}
+
+/// How many times a node that had stopped answering answered again, since start: what it
+/// missed meanwhile (shards of writes made without it) needs healing.
+static RECONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn node_reconnections() -> u64 {
+    RECONNECTIONS.load(Ordering::Relaxed)
 }
 
 /// Why [`NodeClient::request`] failed.

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::stage::to_info;
 
 /// How often offline drives of other nodes are asked whether they answer again.
-const REMOTE_DRIVE_RECHECK: Duration = Duration::from_secs(10);
+const REMOTE_DRIVE_RECHECK: Duration = Duration::from_secs(5);
 use crate::store::{blocking, now_ms};
 use crate::{ObjectError, ObjectStore};
 
@@ -185,13 +185,22 @@ impl ObjectStore {
             crate::supervisor::supervise("remote-drive-recheck", restarts.clone(), move || {
                 let this = this.clone();
                 async move {
+                    let mut reconnections = basalt_data::node_reconnections();
                     loop {
                         tokio::time::sleep(REMOTE_DRIVE_RECHECK).await;
                         let store = this.stripes.clone();
                         let back = blocking(move || Ok(store.reconnect_remote_drives_blocking()))
                             .await
                             .unwrap_or_default();
-                        if !back.is_empty() && this.runs_background() && this.start_heal() {
+                        // A node that stopped answering for a while missed the shards of the
+                        // writes made meanwhile: rebuild them now it is back.
+                        let now = basalt_data::node_reconnections();
+                        let returned = now != reconnections;
+                        if (!back.is_empty() || returned)
+                            && this.runs_background()
+                            && this.start_heal()
+                        {
+                            reconnections = now;
                             tracing::info!(drives = ?back, "drives of other nodes back online: healing");
                         }
                     }

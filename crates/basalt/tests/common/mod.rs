@@ -1,6 +1,8 @@
 //! A spawned `basalt` binary on a free loopback port, and an AWS SDK client for it.
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -221,8 +223,17 @@ pub fn http_raw_cut_off(port: u16, request: &[u8]) -> std::io::Result<String> {
 }
 
 fn exchange(port: u16, request: &[u8], half_close: bool) -> std::io::Result<String> {
+    exchange_at("127.0.0.1", port, request, half_close)
+}
+
+pub fn exchange_at(
+    ip: &str,
+    port: u16,
+    request: &[u8],
+    half_close: bool,
+) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let mut s = std::net::TcpStream::connect((ip, port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     // The server may answer and close before the whole request is written.
     let _ = s.write_all(request);

@@ -1,0 +1,236 @@
+//! Clusters of `basalt server --node-name …` processes, node i on 127.0.0.(i+1).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ACCESS_KEY, RawRequest, SECRET_KEY, client_for, exchange_at, free_port, status_of};
+
+pub const CLUSTER_SECRET: &str = "raft-test-cluster-secret-0123";
+
+pub struct Node {
+    pub name: String,
+    pub ip: String,
+    pub port: u16,
+    pub rpc_port: u16,
+    pub data: PathBuf,
+    pub meta: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}:{}", self.ip, self.port)
+    }
+
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        client_for(&self.endpoint(), ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// A client that does not retry: what one request answers.
+    pub fn client_without_retries(&self) -> aws_sdk_s3::Client {
+        let config = super::config_for(&self.endpoint(), ACCESS_KEY, SECRET_KEY)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL: nothing of the shutdown path runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The cluster status as this node sees it (the admin API), if it answers.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        self.admin("GET", "/basalt-admin/v1/cluster/status")
+    }
+
+    /// An admin API call's JSON answer, if it succeeds.
+    pub fn admin(&self, method: &str, path: &str) -> Option<serde_json::Value> {
+        let host = format!("{}:{}", self.ip, self.port);
+        let mut request = RawRequest::new(method, path, b"");
+        request.host = Some(host);
+        let raw = request.head(self.port, false);
+        let answer = exchange_at(&self.ip, self.port, raw.as_bytes(), false).ok()?;
+        if !(200..300).contains(&status_of(&answer)) {
+            return None;
+        }
+        let body = answer.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(body).ok()
+    }
+
+    fn ready(&self) -> bool {
+        let request = format!(
+            "GET /health/ready HTTP/1.1\r\nhost: {}:{}\r\nconnection: close\r\n\r\n",
+            self.ip, self.port
+        );
+        exchange_at(&self.ip, self.port, request.as_bytes(), false)
+            .is_ok_and(|a| a.starts_with("HTTP/1.1 200"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    extra: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes that form one cluster, and waits until each serves S3.
+    pub fn start(n: usize, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nodes = (0..n)
+            .map(|i| Node {
+                name: format!("node{}", i + 1),
+                ip: format!("127.0.0.{}", i + 1),
+                port: free_port(),
+                rpc_port: free_port(),
+                data: dir.path().join(format!("node{}/data", i + 1)),
+                meta: dir.path().join(format!("node{}/meta", i + 1)),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self {
+            nodes,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            _dir: dir,
+        };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    fn peers(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}:{}", n.ip, n.rpc_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let peers = self.peers();
+        let expect = self.nodes.len().to_string();
+        let node = &mut self.nodes[i];
+        let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .arg("server")
+            .args(["--node-name", &node.name])
+            .args(["--address", &format!("{}:{}", node.ip, node.port)])
+            .args(["--rpc-address", &format!("{}:{}", node.ip, node.rpc_port)])
+            .args(["--peers", &peers])
+            .args(["--bootstrap-expect", &expect])
+            .args([
+                "--raft-heartbeat-ms",
+                "100",
+                "--raft-election-timeout-ms",
+                "600",
+            ])
+            .arg("--data")
+            .arg(&node.data)
+            .arg("--meta-dir")
+            .arg(&node.meta)
+            .args(&self.extra)
+            .env("BASALT_CLUSTER_SECRET", CLUSTER_SECRET)
+            .env("BASALT_ROOT_USER", ACCESS_KEY)
+            .env("BASALT_ROOT_PASSWORD", SECRET_KEY)
+            .env(
+                "BASALT_LOG",
+                std::env::var("BASALT_TEST_LOG").unwrap_or_else(|_| "warn,s3s=off".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn basalt");
+        node.child = Some(child);
+    }
+
+    pub fn wait_ready(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.nodes[i].ready() {
+                return;
+            }
+            if let Some(child) = self.nodes[i].child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("{} exited during start-up: {status}", self.nodes[i].name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not become ready", self.nodes[i].name);
+    }
+
+    /// Starts node `i` again with the same flags, and waits until it serves; returns when
+    /// it was started (ms since the epoch).
+    pub fn restart(&mut self, i: usize) -> i64 {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.spawn(i);
+        self.wait_ready(i);
+        started
+    }
+
+    /// Waits for the heal the leader runs by itself once a node that was away answers again
+    /// (the shards of the writes it missed are rebuilt), started after `since_ms`.
+    pub fn wait_healed_since(&self, since_ms: i64) {
+        let leader = &self.nodes[self.leader()];
+        super::wait_for(
+            "the leader's heal after a node returned",
+            Duration::from_secs(90),
+            || {
+                leader
+                    .admin("GET", "/basalt-admin/v1/status")
+                    .is_some_and(|s| {
+                        s["running"].is_null()
+                            && s["last"]["kind"] == "heal"
+                            && s["last"]["started_ms"]
+                                .as_i64()
+                                .is_some_and(|t| t >= since_ms)
+                            && s["last"]["finished_ms"].is_i64()
+                    })
+            },
+        );
+    }
+
+    /// The index of the node every running node names as the leader, once they agree.
+    pub fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let named: Vec<Option<String>> = self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .map(|n| {
+                    n.status()
+                        .and_then(|s| s["leader"].as_str().map(str::to_owned))
+                })
+                .collect();
+            if let Some(Some(leader)) = named.first()
+                && named.iter().all(|n| n.as_deref() == Some(leader.as_str()))
+                && let Some(i) = self.nodes.iter().position(|n| &n.name == leader)
+            {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the nodes did not agree on a leader");
+    }
+}

@@ -1,0 +1,309 @@
+//! A cluster of three `basalt server` processes on 127.0.0.1-3: metadata replicated by Raft,
+//! every node an S3 endpoint. Each test ends by reading every acknowledged object from every
+//! running node, byte-exact.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::nodes::{Cluster, Node};
+use common::{bytes_of, wait_for};
+
+const BUCKET: &str = "replicated";
+
+/// Small objects live in the metadata; larger ones are striped over the nodes' drives.
+fn body(i: usize) -> Vec<u8> {
+    let len = if i % 3 == 0 { 200 * 1024 } else { 1000 + i };
+    bytes_of(len, i as u64)
+}
+
+async fn put(node: &Node, key: &str, data: &[u8]) -> Result<(), String> {
+    node.client_without_retries()
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Writes through the running nodes in turn until one acknowledges or `within` passes.
+async fn put_through_any(cluster: &Cluster, key: &str, data: &[u8], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut turn = 0;
+    while Instant::now() < deadline {
+        let running: Vec<&Node> = cluster.nodes.iter().filter(|n| n.is_running()).collect();
+        let node = running[turn % running.len()];
+        turn += 1;
+        if put(node, key, data).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Without client retries: every read succeeds the first time.
+async fn assert_all_readable(node: &Node, acknowledged: &[(String, Vec<u8>)]) {
+    let client = node.client_without_retries();
+    for (key, data) in acknowledged {
+        let got = client
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{} lost {key}: {e:?}", node.name))
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes();
+        assert!(
+            got == data[..],
+            "{} answers other bytes for {key}",
+            node.name
+        );
+    }
+}
+
+async fn assert_everything_everywhere(cluster: &Cluster, acknowledged: &[(String, Vec<u8>)]) {
+    for node in cluster.nodes.iter().filter(|n| n.is_running()) {
+        assert_all_readable(node, acknowledged).await;
+    }
+}
+
+async fn create_bucket(node: &Node) {
+    node.client()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_node_serves_every_bucket_and_conditional_writes_race_atomically() {
+    let cluster = Cluster::start(3, &[]);
+    let status = cluster.nodes[1].status().expect("cluster status");
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+    assert!(status["leader"].is_string(), "{status}");
+    assert!(
+        status["nodes"]
+            .as_array()
+            .is_some_and(|nodes| nodes.iter().all(|n| n["up"] == true)),
+        "{status}"
+    );
+
+    create_bucket(&cluster.nodes[0]).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..12 {
+        let key = format!("written-through-{}/{i}", i % 3);
+        let data = body(i);
+        put(&cluster.nodes[i % 3], &key, &data)
+            .await
+            .expect("put through one node");
+        // Read at once through another node: a write acknowledged anywhere is seen everywhere.
+        assert_all_readable(&cluster.nodes[(i + 1) % 3], &[(key.clone(), data.clone())]).await;
+        acknowledged.push((key, data));
+    }
+    for node in &cluster.nodes {
+        let listed = node
+            .client()
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(
+            listed.key_count(),
+            Some(12),
+            "{} lists every key",
+            node.name
+        );
+        let buckets = node.client().list_buckets().send().await.expect("buckets");
+        assert_eq!(buckets.buckets().len(), 1);
+    }
+
+    // 16 clients race to create one key through the three nodes: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let client = cluster.nodes[i % 3].client_without_retries();
+        racers.push(tokio::spawn(async move {
+            client
+                .put_object()
+                .bucket(BUCKET)
+                .key("raced")
+                .if_none_match("*")
+                .body(ByteStream::from(format!("racer {i}").into_bytes()))
+                .send()
+                .await
+                .map(|_| i)
+                .map_err(|e| common::error_code(&e))
+        }));
+    }
+    let mut winners = Vec::new();
+    for racer in racers {
+        match racer.await.expect("racer") {
+            Ok(i) => winners.push(i),
+            Err(code) => assert!(
+                code == "PreconditionFailed" || code == "ConditionalRequestConflict",
+                "a losing racer gets 412 or 409, not {code}"
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racer wins: {winners:?}");
+    acknowledged.push(("raced".into(), format!("racer {}", winners[0]).into_bytes()));
+    assert_everything_everywhere(&cluster, &acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_killed_under_writes_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_bucket(&cluster.nodes[0]).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let (key, data) = (format!("before/{i}"), body(i));
+        assert!(put_through_any(&cluster, &key, &data, Duration::from_secs(10)).await);
+        acknowledged.push((key, data));
+    }
+    let leader = cluster.leader();
+    cluster.nodes[leader].kill();
+    let killed_at = Instant::now();
+    let mut first_after = None;
+    for i in 0..20 {
+        let (key, data) = (format!("after/{i}"), body(100 + i));
+        assert!(
+            put_through_any(&cluster, &key, &data, Duration::from_secs(20)).await,
+            "the two nodes left accept writes"
+        );
+        first_after.get_or_insert_with(|| killed_at.elapsed());
+        acknowledged.push((key, data));
+    }
+    eprintln!(
+        "first write acknowledged {:?} after the leader's SIGKILL",
+        first_after
+    );
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    assert_everything_everywhere(&cluster, &acknowledged).await;
+
+    // The old leader comes back as a follower, catches up, and serves everything.
+    cluster.restart(leader);
+    assert_all_readable(&cluster.nodes[leader], &acknowledged).await;
+    assert_everything_everywhere(&cluster, &acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarted_nodes_catch_up_by_log_by_snapshot_and_after_losing_their_metadata() {
+    // A low snapshot threshold: a node away for a few dozen writes comes back to a purged log.
+    let mut cluster = Cluster::start(3, &["--raft-snapshot-threshold", "20"]);
+    create_bucket(&cluster.nodes[0]).await;
+    let mut acknowledged = Vec::new();
+    let mut write = async |cluster: &Cluster, from: usize, count: usize| {
+        for i in from..from + count {
+            let (key, data) = (format!("k/{i:04}"), body(i));
+            assert!(put_through_any(cluster, &key, &data, Duration::from_secs(20)).await);
+            acknowledged.push((key, data));
+        }
+    };
+    write(&cluster, 0, 5).await;
+
+    // Away for a few writes: caught up from the log.
+    let follower = (cluster.leader() + 1) % 3;
+    cluster.nodes[follower].kill();
+    write(&cluster, 5, 5).await;
+    let back = cluster.restart(follower);
+    // Its missed shards are rebuilt before another node goes: 2+1 survives one loss at a time.
+    cluster.wait_healed_since(back);
+
+    // Away for many: the leader's log is purged past it, so a snapshot brings it back.
+    let follower = (cluster.leader() + 1) % 3;
+    cluster.nodes[follower].kill();
+    write(&cluster, 10, 60).await;
+    let back = cluster.restart(follower);
+    cluster.wait_healed_since(back);
+    let leader = cluster.leader();
+    let status = cluster.nodes[leader].status().expect("status");
+    assert!(
+        status["snapshot_index"].as_u64().is_some(),
+        "the leader has built a snapshot: {status}"
+    );
+
+    // A node whose metadata directory is wiped (its drives kept) rejoins from a snapshot.
+    let wiped = (leader + 2) % 3;
+    cluster.nodes[wiped].kill();
+    std::fs::remove_dir_all(&cluster.nodes[wiped].meta).expect("wipe metadata");
+    write(&cluster, 70, 10).await;
+    let back = cluster.restart(wiped);
+    cluster.wait_healed_since(back);
+    let acknowledged = acknowledged.clone();
+    for node in &cluster.nodes {
+        assert_all_readable(node, &acknowledged).await;
+    }
+    let listed = cluster.nodes[wiped]
+        .client()
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.key_count(), Some(80));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_a_quorum_refuses_reads_and_writes_with_503() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_bucket(&cluster.nodes[0]).await;
+    put(&cluster.nodes[0], "kept", b"before the quorum went")
+        .await
+        .expect("put");
+    cluster.nodes[1].kill();
+    cluster.nodes[2].kill();
+    let alone = &cluster.nodes[0];
+    let client = alone.client_without_retries();
+    let write = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("unacknowledged")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("no quorum, no write");
+    assert_eq!(common::error_code(&write), "ServiceUnavailable");
+    let read = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("kept")
+        .send()
+        .await
+        .expect_err("no quorum, no read that may be stale");
+    assert_eq!(common::error_code(&read), "ServiceUnavailable");
+
+    cluster.restart(1);
+    wait_for("a quorum again", Duration::from_secs(30), || {
+        cluster.nodes[0]
+            .status()
+            .is_some_and(|s| s["leader"].is_string())
+    });
+    cluster.restart(2);
+    let kept = vec![("kept".to_owned(), b"before the quorum went".to_vec())];
+    assert_everything_everywhere(&cluster, &kept).await;
+    for node in &cluster.nodes {
+        let missing = node
+            .client()
+            .head_object()
+            .bucket(BUCKET)
+            .key("unacknowledged")
+            .send()
+            .await;
+        assert!(missing.is_err(), "the refused write was not stored");
+    }
+}
