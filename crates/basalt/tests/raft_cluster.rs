@@ -14,7 +14,11 @@ const BUCKET: &str = "replicated";
 
 /// Small objects live in the metadata; larger ones are striped over the nodes' drives.
 fn body(i: usize) -> Vec<u8> {
-    let len = if i % 3 == 0 { 200 * 1024 } else { 1000 + i };
+    let len = if i.is_multiple_of(3) {
+        200 * 1024
+    } else {
+        1000 + i
+    };
     bytes_of(len, i as u64)
 }
 

@@ -262,6 +262,10 @@ impl RaftStateMachine<TypeConfig> for Replica {
         ))?;
         let encoded_meta = postcard::to_stdvec(snapshot_meta).map_err(snapshot_error)?;
         let id = snapshot_meta.snapshot_id.clone();
+        // The id names a file here: only what this crate's builder makes.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(snapshot_error(format!("bad snapshot id {id:?}")));
+        }
         let logged = id.clone();
         blocking(move || {
             let file = std::fs::File::open(&path).map_err(snapshot_error)?;

@@ -222,3 +222,181 @@ impl RedbStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BucketRecord, MetaStore};
+
+    fn log() -> Vec<Replicated> {
+        let stamped = |at_ms, command| Replicated {
+            at_ms,
+            command: Some(command),
+        };
+        vec![
+            stamped(
+                10,
+                Command::CreateBucket {
+                    name: "photos".into(),
+                    record: BucketRecord { created_ms: 10 },
+                    object_lock: false,
+                },
+            ),
+            Replicated {
+                at_ms: 0,
+                command: None,
+            },
+            stamped(
+                11,
+                Command::SetIdentity {
+                    key: "user/alice".into(),
+                    value: Some(b"alice".to_vec()),
+                },
+            ),
+            // Refused the same way on every replica.
+            stamped(
+                12,
+                Command::CreateBucket {
+                    name: "photos".into(),
+                    record: BucketRecord { created_ms: 12 },
+                    object_lock: false,
+                },
+            ),
+            stamped(
+                13,
+                Command::SetBucketPolicy {
+                    bucket: "photos".into(),
+                    policy: Some("{}".into()),
+                },
+            ),
+            stamped(
+                14,
+                Command::SetClusterValue {
+                    key: "layout".into(),
+                    value: Some(b"three nodes".to_vec()),
+                },
+            ),
+        ]
+    }
+
+    fn snapshot_of(store: &RedbStore) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut bytes = Vec::new();
+        let position = store.export_snapshot(&mut bytes).unwrap();
+        (bytes, position)
+    }
+
+    fn outcomes(results: &[Option<Result<Outcome, MetaError>>]) -> Vec<String> {
+        results
+            .iter()
+            .map(|r| match r {
+                None => "none".to_owned(),
+                Some(Ok(_)) => "ok".to_owned(),
+                Some(Err(e)) => e.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_log_gives_the_same_state_and_a_snapshot_restores_it_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RedbStore::open(&dir.path().join("a.redb")).unwrap();
+        let b = RedbStore::open(&dir.path().join("b.redb")).unwrap();
+        let entries = log();
+        let (first, second) = entries.split_at(3);
+        let ra = a.apply_replicated(first, b"pos-3").unwrap();
+        let rb1 = b.apply_replicated(first, b"pos-3").unwrap();
+        assert_eq!(outcomes(&ra), outcomes(&rb1));
+        let ra = a.apply_replicated(second, b"pos-6").unwrap();
+        // Batches split differently reach the same state.
+        let rb2 = b.apply_replicated(&second[..1], b"pos-4").unwrap();
+        let rb3 = b.apply_replicated(&second[1..], b"pos-6").unwrap();
+        assert_eq!(
+            outcomes(&ra),
+            [outcomes(&rb2), outcomes(&rb3)].concat(),
+            "refusals too are the same"
+        );
+        assert_eq!(outcomes(&ra)[0], MetaError::BucketAlreadyExists.to_string());
+        let (snap_a, pos_a) = snapshot_of(&a);
+        let (snap_b, pos_b) = snapshot_of(&b);
+        assert_eq!(snap_a, snap_b, "same log, same state");
+        assert_eq!(pos_a.as_deref(), Some(&b"pos-6"[..]));
+        assert_eq!(pos_a, pos_b);
+
+        // A replica with other state (and node-local values) takes the snapshot exactly.
+        let c = RedbStore::open(&dir.path().join("c.redb")).unwrap();
+        c.bind_drive_set([7; 16]).unwrap();
+        c.apply_replicated(
+            &[Replicated {
+                at_ms: 1,
+                command: Some(Command::CreateBucket {
+                    name: "stale".into(),
+                    record: BucketRecord { created_ms: 1 },
+                    object_lock: false,
+                }),
+            }],
+            b"pos-1",
+        )
+        .unwrap();
+        c.install_snapshot(&mut snap_a.as_slice(), b"pos-6")
+            .unwrap();
+        let (snap_c, pos_c) = snapshot_of(&c);
+        assert_eq!(snap_c, snap_a);
+        assert_eq!(pos_c.as_deref(), Some(&b"pos-6"[..]));
+        assert_eq!(
+            c.drive_set().unwrap(),
+            Some([7; 16]),
+            "node-local values stay"
+        );
+        assert_eq!(
+            c.cluster_value("layout").unwrap().as_deref(),
+            Some(&b"three nodes"[..])
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(c.get_bucket("stale").await.unwrap().is_none());
+            assert!(c.get_bucket("photos").await.unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn a_damaged_snapshot_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RedbStore::open(&dir.path().join("a.redb")).unwrap();
+        a.apply_replicated(&log(), b"pos-6").unwrap();
+        let (snap, _) = snapshot_of(&a);
+        let b = RedbStore::open(&dir.path().join("b.redb")).unwrap();
+        b.apply_replicated(&log()[..1], b"pos-1").unwrap();
+        let before = snapshot_of(&b);
+        let cut = &snap[..snap.len() - 5];
+        assert!(b.install_snapshot(&mut &cut[..], b"pos-6").is_err());
+        assert!(
+            b.install_snapshot(&mut &b"not a snapshot"[..], b"pos-6")
+                .is_err()
+        );
+        assert_eq!(snapshot_of(&b), before);
+    }
+
+    #[test]
+    fn commands_round_trip_and_unknown_formats_are_refused() {
+        for entry in log() {
+            let Some(command) = entry.command else {
+                continue;
+            };
+            let bytes = command.encode();
+            assert_eq!(
+                format!("{:?}", Command::decode(&bytes).unwrap()),
+                format!("{command:?}")
+            );
+        }
+        let mut future = log()[0].command.clone().unwrap().encode();
+        future[0] = 99;
+        assert!(matches!(
+            Command::decode(&future),
+            Err(MetaError::UnsupportedFormat(99))
+        ));
+        assert!(Command::decode(&[]).is_err());
+    }
+}
