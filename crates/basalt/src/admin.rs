@@ -66,6 +66,17 @@ pub enum AdminCommand {
         #[arg(long, value_parser = parse_instant)]
         at: Option<i64>,
     },
+    /// The cluster: `status` lists every node (up or down, zone, addresses, drives), the Raft
+    /// leader, term, log, applied and snapshot indices, and the layout epoch.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +260,16 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     )?;
     let client = S3Client::new(&args.endpoint, &access, &secret, &args.region)?;
     match args.command {
+        AdminCommand::Cluster {
+            command: ClusterCommand::Status,
+        } => {
+            let status = call(&client, Method::GET, "cluster/status", "", Bytes::new()).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_cluster(&status);
+            }
+        }
         AdminCommand::Status => {
             let s = status(&client).await?;
             if args.json {
@@ -321,6 +342,36 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_cluster(s: &serde_json::Value) {
+    if s["mode"] == "single-node" {
+        println!("single node (not a cluster)");
+        return;
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let number = |v: &serde_json::Value| v.as_u64().map_or("-".to_owned(), |n| n.to_string());
+    println!(
+        "answered by {}  leader {}  term {}  log {}  applied {}  snapshot {}  layout epoch {}",
+        text(&s["node"]),
+        text(&s["leader"]),
+        number(&s["term"]),
+        number(&s["last_log_index"]),
+        number(&s["applied_index"]),
+        number(&s["snapshot_index"]),
+        number(&s["layout_epoch"]),
+    );
+    for node in s["nodes"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<4} zone {:<10} s3 {:<21} rpc {:<21} drives {}",
+            text(&node["name"]),
+            if node["up"] == true { "up" } else { "DOWN" },
+            text(&node["zone"]),
+            text(&node["s3"]),
+            text(&node["rpc"]),
+            number(&node["drives"]),
+        );
+    }
 }
 
 fn print_status(s: &MaintenanceStatus) {

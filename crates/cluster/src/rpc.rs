@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use basalt_data::{AUTH_HEADER, ClusterAuth};
+use basalt_data::ClusterAuth;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -52,22 +52,7 @@ where
     B: http_body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    let signed = req
-        .headers()
-        .get(AUTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|h| auth.verify(h, req.method(), &path_and_query));
-    if !signed {
-        tracing::warn!(
-            target: "basalt::audit",
-            event = "node-denied",
-            path = req.uri().path(),
-            "a cluster request without a valid cluster signature was refused"
-        );
+    if !auth.verifies(&req) {
         return reply(StatusCode::FORBIDDEN, "invalid cluster signature");
     }
     let Some(node) = node else {

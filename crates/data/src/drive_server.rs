@@ -13,8 +13,8 @@ use crate::DataError;
 use crate::chunk_file::{ChunkId, ChunkInfo};
 use crate::drives::{self, Found};
 use crate::remote::{
-    AUTH_HEADER, ClusterAuth, ERROR_HEADER, NODE_API_PREFIX, NODE_HEALTH_PATH, error_kind,
-    format_scan, valid_drive_name,
+    ClusterAuth, ERROR_HEADER, NODE_API_PREFIX, NODE_HEALTH_PATH, error_kind, format_scan,
+    valid_drive_name,
 };
 use crate::store::ChunkStore;
 
@@ -113,23 +113,7 @@ impl DriveServer {
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-        let signed = req
-            .headers()
-            .get(AUTH_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|h| self.auth.verify(h, req.method(), &path_and_query));
-        if !signed {
-            tracing::warn!(
-                target: "basalt::audit",
-                event = "node-denied",
-                method = %req.method(),
-                path = req.uri().path(),
-                "a node-to-node request without a valid cluster signature was refused"
-            );
+        if !self.auth.verifies(&req) {
             return reply(StatusCode::FORBIDDEN, "invalid cluster signature");
         }
         let uri_path = req.uri().path().to_owned();

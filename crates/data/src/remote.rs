@@ -101,6 +101,29 @@ impl ClusterAuth {
         )
     }
 
+    /// Whether `req` carries a valid signature; a refusal is logged on `basalt::audit`.
+    pub fn verifies<B>(&self, req: &Request<B>) -> bool {
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        let signed = req
+            .headers()
+            .get(AUTH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|h| self.verify(h, req.method(), &path_and_query));
+        if !signed {
+            tracing::warn!(
+                target: "basalt::audit",
+                event = "node-denied",
+                method = %req.method(),
+                path = req.uri().path(),
+                "a node-to-node request without a valid cluster signature was refused"
+            );
+        }
+        signed
+    }
+
     /// Whether `header` signs this request, made within the allowed clock skew.
     pub fn verify(&self, header: &str, method: &Method, path_and_query: &str) -> bool {
         let Some((secs, tag)) = header.split_once(':') else {
