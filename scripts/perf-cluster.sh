@@ -2,7 +2,8 @@
 # 4 KiB PUT/GET ops/s and 64 MiB PUT/GET MB/s through a 3-node cluster (127.0.0.1-3, one drive
 # each, ec:2+1, metadata replicated by Raft) against one node (one drive), in one run, three
 # rounds each, alternating; then the time from a leader SIGKILL to the first acknowledged write.
-# Usage: scripts/perf-cluster.sh [target/release/basalt]
+# Usage: [ROUNDS=3] [OPS='4KiB-put 4KiB-get 64MiB-put 64MiB-get'] scripts/perf-cluster.sh [binary]
+# Prints per line: setup, round, op, ops/s, MB/s, errors, p99 ms.
 set -euo pipefail
 BIN=${1:-target/release/basalt}
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-0123456789
@@ -33,10 +34,14 @@ bench() { # op size concurrency [objects]
 for round in $(seq "${ROUNDS:-3}"); do
   for setup in one_node cluster; do
     $setup
-    echo "$setup round $round 4KiB-put $(bench put 4KiB 32)"
-    echo "$setup round $round 4KiB-get $(bench get 4KiB 32)"
-    echo "$setup round $round 64MiB-put $(bench put 64MiB 2)"
-    echo "$setup round $round 64MiB-get $(bench get 64MiB 2 4)"
+    for op in ${OPS:-4KiB-put 4KiB-get 64MiB-put 64MiB-get}; do
+      case $op in
+        4KiB-put) echo "$setup round $round $op $(bench put 4KiB 32)" ;;
+        4KiB-get) echo "$setup round $round $op $(bench get 4KiB 32)" ;;
+        64MiB-put) echo "$setup round $round $op $(bench put 64MiB 2)" ;;
+        64MiB-get) echo "$setup round $round $op $(bench get 64MiB 2 4)" ;;
+      esac
+    done
     stop
   done
 done

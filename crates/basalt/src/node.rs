@@ -83,6 +83,67 @@ fn locations(
     Ok((out, domains))
 }
 
+/// The cluster value holding the SSE-S3 master keys.
+const MASTER_KEYS_VALUE: &str = "sse-master-keys";
+
+/// The SSE-S3 master keys, cluster-wide: replicated state, so an object sealed through one
+/// node opens through any. The first node to find none proposes its `--sse-master-key-file`
+/// (or a fresh key); the first proposal committed wins.
+async fn replicated_master_keys(
+    node: &ClusterNode,
+    meta: &Arc<RedbStore>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match node.linearize().await {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for a quorum to read the cluster's SSE-S3 master keys");
+            }
+            Err(e) => return Err(e).context("reading the cluster's SSE-S3 master keys"),
+        }
+    }
+    let stored = async |meta: &Arc<RedbStore>| -> anyhow::Result<Option<String>> {
+        let meta = meta.clone();
+        tokio::task::spawn_blocking(move || meta.cluster_value(MASTER_KEYS_VALUE))
+            .await??
+            .map(String::from_utf8)
+            .transpose()
+            .context("the cluster's SSE-S3 master keys are not text")
+    };
+    let text = match stored(meta).await? {
+        Some(text) => text,
+        None => {
+            let proposed = match file {
+                Some(path) => tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => basalt_object::MasterKeys::generate_text(),
+            };
+            node.propose(basalt_meta::Command::SetClusterValue {
+                key: MASTER_KEYS_VALUE.into(),
+                value: Some(proposed.into_bytes()),
+                if_absent: true,
+            })
+            .await
+            .context("storing the cluster's SSE-S3 master keys")?;
+            node.linearize().await?;
+            stored(meta)
+                .await?
+                .context("the cluster's SSE-S3 master keys vanished")?
+        }
+    };
+    if let Some(path) = file
+        && tokio::fs::read_to_string(path)
+            .await
+            .is_ok_and(|local| local != text)
+    {
+        tracing::warn!(file = %path.display(), "--sse-master-key-file differs from the cluster's SSE-S3 master keys; the cluster's are used");
+    }
+    Ok(text)
+}
+
 pub async fn open(
     config: &ServerConfig,
     node_config: &NodeConfig,
@@ -224,6 +285,8 @@ pub async fn open(
         object_config,
     )
     .with_background_gate(move || gate.is_leader());
+    let keys = replicated_master_keys(&node, &meta, config.sse_master_key_file.as_deref()).await?;
+    store.use_master_keys(&keys)?;
     tracing::info!(
         nodes = layout.nodes.len(),
         drives = layout.drives().len(),

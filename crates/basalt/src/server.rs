@@ -44,10 +44,6 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             (store, None)
         }
         Some(node_config) => {
-            let mut object_config = object_config;
-            if object_config.key_file.is_none() {
-                object_config.key_file = Some(config.meta_dir.join("sse-master.keys"));
-            }
             let opened = crate::node::open(&config, node_config, object_config).await?;
             (opened.store, Some(opened.node))
         }

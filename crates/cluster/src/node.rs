@@ -11,12 +11,13 @@ use basalt_meta::{Command, MetaError, Outcome, RedbStore};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Config, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::layout::{Layout, NodeInfo, node_id};
 use crate::log_store::LogStore;
 use crate::network::{CallError, Peers};
 use crate::replica::Replica;
-use crate::types::{NodeId, Proposal, ProposalReply, TypeConfig};
+use crate::types::{NodeId, Proposal, TypeConfig};
 
 pub const PROPOSE_PATH: &str = "/basalt-node/v1/cluster/propose";
 pub const READ_INDEX_PATH: &str = "/basalt-node/v1/cluster/read-index";
@@ -95,6 +96,105 @@ pub struct ClusterNode {
     pub raft: Raft<TypeConfig>,
     pub meta: Arc<RedbStore>,
     pub peers: Peers,
+    proposals: mpsc::UnboundedSender<Submitted>,
+    reads: mpsc::UnboundedSender<ReadWaiter>,
+}
+
+/// A read waiting for a read index: every read that arrives while one is being fetched
+/// shares the next fetch (one quorum round for all of them).
+type ReadWaiter = oneshot::Sender<Result<Option<u64>, String>>;
+/// Read-index fetches in flight at once.
+const READ_ROUNDS_IN_FLIGHT: usize = 2;
+
+fn start_read_indexer(node: std::sync::Weak<ClusterNode>) -> mpsc::UnboundedSender<ReadWaiter> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ReadWaiter>();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(READ_ROUNDS_IN_FLIGHT));
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            // Every waiter here arrived before the fetch below starts: its index covers them.
+            let mut waiters = vec![first];
+            while let Ok(next) = rx.try_recv() {
+                waiters.push(next);
+            }
+            let Some(node) = node.upgrade() else {
+                return;
+            };
+            tokio::spawn(async move {
+                let _permit = permit;
+                let index = node.fetch_read_index().await.map_err(|e| e.to_string());
+                for waiter in waiters {
+                    let _ = waiter.send(index.clone());
+                }
+            });
+        }
+    });
+    tx
+}
+
+/// Most commands in one log entry.
+const MAX_BATCH: usize = 256;
+/// Log entries proposed by this leader and not yet applied, at most: while they are, new
+/// commands gather into the next entry (group commit, as the single-node engine does).
+const ENTRIES_IN_FLIGHT: usize = 4;
+
+type Submitted = (
+    Command,
+    oneshot::Sender<Result<Result<Outcome, MetaError>, Refusal>>,
+);
+
+/// Proposes the commands submitted to it in batches: one log entry, so one append, one
+/// fsync and one replication round trip, for every command that arrived meanwhile.
+fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Submitted>();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT));
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let at_ms = now_ms();
+                let (commands, replies): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|(mut command, reply)| {
+                        command.stamp(at_ms);
+                        (serde_bytes::ByteBuf::from(command.encode()), reply)
+                    })
+                    .unzip();
+                match raft.client_write(Proposal { at_ms, commands }).await {
+                    Ok(response) => {
+                        for (reply, result) in replies.into_iter().zip(response.data.0) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        let refusal = match e {
+                            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+                                Refusal::NotLeader(forward.leader_id)
+                            }
+                            other => Refusal::Unavailable(other.to_string()),
+                        };
+                        for reply in replies {
+                            let _ = reply.send(Err(refusal.clone()));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    tx
 }
 
 fn now_ms() -> i64 {
@@ -108,7 +208,7 @@ fn unavailable(why: impl std::fmt::Display) -> MetaError {
 }
 
 /// Why a forwarded request was refused by the node it was sent to.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Refusal {
     /// It is not the leader (any more): ask the one it names, if any.
     NotLeader(Option<NodeId>),
@@ -147,9 +247,11 @@ impl ClusterNode {
         let raft = Raft::new(id, Arc::new(config), peers.clone(), log, replica)
             .await
             .map_err(|e| format!("starting raft: {e}"))?;
-        Ok(Arc::new(Self {
+        Ok(Arc::new_cyclic(|this| Self {
             id,
             me: settings.me.clone(),
+            proposals: start_proposer(raft.clone()),
+            reads: start_read_indexer(this.clone()),
             raft,
             meta,
             peers,
@@ -266,22 +368,19 @@ impl ClusterNode {
         }
     }
 
-    /// Proposes `command` as the leader: stamped with this node's clock, committed by a
-    /// quorum, applied here. `NotLeader` if this node is not the leader.
-    pub async fn propose_as_leader(&self, mut command: Command) -> Result<ProposalReply, Refusal> {
-        let at_ms = now_ms();
-        command.stamp(at_ms);
-        let proposal = Proposal {
-            at_ms,
-            command: command.encode(),
-        };
-        match self.raft.client_write(proposal).await {
-            Ok(response) => Ok(response.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(Refusal::NotLeader(forward.leader_id))
-            }
-            Err(e) => Err(Refusal::Unavailable(e.to_string())),
-        }
+    /// Proposes `command` as the leader, in the next batch: stamped with this node's clock,
+    /// committed by a quorum, applied here. `NotLeader` if this node is not the leader.
+    pub async fn propose_as_leader(
+        &self,
+        command: Command,
+    ) -> Result<Result<Outcome, MetaError>, Refusal> {
+        let (reply, answer) = oneshot::channel();
+        self.proposals
+            .send((command, reply))
+            .map_err(|_| Refusal::Unavailable("the node is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| Refusal::Unavailable("the proposal was dropped".into()))?
     }
 
     /// Commits `command` through the leader, wherever it is, and returns what applying it
@@ -293,23 +392,24 @@ impl ClusterNode {
             let leader = self.await_leader(deadline).await?;
             let refusal = if leader == self.id {
                 match self.propose_as_leader(command.clone()).await {
-                    Ok(reply) => return reply.0,
+                    Ok(result) => return result,
                     Err(refusal) => refusal,
                 }
             } else {
                 let address = self
                     .rpc_address(leader)
                     .ok_or_else(|| unavailable("the leader is not in the membership"))?;
-                let answer: Result<Result<ProposalReply, Refusal>, CallError> = self
+                let answer: Result<Result<Result<Outcome, MetaError>, Refusal>, CallError> = self
                     .peers
                     .call(&address, PROPOSE_PATH, &command.encode(), FORWARD_TIMEOUT)
                     .await;
                 match answer {
-                    Ok(Ok(reply)) => return reply.0,
+                    Ok(Ok(result)) => return result,
                     Ok(Err(refusal)) => refusal,
-                    Err(CallError::NotSent(e)) => Refusal::NotLeader(None).tap(
-                        |_| tracing::debug!(error = %e, "leader unreachable; waiting for another"),
-                    ),
+                    Err(CallError::NotSent(e)) => {
+                        tracing::debug!(error = %e, "leader unreachable; waiting for another");
+                        Refusal::NotLeader(None)
+                    }
                     Err(e) => {
                         return Err(unavailable(format!(
                             "the leader did not answer; the write may or may not have been applied: {e}"
@@ -343,6 +443,24 @@ impl ClusterNode {
     /// Returns once this node has applied everything committed before the call: a read that
     /// follows sees every write acknowledged anywhere before it began (linearizable reads).
     pub async fn linearize(&self) -> Result<(), MetaError> {
+        let (waiter, answer) = oneshot::channel();
+        self.reads
+            .send(waiter)
+            .map_err(|_| unavailable("the node is shutting down"))?;
+        let index = answer
+            .await
+            .map_err(|_| unavailable("the read was dropped"))?
+            .map_err(unavailable)?;
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(index, "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(format!("catching up with the leader: {e}")))
+    }
+
+    /// The leader's read index, from the leader (this node or another), confirmed by a quorum.
+    async fn fetch_read_index(&self) -> Result<Option<u64>, MetaError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
             let leader = self.await_leader(deadline).await?;
@@ -357,21 +475,12 @@ impl ClusterNode {
                     .call(&address, READ_INDEX_PATH, &(), FORWARD_TIMEOUT)
                     .await;
                 answer.unwrap_or_else(|e| {
-                    Err(Refusal::NotLeader(None)
-                        .tap(|_| tracing::debug!(error = %e, "read index: leader unreachable")))
+                    tracing::debug!(error = %e, "read index: leader unreachable");
+                    Err(Refusal::NotLeader(None))
                 })
             };
             match index {
-                Ok(index) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    return self
-                        .raft
-                        .wait(Some(left.max(Duration::from_millis(100))))
-                        .applied_index_at_least(index, "linearizable read")
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| unavailable(format!("catching up with the leader: {e}")));
-                }
+                Ok(index) => return Ok(index),
                 Err(Refusal::Unavailable(why)) => return Err(unavailable(why)),
                 Err(Refusal::NotLeader(_)) => {}
             }
@@ -433,18 +542,16 @@ impl ClusterNode {
         }
     }
 
+    /// Stops Raft, then makes what it applied durable (applies are not fsynced one by one).
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft did not shut down cleanly");
         }
+        let meta = self.meta.clone();
+        match tokio::task::spawn_blocking(move || meta.persist()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot persist the applied metadata"),
+            Err(e) => tracing::warn!(error = %e, "cannot persist the applied metadata"),
+        }
     }
 }
-
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce(&Self)) -> Self {
-        f(&self);
-        self
-    }
-}
-
-impl<T> Tap for T {}

@@ -116,6 +116,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
         let (meta, dir) = (self.meta.clone(), self.snapshots.clone());
         let (snapshot_meta, data) = blocking(move || {
+            // The log before the snapshot may be purged once it exists: what it covers must
+            // be durable here first.
+            meta.persist().map_err(sm_error)?;
             let building = dir.join(format!("building-{:016x}.snap", rand_id()));
             let file = std::fs::File::create(&building).map_err(snapshot_error)?;
             let mut out = BufWriter::new(file);
@@ -181,34 +184,48 @@ impl RaftStateMachine<TypeConfig> for Replica {
         blocking(move || {
             let (_, mut membership) = decode_position(meta.applied_position().map_err(sm_error)?)?;
             let mut batch = Vec::with_capacity(entries.len());
+            // How many commands each entry contributed: its reply gathers their results.
+            let mut counts = Vec::with_capacity(entries.len());
             let mut last = None;
             for entry in entries {
                 last = Some(entry.log_id);
-                batch.push(match entry.payload {
-                    EntryPayload::Blank => Replicated {
-                        at_ms: 0,
-                        command: None,
-                    },
+                match entry.payload {
+                    EntryPayload::Blank => counts.push(0),
                     EntryPayload::Membership(m) => {
                         membership = Membership::new(Some(entry.log_id), m);
-                        Replicated {
-                            at_ms: 0,
-                            command: None,
-                        }
+                        counts.push(0);
                     }
                     // A command this build cannot read stops this replica: applying it wrong,
                     // or skipping it, would make it diverge from the others.
-                    EntryPayload::Normal(proposal) => Replicated {
-                        at_ms: proposal.at_ms,
-                        command: Some(Command::decode(&proposal.command).map_err(sm_error)?),
-                    },
-                });
+                    EntryPayload::Normal(proposal) => {
+                        counts.push(proposal.commands.len());
+                        for command in &proposal.commands {
+                            batch.push(Replicated {
+                                at_ms: proposal.at_ms,
+                                command: Some(Command::decode(command).map_err(sm_error)?),
+                            });
+                        }
+                    }
+                }
             }
             let position = encode_position(&(last, membership))?;
-            let results = meta.apply_replicated(&batch, &position).map_err(sm_error)?;
-            Ok(results
+            // Not fsynced: the log is, and a crash re-applies from it (see `persist` before
+            // snapshots).
+            let mut results = meta
+                .apply_replicated(&batch, &position, false)
+                .map_err(sm_error)?
+                .into_iter();
+            Ok(counts
                 .into_iter()
-                .map(|r| ProposalReply(r.unwrap_or_else(|| Ok(Outcome::default()))))
+                .map(|n| {
+                    ProposalReply(
+                        results
+                            .by_ref()
+                            .take(n)
+                            .map(|r| r.unwrap_or_else(|| Ok(Outcome::default())))
+                            .collect(),
+                    )
+                })
                 .collect())
         })
         .await

@@ -7,18 +7,19 @@ use crate::layout::NodeInfo;
 
 pub type NodeId = u64;
 
-/// One proposed command: encoded with `Command::encode` (versioned), stamped with the
-/// leader's clock when the leader proposes it.
+/// One log entry: the commands proposed together (concurrent writes share an entry, and so
+/// its round trips and fsyncs), each encoded with `Command::encode` (versioned), stamped with
+/// the leader's clock when the leader proposes them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Proposal {
     pub at_ms: i64,
-    #[serde(with = "serde_bytes")]
-    pub command: Vec<u8>,
+    pub commands: Vec<serde_bytes::ByteBuf>,
 }
 
-/// What applying a proposal answered: the state machine's own result, refusals included.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ProposalReply(pub Result<Outcome, MetaError>);
+/// What applying a proposal answered: the state machine's own result for each command, in
+/// order, refusals included.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ProposalReply(pub Vec<Result<Outcome, MetaError>>);
 
 openraft::declare_raft_types!(
     pub TypeConfig:

@@ -152,8 +152,13 @@ pub enum Command {
     /// Removes garbage entries whose files the collector deleted.
     ForgetGarbage { ids: Vec<u64> },
     /// Stores (or with `None` removes) one cluster-wide value that is not a bucket's (the
-    /// cluster layout, the SSE master keys): replicated with everything else.
-    SetClusterValue { key: String, value: Option<Vec<u8>> },
+    /// SSE master keys): replicated with everything else. With `if_absent`, a value already
+    /// there stays (the first of several nodes proposing one wins).
+    SetClusterValue {
+        key: String,
+        value: Option<Vec<u8>>,
+        if_absent: bool,
+    },
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then

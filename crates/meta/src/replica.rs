@@ -77,16 +77,23 @@ fn text(bytes: Vec<u8>) -> Result<String, MetaError> {
 
 impl RedbStore {
     /// Applies committed entries in order, and records `applied` (the position after the last)
-    /// with them in one durable transaction. Returns each command's result, in order (`None`
-    /// for entries without a command). A refused command changes nothing but is still applied
+    /// with them in one transaction. Returns each command's result, in order (`None` for
+    /// entries without a command). A refused command changes nothing but is still applied
     /// (every replica refuses it the same way); an engine failure aborts the whole batch.
-    /// Blocking.
+    /// Without `durable` the commit is not fsynced: a crash may roll the state back to an
+    /// earlier position, from which the (durable) log is applied again; [`Self::persist`]
+    /// makes everything applied so far durable. Blocking.
     pub fn apply_replicated(
         &self,
         entries: &[Replicated],
         applied: &[u8],
+        durable: bool,
     ) -> Result<Vec<Option<Result<Outcome, MetaError>>>, MetaError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| MetaError::Storage(e.to_string()))?;
+        }
         let mut results = Vec::with_capacity(entries.len());
         {
             let mut tables = Tables::open(&txn)?;
@@ -108,6 +115,12 @@ impl RedbStore {
         txn.open_table(SYSTEM)?.insert(APPLIED_KEY, applied)?;
         txn.commit()?;
         Ok(results)
+    }
+
+    /// Makes every commit so far durable (an empty fsynced commit). Blocking.
+    pub fn persist(&self) -> Result<(), MetaError> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
     }
 
     /// The log position recorded by the last [`Self::apply_replicated`] or snapshot install.
@@ -274,6 +287,15 @@ mod tests {
                 Command::SetClusterValue {
                     key: "layout".into(),
                     value: Some(b"three nodes".to_vec()),
+                    if_absent: false,
+                },
+            ),
+            stamped(
+                15,
+                Command::SetClusterValue {
+                    key: "layout".into(),
+                    value: Some(b"not this one".to_vec()),
+                    if_absent: true,
                 },
             ),
         ]
@@ -303,13 +325,13 @@ mod tests {
         let b = RedbStore::open(&dir.path().join("b.redb")).unwrap();
         let entries = log();
         let (first, second) = entries.split_at(3);
-        let ra = a.apply_replicated(first, b"pos-3").unwrap();
-        let rb1 = b.apply_replicated(first, b"pos-3").unwrap();
+        let ra = a.apply_replicated(first, b"pos-3", true).unwrap();
+        let rb1 = b.apply_replicated(first, b"pos-3", true).unwrap();
         assert_eq!(outcomes(&ra), outcomes(&rb1));
-        let ra = a.apply_replicated(second, b"pos-6").unwrap();
+        let ra = a.apply_replicated(second, b"pos-6", true).unwrap();
         // Batches split differently reach the same state.
-        let rb2 = b.apply_replicated(&second[..1], b"pos-4").unwrap();
-        let rb3 = b.apply_replicated(&second[1..], b"pos-6").unwrap();
+        let rb2 = b.apply_replicated(&second[..1], b"pos-4", true).unwrap();
+        let rb3 = b.apply_replicated(&second[1..], b"pos-6", true).unwrap();
         assert_eq!(
             outcomes(&ra),
             [outcomes(&rb2), outcomes(&rb3)].concat(),
@@ -335,8 +357,10 @@ mod tests {
                 }),
             }],
             b"pos-1",
+            false,
         )
         .unwrap();
+        c.persist().unwrap();
         c.install_snapshot(&mut snap_a.as_slice(), b"pos-6")
             .unwrap();
         let (snap_c, pos_c) = snapshot_of(&c);
@@ -365,10 +389,10 @@ mod tests {
     fn a_damaged_snapshot_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = RedbStore::open(&dir.path().join("a.redb")).unwrap();
-        a.apply_replicated(&log(), b"pos-6").unwrap();
+        a.apply_replicated(&log(), b"pos-6", true).unwrap();
         let (snap, _) = snapshot_of(&a);
         let b = RedbStore::open(&dir.path().join("b.redb")).unwrap();
-        b.apply_replicated(&log()[..1], b"pos-1").unwrap();
+        b.apply_replicated(&log()[..1], b"pos-1", true).unwrap();
         let before = snapshot_of(&b);
         let cut = &snap[..snap.len() - 5];
         assert!(b.install_snapshot(&mut &cut[..], b"pos-6").is_err());

@@ -210,8 +210,15 @@ impl<'txn> Tables<'txn> {
                 }
                 Ok(Outcome::default())
             }
-            Command::SetClusterValue { key, value } => {
+            Command::SetClusterValue {
+                key,
+                value,
+                if_absent,
+            } => {
                 let key = format!("{CLUSTER_VALUE_PREFIX}{key}");
+                if *if_absent && self.system.get(key.as_str())?.is_some() {
+                    return Ok(Outcome::default());
+                }
                 match value {
                     Some(value) => self.system.insert(key.as_str(), value.as_slice())?,
                     None => self.system.remove(key.as_str())?,

@@ -106,16 +106,21 @@ impl MasterKeys {
         Ok(Self { keys })
     }
 
+    /// The text of a new key file: one fresh random key.
+    pub fn generate_text() -> String {
+        let key: [u8; 32] = rand::random();
+        format!(
+            "# Basalt SSE-S3 master keys: `<id> <base64>`; the last one wraps new objects.\n\
+             # Rotate by appending a line; keep old lines while objects use them.\n\
+             k1 {}\n",
+            base64_simd::STANDARD.encode_to_string(key)
+        )
+    }
+
     /// Reads the key file, creating it (mode 0600, one fresh key) if it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
         if !path.exists() {
-            let key: [u8; 32] = rand::random();
-            let text = format!(
-                "# Basalt SSE-S3 master keys: `<id> <base64>`; the last one wraps new objects.\n\
-                 # Rotate by appending a line; keep old lines while objects use them.\n\
-                 k1 {}\n",
-                base64_simd::STANDARD.encode_to_string(key)
-            );
+            let text = Self::generate_text();
             write_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

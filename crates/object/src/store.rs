@@ -585,6 +585,16 @@ impl ObjectStore {
     // ---- encryption ----
 
     /// The node's SSE-S3 master keys, loaded (or created) on first use.
+    /// Uses the master keys in `text` (a key file's contents) rather than a file of this
+    /// node's: in a cluster they are replicated state, the same on every node.
+    pub fn use_master_keys(&self, text: &str) -> Result<(), ObjectError> {
+        let keys = MasterKeys::parse(text)
+            .map_err(|e| ObjectError::Internal(format!("SSE-S3 master keys: {e}")))?;
+        self.master_keys
+            .set(Ok(Arc::new(keys)))
+            .map_err(|_| ObjectError::Internal("the SSE-S3 master keys are already loaded".into()))
+    }
+
     pub fn master_keys(&self) -> Result<Arc<MasterKeys>, ObjectError> {
         self.master_keys
             .get_or_init(|| {
