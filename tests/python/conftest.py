@@ -70,8 +70,9 @@ _sanitize_env()
 
 @dataclass
 class BasaltServer:
-    endpoint: str  # e.g. http://127.0.0.1:54321
-    host_port: str  # e.g. 127.0.0.1:54321
+    # e.g. http://127.0.0.1:54321; with BASALT_TEST_CLUSTER, one per node of the cluster, and
+    # each use of `endpoint` (each client, each URL a test builds) takes the next node in turn.
+    endpoints: list
     access_key: str
     secret_key: str
     region: str
@@ -79,6 +80,17 @@ class BasaltServer:
     log_path: Path
     aws_config_path: Path
     process: subprocess.Popen = field(repr=False)
+    _turn: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        endpoint = self.endpoints[self._turn % len(self.endpoints)]
+        self._turn += 1
+        return endpoint
+
+    @property
+    def host_port(self) -> str:
+        return self.endpoint.removeprefix("http://")
 
     def client(self, access_key: str | None = None, secret_key: str | None = None, **config_kw):
         """A boto3 S3 client (path-style, no retries) against this server."""
@@ -224,6 +236,26 @@ def basalt() -> BasaltServer:
             storage += ["--data", f"http://{host}:{node_port}/x", "--data", f"http://{host}:{node_port}/y"]
         storage += ["--meta-dir", str(data_dir), "--chunk-size", "65536", "--redundancy", "ec:4+2"]
 
+    # BASALT_TEST_CLUSTER=1: a cluster of three `basalt server --node-name` processes on
+    # 127.0.0.1-3 (metadata replicated by Raft, stripes ec:2+1 over the nodes' drives, 64 KiB
+    # chunks); clients take the nodes in turn, so a test's writes and reads cross nodes.
+    cluster_nodes = []
+    endpoints = [endpoint]
+    if os.environ.get("BASALT_TEST_CLUSTER"):
+        env["BASALT_CLUSTER_SECRET"] = "python-suite-cluster-secret-0123"
+        rpc = [f"127.0.0.{i}:{_free_port()}" for i in (1, 2, 3)]
+        s3_ports = [port, _free_port(), _free_port()]
+        endpoints = [f"http://127.0.0.{i + 1}:{s3_ports[i]}" for i in range(3)]
+
+        def node_flags(i):
+            return ["--node-name", f"node{i + 1}", "--rpc-address", rpc[i],
+                    "--peers", ",".join(rpc), "--bootstrap-expect", "3",
+                    "--data", str(workdir / f"node{i + 1}" / "data"),
+                    "--meta-dir", str(workdir / f"node{i + 1}" / "meta"),
+                    "--chunk-size", "65536"]
+        storage = node_flags(0)
+        extra_node_flags = [node_flags(1), node_flags(2)]
+
     # STS: one role any user may assume, with read-only rights (test_sts.py).
     roles = workdir / "sts-roles.json"
     roles.write_text(
@@ -232,6 +264,18 @@ def basalt() -> BasaltServer:
     storage += ["--sts-roles", str(roles)]
     # SSE-C over loopback HTTP (test_encryption.py); test_tls.py checks it over TLS without this.
     storage += ["--sse-c-over-http"]
+
+    common_flags = ["--sts-roles", str(roles), "--sse-c-over-http"]
+    if os.environ.get("BASALT_TEST_CLUSTER"):
+        for i, flags in enumerate(extra_node_flags, start=1):
+            node_log = open(workdir / f"node{i + 1}.log", "wb")
+            cluster_nodes.append((subprocess.Popen(
+                [str(binary), "server", "--address", endpoints[i].removeprefix("http://"),
+                 *flags, *common_flags],
+                stdout=node_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                cwd=str(workdir),
+            ), node_log))
+        drive_servers += cluster_nodes
 
     log_fh = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -244,6 +288,8 @@ def basalt() -> BasaltServer:
     )
     try:
         _wait_ready(proc, endpoint, log_path)
+        for (node, _), node_endpoint in zip(cluster_nodes, endpoints[1:]):
+            _wait_ready(node, node_endpoint, log_path)
     except Exception as e:
         _stop(proc)
         log_fh.close()
@@ -263,8 +309,7 @@ def basalt() -> BasaltServer:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-such-credentials")
 
     server = BasaltServer(
-        endpoint=endpoint,
-        host_port=host_port,
+        endpoints=endpoints,
         access_key=ROOT_USER,
         secret_key=ROOT_PASSWORD,
         region=REGION,
