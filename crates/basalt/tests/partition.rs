@@ -12,84 +12,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use aws_sdk_s3::primitives::ByteStream;
+use common::docker::{Cleanup, build_image, docker};
 use common::{
     ACCESS_KEY, Pki, SECRET_KEY, Server, bytes_of, coordinator_flags, make_pki, read_all,
     tls_flags_at,
 };
 
 const SECRET: &str = "partition-test-cluster-secret-0123";
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// What the test created in Docker, removed when it ends, however it ends.
-struct Cleanup {
-    containers: Vec<String>,
-    network: Option<String>,
-    image: Option<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = Command::new("docker").args(["rm", "-f", c]).output();
-        }
-        if let Some(n) = &self.network {
-            let _ = Command::new("docker").args(["network", "rm", n]).output();
-        }
-        if let Some(i) = &self.image {
-            let _ = Command::new("docker").args(["rmi", "-f", i]).output();
-        }
-    }
-}
-
-/// A root file system with the binary (stripped) and the shared libraries it loads.
-fn build_image(tag: &str, context: &Path) {
-    let binary = env!("CARGO_BIN_EXE_basalt");
-    let root = context.join("rootfs");
-    std::fs::create_dir_all(&root).unwrap();
-    let stripped = Command::new("strip")
-        .arg("-o")
-        .arg(root.join("basalt"))
-        .arg(binary)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !stripped {
-        std::fs::copy(binary, root.join("basalt")).unwrap();
-    }
-    let ldd = Command::new("ldd").arg(binary).output().unwrap();
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-        let path = line
-            .split("=>")
-            .last()
-            .and_then(|rest| rest.split_whitespace().next())
-            .filter(|p| p.starts_with('/'));
-        if let Some(path) = path {
-            let target = root.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            std::fs::copy(path, &target).unwrap();
-        }
-    }
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/basalt\"]\n",
-    )
-    .unwrap();
-    docker(&["build", "-q", "-t", tag, &context.display().to_string()]);
-}
 
 fn start_node(
     image: &str,
@@ -152,7 +84,7 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     );
     let mut cleanup = Cleanup {
         containers: vec![n2.clone(), n3.clone()],
-        network: None,
+        networks: Vec::new(),
         image: None,
     };
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +105,7 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
         &subnet,
         &network,
     ]);
-    cleanup.network = Some(network.clone());
+    cleanup.networks.push(network.clone());
     let (ip2, ip3) = (format!("{base}2"), format!("{base}3"));
 
     let pki_dir = dir.path().join("pki");
@@ -241,7 +173,7 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     // cut off, and every object, the one written during the freeze included, reads from
     // node 3 and the local drive alone.
     std::thread::sleep(std::time::Duration::from_millis(4500));
-    let heal = Command::new(env!("CARGO_BIN_EXE_basalt"))
+    let heal = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
         .args(["admin", "--endpoint", &server.endpoint()])
         .args([
             "--access-key",

@@ -134,6 +134,8 @@ fn start_read_indexer(node: std::sync::Weak<ClusterNode>) -> mpsc::UnboundedSend
     tx
 }
 
+/// How long a proposal may wait to be committed before its writers are told 503.
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most commands in one log entry.
 const MAX_BATCH: usize = 256;
 /// Log entries proposed by this leader and not yet applied, at most: while they are, new
@@ -173,7 +175,23 @@ fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
                         (serde_bytes::ByteBuf::from(command.encode()), reply)
                     })
                     .unzip();
-                match raft.client_write(Proposal { at_ms, commands }).await {
+                let written = tokio::time::timeout(
+                    PROPOSAL_TIMEOUT,
+                    raft.client_write(Proposal { at_ms, commands }),
+                )
+                .await;
+                // A leader cut off from its quorum commits nothing: its writes fail (maybe
+                // applied later by the new leader's log, maybe not: the client is told so).
+                let Ok(written) = written else {
+                    for reply in replies {
+                        let _ = reply.send(Err(Refusal::Unavailable(
+                            "not committed in time (no quorum?); the write may or may not be applied"
+                                .into(),
+                        )));
+                    }
+                    return;
+                };
+                match written {
                     Ok(response) => {
                         for (reply, result) in replies.into_iter().zip(response.data.0) {
                             let _ = reply.send(Ok(result));

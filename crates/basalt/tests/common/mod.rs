@@ -1,6 +1,7 @@
 //! A spawned `basalt` binary on a free loopback port, and an AWS SDK client for it.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod nodes;
 
 use std::net::TcpListener;
