@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod certs;
 mod cluster;
 mod config;
 mod fsck;
@@ -37,6 +38,8 @@ enum Command {
     /// Serve this node's drives to the node that coordinates them (node-to-node, signed with
     /// the cluster secret, mutual TLS when configured).
     DriveServer(cluster::DriveServerArgs),
+    /// Make a CA and a node certificate for node-to-node mutual TLS (kept if already there).
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => client_runtime()?.block_on(bench::run(args)),
         Command::DriveServer(args) => client_runtime()?.block_on(cluster::run_drive_server(args)),
         Command::Admin(args) => client_runtime()?.block_on(admin::run(args)),
+        Command::Certs(args) => certs::run(&args),
         Command::Fsck(args) => {
             if client_runtime()?.block_on(fsck::run(args))? {
                 Ok(())

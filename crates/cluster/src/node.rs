@@ -215,6 +215,15 @@ fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
     tx
 }
 
+/// The layout's epoch: 1 for the membership the cluster formed with, raised by every
+/// membership change (it is one more than the change's log index).
+fn layout_epoch(metrics: &openraft::RaftMetrics<NodeId, NodeInfo>) -> u64 {
+    metrics
+        .membership_config
+        .log_id()
+        .map_or(0, |id| id.index + 1)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -554,7 +563,7 @@ impl ClusterNode {
             commit_index: metrics.last_applied.map(|l| l.index),
             applied_index: metrics.last_applied.map(|l| l.index),
             snapshot_index: metrics.snapshot.map(|l| l.index),
-            layout_epoch: metrics.membership_config.log_id().map_or(0, |l| l.index),
+            layout_epoch: layout_epoch(&metrics),
             state: format!("{:?}", metrics.state),
             nodes,
         }
