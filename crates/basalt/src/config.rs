@@ -223,10 +223,10 @@ pub struct NodeArgs {
     /// Raft log entries between metadata snapshots [default: 10000]
     #[arg(long, env = "BASALT_RAFT_SNAPSHOT_THRESHOLD")]
     pub raft_snapshot_threshold: Option<u64>,
-    /// Raft heartbeat interval in milliseconds [default: 150]
+    /// Raft heartbeat interval in milliseconds [default: 100]
     #[arg(long, env = "BASALT_RAFT_HEARTBEAT_MS")]
     pub raft_heartbeat_ms: Option<u64>,
-    /// Shortest Raft election timeout in milliseconds (the longest is twice it) [default: 1000]
+    /// Shortest Raft election timeout in milliseconds (the longest is twice it) [default: 500]
     #[arg(long, env = "BASALT_RAFT_ELECTION_TIMEOUT_MS")]
     pub raft_election_timeout_ms: Option<u64>,
 }
@@ -469,12 +469,12 @@ impl ServerConfig {
                     .node
                     .raft_heartbeat_ms
                     .or(file.raft_heartbeat_ms)
-                    .unwrap_or(150),
+                    .unwrap_or(100),
                 election_timeout_ms: args
                     .node
                     .raft_election_timeout_ms
                     .or(file.raft_election_timeout_ms)
-                    .unwrap_or(1000),
+                    .unwrap_or(500),
             }),
         };
         if let Some(node) = &node
