@@ -52,26 +52,13 @@ async fn put_through_any(cluster: &Cluster, key: &str, data: &[u8], within: Dura
 
 /// Without client retries: every read succeeds the first time.
 async fn assert_all_readable(node: &Node, acknowledged: &[(String, Vec<u8>)]) {
-    let client = node.client_without_retries();
-    for (key, data) in acknowledged {
-        let got = client
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{} lost {key}: {e:?}", node.name))
-            .body
-            .collect()
-            .await
-            .expect("body")
-            .into_bytes();
-        assert!(
-            got == data[..],
-            "{} answers other bytes for {key}",
-            node.name
-        );
-    }
+    common::read_all(
+        &node.client_without_retries(),
+        BUCKET,
+        acknowledged,
+        &node.name,
+    )
+    .await;
 }
 
 async fn assert_everything_everywhere(cluster: &Cluster, acknowledged: &[(String, Vec<u8>)]) {

@@ -128,27 +128,8 @@ async fn put_through(nodes: &[Node], among: &[usize], key: &str, body: &[u8]) {
 }
 
 async fn read_everything(node: &Node, objects: &[(String, Vec<u8>)], what: &str) {
-    let client = node.client();
-    for (key, body) in objects {
-        let got = client
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {} GET {key}: {e:?}", node.container))
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        assert_eq!(
-            &got[..],
-            &body[..],
-            "{what}: {} reads {key}",
-            node.container
-        );
-    }
+    let what = format!("{what}: {}", node.container);
+    common::read_all(&node.client(), BUCKET, objects, &what).await;
 }
 
 /// Waits until `node` answers a read that needs the current leader (it has rejoined).
