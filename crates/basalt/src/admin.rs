@@ -362,14 +362,21 @@ fn print_cluster(s: &serde_json::Value) {
         number(&s["layout_epoch"]),
     );
     for node in s["nodes"].as_array().into_iter().flatten() {
+        let gib = |v: &serde_json::Value| {
+            v.as_u64().map_or("-".to_owned(), |b| {
+                format!("{:.1}", b as f64 / f64::from(1u32 << 30))
+            })
+        };
         println!(
-            "  {:<12} {:<4} zone {:<10} s3 {:<21} rpc {:<21} drives {}",
+            "  {:<12} {:<4} zone {:<10} s3 {:<21} rpc {:<21} drives {} used {} of {} GiB",
             text(&node["name"]),
             if node["up"] == true { "up" } else { "DOWN" },
             text(&node["zone"]),
             text(&node["s3"]),
             text(&node["rpc"]),
             number(&node["drives"]),
+            gib(&node["used_bytes"]),
+            gib(&node["capacity_bytes"]),
         );
     }
 }

@@ -231,6 +231,7 @@ pub async fn open(
         snapshot_threshold: node_config.snapshot_threshold,
         heartbeat_ms: node_config.heartbeat_ms,
         election_timeout_ms: node_config.election_timeout_ms,
+        drive_paths: config.drives.clone(),
     };
     let node = ClusterNode::start(&settings, meta.clone(), &config.meta_dir, client.clone())
         .await

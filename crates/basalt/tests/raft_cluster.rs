@@ -79,19 +79,22 @@ async fn create_bucket(node: &Node) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_serves_every_bucket_and_conditional_writes_race_atomically() {
     let cluster = Cluster::start(3, &[]);
-    let status = cluster.nodes[1].status().expect("cluster status");
-    assert_eq!(
-        status["nodes"].as_array().map(Vec::len),
-        Some(3),
-        "{status}"
-    );
-    assert!(status["leader"].is_string(), "{status}");
-    assert!(
-        status["nodes"]
-            .as_array()
-            .is_some_and(|nodes| nodes.iter().all(|n| n["up"] == true)),
-        "{status}"
-    );
+    // Every node up, with its capacity, and a leader, as node 2 sees it (its probes of the
+    // others may time out while twelve processes start on two cores: poll).
+    let complete = |status: &serde_json::Value| {
+        status["leader"].is_string()
+            && status["nodes"].as_array().is_some_and(|nodes| {
+                nodes.len() == 3
+                    && nodes.iter().all(|n| {
+                        n["up"] == true
+                            && n["capacity_bytes"].as_u64().is_some_and(|c| c > 0)
+                            && n["used_bytes"].is_u64()
+                    })
+            })
+    };
+    wait_for("a complete cluster status", Duration::from_secs(30), || {
+        cluster.nodes[1].status().is_some_and(|s| complete(&s))
+    });
 
     create_bucket(&cluster.nodes[0]).await;
     let mut acknowledged = Vec::new();

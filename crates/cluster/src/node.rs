@@ -42,6 +42,8 @@ pub struct ClusterSettings {
     pub snapshot_threshold: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: u64,
+    /// This node's drives (directories), for the capacity it reports.
+    pub drive_paths: Vec<std::path::PathBuf>,
 }
 
 /// What a node answers about itself at [`NODE_PATH`].
@@ -50,6 +52,9 @@ pub struct NodeHello {
     pub info: NodeInfo,
     /// Whether it already knows a membership (it belongs to a formed cluster).
     pub member: bool,
+    /// Bytes of its drives' file systems: total and still available (each file system once).
+    pub capacity_bytes: u64,
+    pub available_bytes: u64,
 }
 
 /// What formation asks of the caller.
@@ -86,6 +91,9 @@ pub struct NodeStatus {
     pub rpc: String,
     pub s3: String,
     pub drives: usize,
+    /// Of its drives' file systems, when it answered.
+    pub capacity_bytes: Option<u64>,
+    pub used_bytes: Option<u64>,
     /// On the leader: the last log index this node is known to hold.
     pub matched_index: Option<u64>,
 }
@@ -96,6 +104,7 @@ pub struct ClusterNode {
     pub raft: Raft<TypeConfig>,
     pub meta: Arc<RedbStore>,
     pub peers: Peers,
+    drive_paths: Vec<std::path::PathBuf>,
     proposals: mpsc::UnboundedSender<Submitted>,
     reads: mpsc::UnboundedSender<ReadWaiter>,
 }
@@ -279,6 +288,7 @@ impl ClusterNode {
             me: settings.me.clone(),
             proposals: start_proposer(raft.clone()),
             reads: start_read_indexer(this.clone()),
+            drive_paths: settings.drive_paths.clone(),
             raft,
             meta,
             peers,
@@ -308,11 +318,43 @@ impl ClusterNode {
         layout
     }
 
-    pub fn hello(&self) -> NodeHello {
+    /// What this node says of itself. Blocking (it reads its file systems' sizes).
+    pub fn hello_blocking(&self) -> NodeHello {
+        let mut seen = Vec::new();
+        let (mut capacity_bytes, mut available_bytes) = (0, 0);
+        for path in &self.drive_paths {
+            // Drives on one file system are counted once.
+            let device = std::fs::metadata(path).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.dev()
+            });
+            if device.is_some_and(|d| seen.contains(&d)) {
+                continue;
+            }
+            seen.extend(device);
+            if let Some((total, available)) = basalt_data::local_space_blocking(path) {
+                capacity_bytes += total;
+                available_bytes += available;
+            }
+        }
         NodeHello {
             info: self.me.clone(),
             member: self.is_member(),
+            capacity_bytes,
+            available_bytes,
         }
+    }
+
+    pub async fn hello(self: &Arc<Self>) -> NodeHello {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.hello_blocking())
+            .await
+            .unwrap_or_else(|_| NodeHello {
+                info: self.me.clone(),
+                member: self.is_member(),
+                capacity_bytes: 0,
+                available_bytes: 0,
+            })
     }
 
     /// Waits until this node belongs to a formed cluster, or is the one to form it.
@@ -524,17 +566,19 @@ impl ClusterNode {
         self.leader() == Some(self.id)
     }
 
-    pub async fn status(&self) -> ClusterStatus {
+    pub async fn status(self: &Arc<Self>) -> ClusterStatus {
         let metrics = self.raft.metrics().borrow().clone();
         let members = self.members();
         let mut nodes = Vec::with_capacity(members.len());
         for (id, info) in &members {
-            let up = *id == self.id || {
+            let hello = if *id == self.id {
+                Some(self.hello().await)
+            } else {
                 let hello: Result<NodeHello, CallError> = self
                     .peers
                     .call(&info.rpc, NODE_PATH, &(), Duration::from_secs(1))
                     .await;
-                hello.is_ok()
+                hello.ok()
             };
             let matched_index = metrics
                 .replication
@@ -544,7 +588,11 @@ impl ClusterNode {
             nodes.push(NodeStatus {
                 name: info.name.clone(),
                 id: *id,
-                up,
+                up: hello.is_some(),
+                capacity_bytes: hello.as_ref().map(|h| h.capacity_bytes),
+                used_bytes: hello
+                    .as_ref()
+                    .map(|h| h.capacity_bytes.saturating_sub(h.available_bytes)),
                 zone: info.zone.clone(),
                 rpc: info.rpc.clone(),
                 s3: info.s3.clone(),

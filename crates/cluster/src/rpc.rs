@@ -69,7 +69,7 @@ where
 }
 
 async fn dispatch(
-    node: &ClusterNode,
+    node: &Arc<ClusterNode>,
     path: &str,
     body: &[u8],
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
@@ -93,7 +93,7 @@ async fn dispatch(
             answer(&node.propose_as_leader(command).await)
         }
         READ_INDEX_PATH => answer(&node.read_index_as_leader().await),
-        NODE_PATH => answer(&node.hello()),
+        NODE_PATH => answer(&node.hello().await),
         _ => reply(StatusCode::NOT_FOUND, "no such cluster call"),
     })
 }

@@ -169,16 +169,19 @@ impl Drive {
     /// (total, available) bytes of the drive's file system, if it can be read. Blocking.
     pub fn space_blocking(&self) -> Option<(u64, u64)> {
         match &self.location {
-            Location::Local(path) => {
-                let stats = rustix::fs::statvfs(path).ok()?;
-                Some((
-                    stats.f_blocks.saturating_mul(stats.f_frsize),
-                    stats.f_bavail.saturating_mul(stats.f_frsize),
-                ))
-            }
+            Location::Local(path) => local_space_blocking(path),
             Location::Remote(drive) => drive.space(),
         }
     }
+}
+
+/// (total, available) bytes of the file system holding `path`, if it can be read. Blocking.
+pub fn local_space_blocking(path: &std::path::Path) -> Option<(u64, u64)> {
+    let stats = rustix::fs::statvfs(path).ok()?;
+    Some((
+        stats.f_blocks.saturating_mul(stats.f_frsize),
+        stats.f_bavail.saturating_mul(stats.f_frsize),
+    ))
 }
 
 /// The node's drives, indexed as their identity files say.

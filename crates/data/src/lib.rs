@@ -16,7 +16,7 @@ mod stripe;
 
 pub use chunk_file::{ChunkId, ChunkInfo, HEADER_LEN};
 pub use drive_server::DriveServer;
-pub use drives::{Drive, DriveSet, Location};
+pub use drives::{Drive, DriveSet, Location, local_space_blocking};
 pub use error::DataError;
 pub use redundancy::Redundancy;
 pub use remote::{
