@@ -301,3 +301,70 @@ async fn a_node_without_a_quorum_refuses_reads_and_writes_with_503() {
         assert!(missing.is_err(), "the refused write was not stored");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_node_data_directory_becomes_a_one_node_cluster_in_place() {
+    let extra = tempfile::tempdir().expect("tempdir");
+    let (d2, d3, meta) = (
+        extra.path().join("d2"),
+        extra.path().join("d3"),
+        extra.path().join("meta"),
+    );
+    let (d2, d3, meta) = (
+        d2.to_str().expect("utf-8"),
+        d3.to_str().expect("utf-8"),
+        meta.to_str().expect("utf-8"),
+    );
+    let storage = ["--data", d2, "--data", d3, "--meta-dir", meta];
+    let mut single = common::Server::start_with(&storage);
+    let client = single.client();
+    client
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let mut written = Vec::new();
+    for i in 0..6 {
+        let (key, data) = (format!("before/{i}"), body(i));
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("put");
+        written.push((key, data));
+    }
+    assert!(single.terminate().success());
+
+    let rpc = format!("127.0.0.1:{}", common::free_port());
+    let mut flags = storage.to_vec();
+    flags.extend([
+        "--node-name",
+        "solo",
+        "--bootstrap-expect",
+        "1",
+        "--rpc-address",
+        &rpc,
+        "--cluster-secret",
+        common::nodes::CLUSTER_SECRET,
+    ]);
+    let node = common::Server::start_on_with(&single.data, single.port, &flags);
+    let client = node.client_without_retries();
+    common::read_all(&client, BUCKET, &written, "after the upgrade").await;
+    for i in 6..9 {
+        let (key, data) = (format!("after/{i}"), body(i));
+        client
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("put through the one-node cluster");
+        written.push((key, data));
+    }
+    common::read_all(&client, BUCKET, &written, "the one-node cluster").await;
+}
