@@ -314,7 +314,7 @@ impl ClusterNode {
     pub fn layout(&self) -> Layout {
         let metrics = self.raft.metrics().borrow().clone();
         let mut layout = Layout::new(self.members().into_values().collect());
-        layout.epoch = metrics.membership_config.log_id().map_or(0, |id| id.index);
+        layout.epoch = layout_epoch(&metrics);
         layout
     }
 
