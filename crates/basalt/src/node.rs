@@ -172,7 +172,8 @@ pub async fn open(
             node_config.rpc_address
         );
     }
-    std::fs::create_dir_all(&config.meta_dir)
+    tokio::fs::create_dir_all(&config.meta_dir)
+        .await
         .with_context(|| format!("creating {}", config.meta_dir.display()))?;
     let meta_path = config.meta_dir.join("meta.redb");
     let cache = config.meta_cache;
@@ -190,7 +191,9 @@ pub async fn open(
         .map(|(i, path)| (drive_name(i), path.clone()))
         .collect();
     for (_, path) in &served {
-        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        tokio::fs::create_dir_all(path)
+            .await
+            .with_context(|| format!("creating {}", path.display()))?;
     }
     let drive_server = Arc::new(DriveServer::new(served, auth.clone())?);
     let cell: Arc<OnceLock<Arc<ClusterNode>>> = Arc::default();

@@ -22,6 +22,19 @@ fn body(i: usize) -> Vec<u8> {
     bytes_of(len, i as u64)
 }
 
+/// Writes `data` at `key` (it must succeed) and returns the pair, for reading back.
+async fn put_with(client: &aws_sdk_s3::Client, key: String, data: Vec<u8>) -> (String, Vec<u8>) {
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    (key, data)
+}
+
 async fn put(node: &Node, key: &str, data: &[u8]) -> Result<(), String> {
     node.client_without_retries()
         .put_object()
@@ -326,16 +339,7 @@ async fn a_single_node_data_directory_becomes_a_one_node_cluster_in_place() {
         .expect("bucket");
     let mut written = Vec::new();
     for i in 0..6 {
-        let (key, data) = (format!("before/{i}"), body(i));
-        client
-            .put_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("put");
-        written.push((key, data));
+        written.push(put_with(&client, format!("before/{i}"), body(i)).await);
     }
     assert!(single.terminate().success());
 
@@ -355,16 +359,7 @@ async fn a_single_node_data_directory_becomes_a_one_node_cluster_in_place() {
     let client = node.client_without_retries();
     common::read_all(&client, BUCKET, &written, "after the upgrade").await;
     for i in 6..9 {
-        let (key, data) = (format!("after/{i}"), body(i));
-        client
-            .put_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("put through the one-node cluster");
-        written.push((key, data));
+        written.push(put_with(&client, format!("after/{i}"), body(i)).await);
     }
     common::read_all(&client, BUCKET, &written, "the one-node cluster").await;
 }

@@ -418,8 +418,15 @@ impl ClusterNode {
         self.raft.metrics().borrow().current_leader
     }
 
+    /// On every forwarded write and read: looked up in place, not by copying the metrics.
     fn rpc_address(&self, id: NodeId) -> Option<String> {
-        self.members().get(&id).map(|n| n.rpc.clone())
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.rpc.clone())
     }
 
     /// Waits (up to `deadline`) for a leader to be known.
