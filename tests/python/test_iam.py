@@ -5,61 +5,8 @@ keys and disabled users, and presigned URLs that were tampered with."""
 from __future__ import annotations
 
 import json
-import subprocess
-import urllib.error
-import urllib.request
 
-import pytest
-
-from conftest import _binary_path
-from helpers import s3_error
-
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def admin_as(basalt, user, *args):
-    """`basalt admin ARGS` signed with `user`'s (name, access key, secret) keys."""
-    _, access, secret = user
-    return subprocess.run(
-        [str(_binary_path()), "admin", "--endpoint", basalt.endpoint,
-         "--access-key", access, "--secret-key", secret, *args],
-        capture_output=True, text=True, timeout=60,
-    )
-
-
-def admin(basalt, *args):
-    out = admin_as(basalt, ("root", basalt.access_key, basalt.secret_key), *args)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-_counter = iter(range(10**6))
-
-
-def make_user(basalt, *policies):
-    name = f"user{next(_counter)}-{id(policies) % 10000}"
-    admin(basalt, "user", "add", name)
-    if policies:
-        admin(basalt, "policy", name, *policies)
-    key = admin(basalt, "key", "create", name)
-    return name, key["access_key"], key["secret_key"]
-
-
-def client_of(basalt, user):
-    _, access, secret = user
-    return basalt.client(access_key=access, secret_key=secret)
-
-
-def doc(*statements):
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def http(url, method="GET", data=None):
-    try:
-        with OPENER.open(urllib.request.Request(url, method=method, data=data), timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+from helpers import admin, admin_as, client_of, doc, http, make_user, s3_error
 
 
 def test_canned_policies(s3, basalt, bucket):

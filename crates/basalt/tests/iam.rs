@@ -5,23 +5,7 @@
 mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{ACCESS_KEY, SECRET_KEY, Server, client_for, error_code, http_get};
-use serde_json::Value;
-
-fn admin(server: &Server, args: &[&str]) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
-        .args(["admin", "--endpoint", &server.endpoint()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{Server, client_for, error_code, http_get};
 
 #[tokio::test]
 async fn policies_allow_deny_and_keys_can_be_revoked() {
@@ -36,10 +20,10 @@ async fn policies_allow_deny_and_keys_can_be_revoked() {
         .await
         .unwrap();
 
-    admin(&server, &["user", "add", "analyst"]);
+    server.admin_json(&["user", "add", "analyst"]);
     let deny_csv = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::data/*.secret"}]}"#;
-    admin(&server, &["policy", "analyst", "readonly", deny_csv]);
-    let key = admin(&server, &["key", "create", "analyst"]);
+    server.admin_json(&["policy", "analyst", "readonly", deny_csv]);
+    let key = server.admin_json(&["key", "create", "analyst"]);
     let (access, secret) = (
         key["access_key"].as_str().unwrap(),
         key["secret_key"].as_str().unwrap(),
@@ -92,7 +76,7 @@ async fn policies_allow_deny_and_keys_can_be_revoked() {
     let other = http_get(server.port, "/data/keys.secret").unwrap();
     assert!(other.starts_with("HTTP/1.1 403"), "{other}");
 
-    admin(&server, &["key", "revoke", access]);
+    server.admin_json(&["key", "revoke", access]);
     let err = analyst
         .get_object()
         .bucket("data")

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use basalt_meta::{
-    BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule, ListPage,
-    MetaError, MetaStore, ObjectLockConfig, ObjectRecord, Outcome, PartListing, PayloadCursor,
-    PayloadEntry, StripeRef, Tags, UploadPage, UploadRecord, VersionPage, VersioningState,
+    BucketAccess, BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule,
+    ListPage, MetaError, MetaStore, ObjectLockConfig, ObjectRecord, Outcome, PartListing,
+    PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef, Tags, UploadPage, UploadRecord,
+    VersionPage, VersioningState,
 };
 
 use crate::node::ClusterNode;
@@ -191,6 +192,19 @@ impl MetaStore for ClusterMeta {
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError> {
         self.node.linearize().await?;
         self.node.meta.get_bucket_cors(bucket).await
+    }
+
+    async fn get_bucket_access(&self, bucket: &str) -> Result<Option<BucketAccess>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.get_bucket_access(bucket).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<PublicAccessBlock>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.get_public_access_block(bucket).await
     }
 
     async fn garbage_due(

@@ -2,6 +2,7 @@
 //! refused (its error is returned) changes nothing.
 
 use crate::MetaError;
+use crate::acl::{Acl, BucketAccess, PublicAccessBlock};
 use crate::record::{
     BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, ObjectRecord,
     PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
@@ -30,10 +31,13 @@ pub struct CompletePart {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     /// With `object_lock`, the bucket starts with versioning enabled and object lock on.
+    /// `access`: its owner, ACL and ownership setting (`None`: owned by the root user, ACLs
+    /// disabled).
     CreateBucket {
         name: String,
         record: BucketRecord,
         object_lock: bool,
+        access: Option<BucketAccess>,
     },
     /// Refused with `InvalidBucketState` when suspending a bucket with object lock.
     SetVersioning {
@@ -159,11 +163,31 @@ pub enum Command {
         value: Option<Vec<u8>>,
         if_absent: bool,
     },
+    /// Replaces a bucket's ACL and ownership setting (Put/DeleteBucketOwnershipControls,
+    /// PutBucketAcl).
+    SetBucketAccess {
+        bucket: String,
+        access: BucketAccess,
+    },
+    /// Sets (or with `None` removes) a bucket's public access block.
+    SetPublicAccessBlock {
+        bucket: String,
+        block: Option<PublicAccessBlock>,
+    },
+    /// Replaces the ACL of an existing object version (`None`: the current one).
+    SetObjectAcl {
+        bucket: String,
+        key: String,
+        version_id: Option<String>,
+        acl: Acl,
+    },
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then
-/// postcard. A build refuses formats it does not know rather than misread them.
-const COMMAND_FORMAT: u8 = 1;
+/// postcard. A build refuses formats it does not know rather than misread them. Format 2
+/// added ACLs to object and upload records and to `CreateBucket`; format-1 entries (logs of
+/// clusters formed before it) are refused, not misread.
+const COMMAND_FORMAT: u8 = 2;
 
 impl Command {
     pub fn encode(&self) -> Vec<u8> {

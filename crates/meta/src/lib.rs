@@ -15,6 +15,7 @@
 //!     name: "photos".into(),
 //!     record: BucketRecord { created_ms: 0 },
 //!     object_lock: false,
+//!     access: None,
 //! })
 //!     .await
 //!     .unwrap();
@@ -25,6 +26,7 @@
 //! # }
 //! ```
 
+mod acl;
 mod command;
 mod error;
 mod keys;
@@ -36,6 +38,9 @@ mod state_machine;
 mod store;
 mod tables;
 
+pub use acl::{
+    Acl, AclGrant, BucketAccess, Grantee, ObjectOwnership, Owner, Permission, PublicAccessBlock,
+};
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::MetaError;
+use crate::acl::Acl;
 
 /// Version 2 added [`Payload::Stripes`] (erasure-coded and replicated chunks across drives);
 /// the change only appends an enum variant, so version-1 records decode with the same types.
@@ -13,7 +14,9 @@ use crate::MetaError;
 /// Version 4 added versioning, object lock and encryption at rest: `version_id` and
 /// `delete_marker` to [`ObjectSummary`], `lock` and `encryption` to [`ObjectDetails`] and
 /// [`UploadRecord`].
-pub const FORMAT_VERSION: u8 = 4;
+/// Version 5 appended `acl` to [`ObjectDetails`] and [`UploadRecord`]: it is the last field of
+/// both records, so a version-4 body is a version-5 body without it, read with `None`.
+pub const FORMAT_VERSION: u8 = 5;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -78,7 +81,8 @@ pub struct CorsRule {
 pub(crate) fn decode_summary(bytes: &[u8]) -> Result<ObjectSummary, MetaError> {
     let (version, body) = split(bytes)?;
     let corrupt = |e: postcard::Error| MetaError::Corrupt(e.to_string());
-    if version == FORMAT_VERSION {
+    // Version 4 gave the summary its current layout.
+    if version >= 4 {
         return postcard::take_from_bytes(body)
             .map(|(summary, _rest)| summary)
             .map_err(corrupt);
@@ -341,6 +345,9 @@ pub struct ObjectDetails {
     pub tags: Tags,
     pub lock: ObjectLock,
     pub encryption: Option<Encryption>,
+    /// The version's own ACL, where the bucket's ownership setting lets ACLs count; `None`:
+    /// owned by the bucket's owner, `private`.
+    pub acl: Option<Acl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -361,6 +368,9 @@ pub struct UploadRecord {
     pub lock: ObjectLock,
     /// How the parts (and so the completed object) are encrypted.
     pub encryption: Option<Encryption>,
+    /// The version's own ACL, where the bucket's ownership setting lets ACLs count; `None`:
+    /// owned by the bucket's owner, `private`.
+    pub acl: Option<Acl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,8 +401,19 @@ impl Record for Vec<LifecycleRule> {}
 impl Record for DefaultEncryption {}
 impl Record for String {}
 
+/// A version-4 body with the `None` of the field version 5 appended.
+fn without_acl(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(body.len() + 1);
+    bytes.extend_from_slice(body);
+    bytes.push(0);
+    bytes
+}
+
 impl Record for ObjectRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        if version == 4 {
+            return from_postcard(&without_acl(body));
+        }
         let old = if version == 3 {
             from_postcard::<legacy::ObjectRecordV3>(body)?
         } else {
@@ -420,6 +441,7 @@ impl Record for ObjectRecord {
                 tags: old.details.tags,
                 lock: ObjectLock::default(),
                 encryption: None,
+                acl: None,
             },
         })
     }
@@ -427,6 +449,9 @@ impl Record for ObjectRecord {
 
 impl Record for UploadRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        if version == 4 {
+            return from_postcard(&without_acl(body));
+        }
         let old = if version == 3 {
             from_postcard::<legacy::UploadRecordV3>(body)?
         } else {
@@ -447,6 +472,7 @@ impl Record for UploadRecord {
             tags: old.tags,
             lock: ObjectLock::default(),
             encryption: None,
+            acl: None,
         })
     }
 }
@@ -561,6 +587,10 @@ mod tests {
                     key_id: "k1".into(),
                     wrapped_key: vec![1, 2, 3],
                 }),
+                acl: Some(Acl::private(crate::acl::Owner {
+                    id: "c0ffee".into(),
+                    display_name: "ana".into(),
+                })),
             },
         }
     }
@@ -598,6 +628,21 @@ mod tests {
         let fast = postcard::to_stdvec(&Payload::Inline(bytes.clone())).unwrap();
         let plain = postcard::to_stdvec(&AsSequence::Inline(bytes)).unwrap();
         assert_eq!(fast, plain);
+    }
+
+    /// A record written by format version 4 (before ACLs): read with no ACL of its own.
+    #[test]
+    fn format_v4_fixture_still_decodes() {
+        let mut expected = sample();
+        expected.details.acl = None;
+        let fixture: &[u8] = &[
+            4, 5, 3, 97, 98, 99, 128, 160, 171, 254, 249, 98, 1, 2, 118, 49, 0, 1, 10, 116, 101,
+            120, 116, 47, 112, 108, 97, 105, 110, 0, 0, 0, 0, 0, 1, 1, 107, 1, 118, 1, 0, 8, 65,
+            65, 65, 65, 65, 65, 61, 61, 0, 0, 5, 104, 101, 108, 108, 111, 1, 4, 116, 101, 97, 109,
+            2, 109, 108, 1, 1, 10, 1, 1, 0, 2, 107, 49, 3, 1, 2, 3,
+        ];
+        assert_eq!(decode::<ObjectRecord>(fixture).unwrap(), expected);
+        assert_eq!(decode_summary(fixture).unwrap(), expected.summary);
     }
 
     /// A record written by format version 1: every later version must still read it.

@@ -10,6 +10,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::oneshot;
 
 use crate::MetaError;
+use crate::acl::{BucketAccess, PublicAccessBlock};
 use crate::command::{Command, Outcome};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
@@ -613,6 +614,17 @@ impl MetaStore for RedbStore {
 
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError> {
         self.get_setting(bucket, CORS_SETTING).await
+    }
+
+    async fn get_bucket_access(&self, bucket: &str) -> Result<Option<BucketAccess>, MetaError> {
+        self.get_setting(bucket, ACCESS_SETTING).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<PublicAccessBlock>, MetaError> {
+        self.get_setting(bucket, PUBLIC_ACCESS_BLOCK_SETTING).await
     }
 
     async fn payload_page(

@@ -34,6 +34,7 @@ fn object(etag: &str, chunk: u8) -> ObjectRecord {
             tags: vec![],
             lock: Default::default(),
             encryption: None,
+            acl: None,
         },
     }
 }
@@ -44,6 +45,7 @@ async fn bucket(store: &RedbStore, name: &str) {
             name: name.into(),
             record: BucketRecord { created_ms: 0 },
             object_lock: false,
+            access: None,
         })
         .await
         .unwrap();
@@ -58,6 +60,7 @@ async fn create_upload(store: &RedbStore, upload_id: &str) {
         tags: vec![("from".into(), "upload".into())],
         lock: Default::default(),
         encryption: None,
+        acl: None,
     };
     store
         .execute(Command::CreateUpload {
@@ -713,6 +716,7 @@ async fn object_lock_refuses_deletes_and_weakening_until_it_passes() {
             name: "b".into(),
             record: BucketRecord { created_ms: 0 },
             object_lock: true,
+            access: None,
         })
         .await
         .unwrap();

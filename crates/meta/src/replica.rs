@@ -253,6 +253,7 @@ mod tests {
                     name: "photos".into(),
                     record: BucketRecord { created_ms: 10 },
                     object_lock: false,
+                    access: None,
                 },
             ),
             Replicated {
@@ -273,6 +274,7 @@ mod tests {
                     name: "photos".into(),
                     record: BucketRecord { created_ms: 12 },
                     object_lock: false,
+                    access: None,
                 },
             ),
             stamped(
@@ -354,6 +356,7 @@ mod tests {
                     name: "stale".into(),
                     record: BucketRecord { created_ms: 1 },
                     object_lock: false,
+                    access: None,
                 }),
             }],
             b"pos-1",

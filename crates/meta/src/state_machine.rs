@@ -229,12 +229,16 @@ impl<'txn> Tables<'txn> {
                 name,
                 record,
                 object_lock,
+                access,
             } => {
                 if self.buckets.get(name.as_str())?.is_some() {
                     return Err(MetaError::BucketAlreadyExists);
                 }
                 self.buckets
                     .insert(name.as_str(), encode(record).as_slice())?;
+                if let Some(access) = access {
+                    self.set_setting(name, ACCESS_SETTING, Some(access))?;
+                }
                 if *object_lock {
                     self.set_setting(name, VERSIONING_SETTING, Some(&VersioningState::Enabled))?;
                     self.set_setting(
@@ -296,6 +300,21 @@ impl<'txn> Tables<'txn> {
             Command::SetBucketCors { bucket, rules } => {
                 self.set_setting(bucket, CORS_SETTING, rules.as_ref())
             }
+            Command::SetBucketAccess { bucket, access } => {
+                self.set_setting(bucket, ACCESS_SETTING, Some(access))
+            }
+            Command::SetPublicAccessBlock { bucket, block } => {
+                self.set_setting(bucket, PUBLIC_ACCESS_BLOCK_SETTING, block.as_ref())
+            }
+            Command::SetObjectAcl {
+                bucket,
+                key,
+                version_id,
+                acl,
+            } => self.update_version(bucket, key, version_id.as_deref(), |record| {
+                record.details.acl = Some(acl.clone());
+                Ok(())
+            }),
             Command::MoveShards {
                 owner,
                 stripe,
@@ -741,6 +760,7 @@ impl<'txn> Tables<'txn> {
                     tags: Vec::new(),
                     lock: Default::default(),
                     encryption: None,
+                    acl: None,
                 },
             };
             let (garbage, version_id) = self.install(bucket, key, marker)?;
@@ -922,6 +942,7 @@ impl<'txn> Tables<'txn> {
                 tags: upload.tags,
                 lock: upload.lock,
                 encryption: upload.encryption,
+                acl: upload.acl,
             },
         };
         self.apply_lock_defaults(bucket, &mut record)?;

@@ -1,8 +1,11 @@
 use crate::{
+    BucketAccess, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, PublicAccessBlock,
+    Tags, VersioningState,
+};
+use crate::{
     BucketRecord, Command, GarbageRecord, MetaError, ObjectRecord, ObjectSummary, Outcome,
     PartRecord, Payload, StripeRef, UploadRecord,
 };
-use crate::{CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, Tags, VersioningState};
 
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +230,13 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn get_bucket_tags(&self, bucket: &str) -> Result<Option<Tags>, MetaError>;
 
     /// A bucket's CORS rules, if set; `NoSuchBucket` if the bucket does not exist.
+    async fn get_bucket_access(&self, bucket: &str) -> Result<Option<BucketAccess>, MetaError>;
+
+    async fn get_public_access_block(
+        &self,
+        bucket: &str,
+    ) -> Result<Option<PublicAccessBlock>, MetaError>;
+
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError>;
 
     /// Every stripe any record references: the live set for garbage collection.

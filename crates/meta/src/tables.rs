@@ -24,6 +24,12 @@ pub(crate) const OBJECT_LOCK_SETTING: &str = "object-lock";
 pub(crate) const LIFECYCLE_SETTING: &str = "lifecycle";
 pub(crate) const ENCRYPTION_SETTING: &str = "encryption";
 pub(crate) const POLICY_SETTING: &str = "policy";
+/// A bucket's owner, ACL and object ownership ([`BucketAccess`]); none: the root user's, ACLs
+/// disabled.
+///
+/// [`BucketAccess`]: crate::BucketAccess
+pub(crate) const ACCESS_SETTING: &str = "access";
+pub(crate) const PUBLIC_ACCESS_BLOCK_SETTING: &str = "public-access-block";
 /// Stripes no record references any more, kept until the collector deletes their files after
 /// a grace period (reads that started before the overwrite or delete finish meanwhile): a
 /// sequence number, big-endian so the oldest come first, to a [`GarbageRecord`].

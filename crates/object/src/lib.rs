@@ -7,6 +7,7 @@
 //! promised (Content-MD5, flexible checksums, trailers); a stage that is dropped uncommitted
 //! deletes its chunks.
 
+mod access;
 mod crypto;
 mod digest;
 mod error;
@@ -23,9 +24,10 @@ mod versions;
 
 pub use basalt_data::Redundancy;
 pub use basalt_meta::{
-    Checksum, ChecksumAlgorithm, CompletePart, CorsRule, DefaultEncryption, DefaultRetention,
-    Encryption, LifecycleRule, ListEntry, ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig,
-    ObjectRecord, ObjectSummary, PartListing, Precondition, Retention, RetentionMode,
+    Acl, AclGrant, BucketAccess, Checksum, ChecksumAlgorithm, CompletePart, CorsRule,
+    DefaultEncryption, DefaultRetention, Encryption, Grantee, LifecycleRule, ListEntry, ListPage,
+    NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectOwnership, ObjectRecord, ObjectSummary,
+    Owner, PartListing, Permission, Precondition, PublicAccessBlock, Retention, RetentionMode,
     StandardHeaders, Tags, UploadListing, UploadPage, UploadRecord, VersionEntry, VersionPage,
     VersioningState,
 };

@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
 use basalt_meta::{
-    BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart, CompleteUpload, CorsRule,
-    DefaultEncryption, Encryption, ListPage, MetaStore, ObjectDetails, ObjectLock, ObjectRecord,
-    ObjectSummary, PartListing, PartRecord, Payload, PayloadOwner, Precondition, RedbStore,
-    StandardHeaders, StripeRef, Tags, UploadPage, UploadRecord,
+    Acl, BucketAccess, BucketRecord, Checksum, ChecksumAlgorithm, Command, CompletePart,
+    CompleteUpload, CorsRule, DefaultEncryption, Encryption, ListPage, MetaStore, ObjectDetails,
+    ObjectLock, ObjectRecord, ObjectSummary, PartListing, PartRecord, Payload, PayloadOwner,
+    Precondition, RedbStore, StandardHeaders, StripeRef, Tags, UploadPage, UploadRecord,
 };
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -69,6 +69,8 @@ pub struct ObjectWrite {
     pub lock: ObjectLock,
     /// How the staged body was sealed (see [`ObjectStore::sealing`]).
     pub encryption: Option<Encryption>,
+    /// The new version's ACL, where the bucket lets ACLs count (`None`: the bucket owner's).
+    pub acl: Option<Acl>,
 }
 
 /// The encryption a write asks for.
@@ -295,7 +297,13 @@ impl ObjectStore {
     // ---- buckets ----
 
     /// Creates a bucket; with `object_lock`, versioned and with object lock enabled.
-    pub async fn create_bucket(&self, name: &str, object_lock: bool) -> Result<(), ObjectError> {
+    /// `access`: the bucket's owner, ACL and ownership (`None`: the root user's, ACLs off).
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        object_lock: bool,
+        access: Option<BucketAccess>,
+    ) -> Result<(), ObjectError> {
         let record = BucketRecord {
             created_ms: now_ms(),
         };
@@ -304,6 +312,7 @@ impl ObjectStore {
                 name: name.to_owned(),
                 record,
                 object_lock,
+                access,
             })
             .await?;
         Ok(())
@@ -458,6 +467,7 @@ impl ObjectStore {
                 tags: write.tags,
                 lock: write.lock,
                 encryption: write.encryption,
+                acl: write.acl,
             },
         };
         let mut record = record;
@@ -883,6 +893,7 @@ impl ObjectStore {
             tags: write.tags,
             lock: write.lock,
             encryption: write.encryption,
+            acl: write.acl,
         };
         self.meta
             .execute(Command::CreateUpload {

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 
-use basalt_object::ObjectStore;
+use basalt_object::{Acl, ObjectStore, Permission};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 
+use crate::acl::{Caller, root_owner, user_owner};
 use crate::policy::{Effect, Policy, RequestFacts, canned};
 
 /// Facts about the connection a request came on, set by the HTTP service.
@@ -65,6 +66,13 @@ pub(crate) struct Grant {
     /// The root user: every action is allowed.
     root: bool,
     principal: Option<String>,
+    /// Who is asking, as owners and ACL grantees are named.
+    pub(crate) caller: Caller,
+    /// A public access block's RestrictPublicBuckets applies: the public bucket policy grants
+    /// an anonymous caller nothing.
+    restricted: bool,
+    /// The bucket's ACL lets this caller write (and so delete) any key in it.
+    acl_writable: bool,
     policies: std::sync::Arc<Vec<Policy>>,
     keys: HashMap<String, Vec<String>>,
 }
@@ -74,22 +82,46 @@ impl Grant {
         Self {
             root: true,
             principal: None,
+            caller: Caller {
+                owner: Some(root_owner()),
+            },
+            restricted: false,
+            acl_writable: true,
             policies: std::sync::Arc::default(),
             keys: HashMap::new(),
         }
     }
 
     pub(crate) fn allows(&self, action: &str, resource: &str) -> bool {
-        if self.root {
-            return true;
-        }
+        self.root || self.verdict(action, resource) == Some(Effect::Allow)
+    }
+
+    /// What the policies say about `action` on `resource`: an explicit Deny, an Allow, or
+    /// nothing (an ACL may still allow it).
+    fn verdict(&self, action: &str, resource: &str) -> Option<Effect> {
         let facts = RequestFacts {
             action: action.to_owned(),
             resource: resource.to_owned(),
             user: self.principal.clone(),
             keys: self.keys.clone(),
         };
-        Access::decide(&self.policies, &facts) == Some(Effect::Allow)
+        match Access::decide(&self.policies, &facts) {
+            Some(Effect::Allow) if self.restricted => None,
+            other => other,
+        }
+    }
+
+    /// Whether this caller may delete the key `resource` names: a policy allows it, or the
+    /// bucket's ACL lets the caller write and no policy denies it.
+    pub(crate) fn may_delete(&self, resource: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        match self.verdict("s3:DeleteObject", resource) {
+            Some(Effect::Allow) => true,
+            Some(Effect::Deny) => false,
+            None => self.acl_writable,
+        }
     }
 
     /// Whether some policy could let this caller delete some key of `bucket`.
@@ -144,6 +176,39 @@ fn action_of(op: &str) -> String {
         other => other,
     };
     format!("s3:{name}")
+}
+
+/// What an ACL must grant for an operation a policy does not allow: a permission on the
+/// bucket or on the object (AWS's mapping of ACL permissions to operations).
+#[derive(Debug, Clone, Copy)]
+enum AclNeed {
+    Bucket(Permission),
+    Object(Permission),
+}
+
+fn acl_need(op: &str) -> Option<AclNeed> {
+    Some(match op {
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListMultipartUploads"
+        | "HeadBucket" => AclNeed::Bucket(Permission::Read),
+        "PutObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "ListParts"
+        | "CopyObject"
+        | "UploadPartCopy"
+        | "DeleteObject" => AclNeed::Bucket(Permission::Write),
+        "GetBucketAcl" => AclNeed::Bucket(Permission::ReadAcp),
+        "PutBucketAcl" => AclNeed::Bucket(Permission::WriteAcp),
+        "GetObject" | "HeadObject" => AclNeed::Object(Permission::Read),
+        "GetObjectAcl" => AclNeed::Object(Permission::ReadAcp),
+        "PutObjectAcl" => AclNeed::Object(Permission::WriteAcp),
+        _ => return None,
+    })
 }
 
 fn resource_of(path: &S3Path) -> String {
@@ -272,6 +337,11 @@ impl Access {
         };
         let grant = Grant {
             root: false,
+            caller: Caller {
+                owner: Some(user_owner(&user.name)),
+            },
+            restricted: false,
+            acl_writable: false,
             keys: global_keys(connection, Some(&user.name)),
             principal: Some(user.name),
             policies: std::sync::Arc::new(self.policies_for(&user.policies, None).await?),
@@ -286,6 +356,98 @@ impl Access {
         } else {
             Err(s3_error!(AccessDenied, "Access Denied"))
         }
+    }
+
+    /// Whether the ACLs give `caller` what `need` names. A bucket with ACLs disabled
+    /// (BucketOwnerEnforced, or made before ACLs) counts as `private` to its owner, and so do
+    /// its objects; IgnorePublicAcls drops grants to everyone. An object that is not there is
+    /// allowed to whoever may list the bucket, so that they learn it is missing (404).
+    async fn acl_grants(
+        &self,
+        need: AclNeed,
+        bucket: &str,
+        key: Option<&str>,
+        version: Option<&str>,
+        caller: &Caller,
+    ) -> bool {
+        let access = match self.store.bucket_access(bucket).await {
+            Ok(access) => access,
+            Err(_) => return false,
+        };
+        let (bucket_acl, enforced) = match access {
+            Some(a) => {
+                let disabled = a.acls_disabled();
+                (a.acl, disabled)
+            }
+            None => (Acl::private(root_owner()), true),
+        };
+        let bucket_owner = bucket_acl.owner.clone();
+        let bucket_acl = if enforced {
+            Acl::private(bucket_owner.clone())
+        } else {
+            bucket_acl
+        };
+        let ignore_public = self
+            .store
+            .public_access_block(bucket)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|b| b.ignore_public_acls);
+        match (need, key) {
+            (AclNeed::Bucket(permission), _) => {
+                caller.is_granted(&bucket_acl, permission, ignore_public)
+            }
+            (AclNeed::Object(permission), Some(key)) => {
+                match self.store.head_version(bucket, key, version).await {
+                    Ok(record) => {
+                        let acl = match record.details.acl {
+                            Some(acl) if !enforced => acl,
+                            _ => Acl::private(bucket_owner),
+                        };
+                        caller.is_granted(&acl, permission, ignore_public)
+                    }
+                    Err(_) => caller.is_granted(&bucket_acl, Permission::Read, ignore_public),
+                }
+            }
+            (AclNeed::Object(_), None) => false,
+        }
+    }
+
+    /// `x-amz-expected-bucket-owner` (and `x-amz-source-expected-bucket-owner` for a copy's
+    /// source): a request meant for a bucket of another owner is refused, as on AWS. Owners are
+    /// named by canonical id.
+    async fn check_expected_owners(&self, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let header = |name: &str| {
+            cx.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+        let mut expectations = Vec::new();
+        if let Some(expected) = header("x-amz-expected-bucket-owner")
+            && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
+        {
+            expectations.push((bucket.to_string(), expected));
+        }
+        if let Some(expected) = header("x-amz-source-expected-bucket-owner")
+            && let Some(source) = header("x-amz-copy-source")
+            && let Ok(s3s::dto::CopySource::Bucket { bucket, .. }) =
+                s3s::dto::CopySource::parse(&source)
+        {
+            expectations.push((bucket.to_string(), expected));
+        }
+        for (bucket, expected) in expectations {
+            let owner = match self.store.bucket_access(&bucket).await {
+                Ok(Some(access)) => access.acl.owner,
+                Ok(None) => root_owner(),
+                // A missing bucket is the operation's to report.
+                Err(_) => continue,
+            };
+            if owner.id != expected {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        Ok(())
     }
 
     /// The effect of `policies` (user-attached documents and the bucket's) on `facts`.
@@ -343,6 +505,7 @@ impl S3Access for Access {
                 "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
             ));
         }
+        self.check_expected_owners(cx).await?;
         let internal = |e: basalt_object::ObjectError| {
             tracing::error!(error = %e, "reading an access key failed");
             s3_error!(InternalError, "cannot read access keys")
@@ -408,34 +571,118 @@ impl S3Access for Access {
         if bypass && op != "DeleteObjects" {
             checks.push(("s3:BypassGovernanceRetention".into(), resource));
         }
-        if matches!(op.as_str(), "CopyObject" | "UploadPartCopy")
+        // The object a copy reads: parsed as the operation will parse it, so the object
+        // checked is the one read.
+        let copy_source = if matches!(op.as_str(), "CopyObject" | "UploadPartCopy")
             && let Some(source) = cx
                 .headers()
                 .get("x-amz-copy-source")
                 .and_then(|v| v.to_str().ok())
         {
-            // Parsed as the operation will parse it, so the object checked is the one read.
             match s3s::dto::CopySource::parse(source) {
-                Ok(s3s::dto::CopySource::Bucket { bucket, key, .. }) => checks.push((
-                    "s3:GetObject".into(),
-                    format!("arn:aws:s3:::{bucket}/{key}"),
+                Ok(s3s::dto::CopySource::Bucket {
+                    bucket,
+                    key,
+                    version_id,
+                }) => Some((
+                    bucket.to_string(),
+                    key.to_string(),
+                    version_id.map(|v| v.to_string()),
                 )),
                 _ => return Err(s3_error!(AccessDenied, "Access Denied")),
             }
-        }
-        let grant = Grant {
+        } else {
+            None
+        };
+        let caller = Caller {
+            owner: principal.as_deref().map(user_owner),
+        };
+        // A public access block's RestrictPublicBuckets: a public bucket policy grants
+        // anonymous callers nothing.
+        let restricted = if principal.is_none()
+            && let Some(bucket) = bucket.as_deref()
+            && policies.iter().any(Policy::is_public)
+        {
+            self.store
+                .public_access_block(bucket)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.restrict_public_buckets)
+        } else {
+            false
+        };
+        let mut grant = Grant {
             root: false,
             principal,
+            caller,
+            restricted,
+            acl_writable: false,
             policies: std::sync::Arc::new(policies),
             keys,
         };
-        let denied = checks
-            .iter()
-            .any(|(action, resource)| !grant.allows(action, resource))
-            // DeleteObjects names its keys in the body: a caller who could delete none of them
-            // is refused before the body is read.
-            || (op == "DeleteObjects"
-                && !grant.may_delete_in(bucket.as_deref().unwrap_or_default()));
+        let verdict = |action: &str, resource: &str| grant.verdict(action, resource);
+        let version = query_pairs(cx.uri().query().unwrap_or_default())
+            .find(|(k, _)| k == "versionId")
+            .map(|(_, v)| v);
+        let key = match cx.s3_path() {
+            S3Path::Object { key, .. } => Some(key.to_string()),
+            _ => None,
+        };
+        let mut denied = false;
+        for (action, resource) in &checks {
+            denied |= match verdict(action, resource) {
+                Some(Effect::Allow) => false,
+                Some(Effect::Deny) => true,
+                None => match (acl_need(&op), bucket.as_deref()) {
+                    (Some(need), Some(bucket)) if action == &checks[0].0 => {
+                        !self
+                            .acl_grants(
+                                need,
+                                bucket,
+                                key.as_deref(),
+                                version.as_deref(),
+                                &grant.caller,
+                            )
+                            .await
+                    }
+                    _ => true,
+                },
+            };
+        }
+        if let Some((source_bucket, source_key, source_version)) = &copy_source {
+            let resource = format!("arn:aws:s3:::{source_bucket}/{source_key}");
+            denied |= match verdict("s3:GetObject", &resource) {
+                Some(Effect::Allow) => false,
+                Some(Effect::Deny) => true,
+                None => {
+                    !self
+                        .acl_grants(
+                            AclNeed::Object(Permission::Read),
+                            source_bucket,
+                            Some(source_key),
+                            source_version.as_deref(),
+                            &grant.caller,
+                        )
+                        .await
+                }
+            };
+        }
+        // DeleteObjects names its keys in the body: a caller who could delete none of them
+        // is refused before the body is read.
+        if op == "DeleteObjects" {
+            let bucket = bucket.as_deref().unwrap_or_default();
+            grant.acl_writable = self
+                .acl_grants(
+                    AclNeed::Bucket(Permission::Write),
+                    bucket,
+                    None,
+                    None,
+                    &grant.caller,
+                )
+                .await;
+            denied |= !grant.may_delete_in(bucket) && !grant.acl_writable;
+        }
         if denied {
             return Err(self
                 .denial(grant.principal.is_none(), bucket.as_deref())

@@ -266,6 +266,29 @@ impl Policy {
 
     /// The effect of the statements that apply to `facts`: `Some(Deny)` if any denies,
     /// `Some(Allow)` if any allows, `None` if none applies.
+    /// Whether the policy grants anything to everyone, as S3 judges it for public access
+    /// blocks and GetBucketPolicyStatus: an Allow for principal `*` that no condition on the
+    /// caller's address, network or identity narrows.
+    pub fn is_public(&self) -> bool {
+        const NARROWING: [&str; 7] = [
+            "aws:sourceip",
+            "aws:sourcevpc",
+            "aws:sourcevpce",
+            "aws:sourcearn",
+            "aws:sourceaccount",
+            "aws:principalaccount",
+            "aws:username",
+        ];
+        self.statements.iter().any(|st| {
+            st.effect == Effect::Allow
+                && matches!(st.principal, Some(Principal::Anyone))
+                && !st
+                    .conditions
+                    .iter()
+                    .any(|c| NARROWING.contains(&c.key.to_ascii_lowercase().as_str()))
+        })
+    }
+
     pub fn evaluate(&self, facts: &RequestFacts) -> Option<Effect> {
         let keys: HashMap<String, &Vec<String>> = facts
             .keys

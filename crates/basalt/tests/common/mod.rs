@@ -180,6 +180,40 @@ impl Server {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Runs `basalt admin ARGS` as the root user and returns its JSON answer; fails the test
+    /// if the command fails.
+    pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["admin", "--endpoint", &self.endpoint()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(args)
+            .output()
+            .expect("basalt admin runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("basalt admin answers JSON")
+    }
+
+    /// A new user with `policies` attached (canned names or documents) and a client signing
+    /// with its first key.
+    pub fn user_client(&self, name: &str, policies: &[&str]) -> aws_sdk_s3::Client {
+        self.admin_json(&["user", "add", name]);
+        if !policies.is_empty() {
+            let mut args = vec!["policy", name];
+            args.extend_from_slice(policies);
+            self.admin_json(&args);
+        }
+        let key = self.admin_json(&["key", "create", name]);
+        client_for(
+            &self.endpoint(),
+            key["access_key"].as_str().expect("an access key"),
+            key["secret_key"].as_str().expect("a secret key"),
+        )
+    }
+
     pub fn client(&self) -> aws_sdk_s3::Client {
         client_for(&self.endpoint(), ACCESS_KEY, SECRET_KEY)
     }

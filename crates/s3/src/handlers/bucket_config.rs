@@ -202,8 +202,21 @@ impl BasaltS3 {
                 "Policies must be less than 20 KB",
             ));
         }
-        crate::policy::Policy::parse(&input.policy, true)
+        let policy = crate::policy::Policy::parse(&input.policy, true)
             .map_err(|e| s3_error!(MalformedPolicy, "{e}"))?;
+        if policy.is_public()
+            && self
+                .store
+                .public_access_block(&input.bucket)
+                .await
+                .or_s3()?
+                .is_some_and(|b| b.block_public_policy)
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "Access Denied: the bucket's public access block refuses public policies"
+            ));
+        }
         self.store
             .set_bucket_policy(&input.bucket, Some(input.policy))
             .await

@@ -1,11 +1,13 @@
 //! Buckets: create, delete, head, location and versioning.
 
-use basalt_object::VersioningState;
+use basalt_object::{Acl, BucketAccess, ObjectOwnership, VersioningState};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use crate::acl::{acl_request_of, ownership_of, root_owner};
 use crate::error::{OrS3, to_s3};
 
+use super::acl::caller_of;
 use super::{BasaltS3, no_content};
 
 impl BasaltS3 {
@@ -13,19 +15,59 @@ impl BasaltS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let object_lock = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
-        let bucket = req.input.bucket;
+        let caller = caller_of(&req);
+        let input = req.input;
+        let object_lock = input.object_lock_enabled_for_bucket.unwrap_or(false);
+        let bucket = input.bucket.clone();
         if bucket == crate::admin::ADMIN_BUCKET {
             return Err(s3_error!(
                 InvalidBucketName,
                 "the bucket name {bucket} is reserved for Basalt's admin API"
             ));
         }
-        match self.store.create_bucket(&bucket, object_lock).await {
+        // New buckets have ACLs disabled unless they ask otherwise, as on AWS.
+        let ownership = match input.object_ownership.as_ref() {
+            Some(o) => ownership_of(o.as_str())?,
+            None => ObjectOwnership::BucketOwnerEnforced,
+        };
+        let asked = acl_request_of!(input, bucket);
+        if ownership == ObjectOwnership::BucketOwnerEnforced && !asked.fits_owner_enforced() {
+            return Err(s3_error!(
+                InvalidBucketAclWithObjectOwnership,
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            ));
+        }
+        let owner = caller.owner.clone().unwrap_or_else(root_owner);
+        let acl = asked
+            .resolve(&self.store, &owner, &owner)
+            .await?
+            .unwrap_or_else(|| Acl::private(owner.clone()));
+        let access = BucketAccess {
+            acl,
+            ownership: Some(ownership),
+        };
+        match self
+            .store
+            .create_bucket(&bucket, object_lock, Some(access))
+            .await
+        {
             Ok(()) => {}
-            // us-east-1 answers a re-create by the owner with 200 and keeps the bucket as it
-            // is (legacy behaviour tools rely on); every other region with 409.
-            Err(basalt_object::ObjectError::BucketAlreadyExists) if self.region == "us-east-1" => {}
+            Err(basalt_object::ObjectError::BucketAlreadyExists) => {
+                if self.bucket_owner(&bucket).await?.id != owner.id {
+                    return Err(s3_error!(
+                        BucketAlreadyExists,
+                        "The requested bucket name is not available."
+                    ));
+                }
+                // us-east-1 answers a re-create by the owner with 200 and keeps the bucket as
+                // it is (legacy behaviour tools rely on); every other region with 409.
+                if self.region != "us-east-1" {
+                    return Err(s3_error!(
+                        BucketAlreadyOwnedByYou,
+                        "Your previous request to create the named bucket succeeded and you already own it."
+                    ));
+                }
+            }
             Err(e) => return Err(to_s3(e)),
         }
         Ok(S3Response::new(CreateBucketOutput {

@@ -7,7 +7,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::convert::{etag, timestamp, url_encode};
 use crate::error::OrS3;
 
-use super::{BasaltS3, owner, version_arg};
+use super::acl::caller_of;
+use super::{BasaltS3, version_arg};
+use crate::acl::{owner_dto, root_owner};
 
 const MAX_KEYS: i32 = 1000;
 
@@ -29,16 +31,30 @@ struct Listing {
     last: Option<String>,
 }
 
+/// What ListObjects and ListObjectsV2 ask for, in the terms they share.
+struct ListQuery<'a> {
+    bucket: &'a str,
+    prefix: &'a str,
+    delimiter: Option<&'a str>,
+    start_after: Option<&'a str>,
+    max_keys: usize,
+    /// `encoding-type=url`.
+    url: bool,
+    /// Shown as each object's owner (ListObjectsV2 only with `fetch-owner`).
+    owner: Option<Owner>,
+}
+
 impl BasaltS3 {
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
-        start_after: Option<&str>,
-        max_keys: usize,
-        url: bool,
-    ) -> S3Result<Listing> {
+    async fn list(&self, query: ListQuery<'_>) -> S3Result<Listing> {
+        let ListQuery {
+            bucket,
+            prefix,
+            delimiter,
+            start_after,
+            max_keys,
+            url,
+            owner,
+        } = query;
         if max_keys == 0 {
             // As S3 answers `max-keys=0`: nothing, and not truncated.
             self.store.bucket(bucket).await.or_s3()?;
@@ -72,7 +88,7 @@ impl BasaltS3 {
                         storage_class: Some(ObjectStorageClass::from_static(
                             ObjectStorageClass::STANDARD,
                         )),
-                        owner: Some(owner()),
+                        owner: owner.clone(),
                         ..Default::default()
                     });
                     listing.last = Some(key);
@@ -108,6 +124,7 @@ impl BasaltS3 {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let caller = caller_of(&req);
         let input = req.input;
         let max = match input.max_buckets {
             None => MAX_BUCKETS_LISTED,
@@ -168,7 +185,7 @@ impl BasaltS3 {
             .map(|last| base64_simd::STANDARD.encode_to_string(last));
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(owner()),
+            owner: Some(owner_dto(&caller.owner.unwrap_or_else(root_owner))),
             continuation_token,
             prefix: (!prefix.is_empty()).then_some(prefix),
         }))
@@ -192,15 +209,21 @@ impl BasaltS3 {
             Some(token) => Some(decode_token(token)?),
             None => input.start_after.clone(),
         };
+        // Objects are listed with their bucket's owner, and only when asked (`fetch-owner`).
+        let fetched_owner = match input.fetch_owner {
+            Some(true) => Some(owner_dto(&self.bucket_owner(&input.bucket).await?)),
+            _ => None,
+        };
         let listing = self
-            .list(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                resume.as_deref(),
+            .list(ListQuery {
+                bucket: &input.bucket,
+                prefix: &prefix,
+                delimiter: input.delimiter.as_deref(),
+                start_after: resume.as_deref(),
                 max_keys,
                 url,
-            )
+                owner: fetched_owner,
+            })
             .await?;
         let key_count = (listing.contents.len() + listing.common_prefixes.len()) as i32;
         let next = if listing.is_truncated {
@@ -241,14 +264,15 @@ impl BasaltS3 {
         let mut input = input;
         input.delimiter = input.delimiter.filter(|d| !d.is_empty());
         let listing = self
-            .list(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                input.marker.as_deref(),
+            .list(ListQuery {
+                bucket: &input.bucket,
+                prefix: &prefix,
+                delimiter: input.delimiter.as_deref(),
+                start_after: input.marker.as_deref(),
                 max_keys,
                 url,
-            )
+                owner: Some(owner_dto(&self.bucket_owner(&input.bucket).await?)),
+            })
             .await?;
         let next_marker = if listing.is_truncated {
             listing.last.clone()
@@ -303,6 +327,7 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let encode = |s: &str| if url { url_encode(s) } else { s.to_owned() };
+        let owner = Some(owner_dto(&self.bucket_owner(&input.bucket).await?));
         let (mut versions, mut markers, mut prefixes) = (Vec::new(), Vec::new(), Vec::new());
         for entry in page.entries {
             match entry {
@@ -314,7 +339,7 @@ impl BasaltS3 {
                     is_latest: Some(is_latest),
                     key: Some(encode(&key)),
                     last_modified: Some(timestamp(summary.last_modified_ms)),
-                    owner: Some(owner()),
+                    owner: owner.clone(),
                     version_id: Some(summary.version_name().to_owned()),
                 }),
                 VersionEntry::Version {
@@ -326,7 +351,7 @@ impl BasaltS3 {
                     is_latest: Some(is_latest),
                     key: Some(encode(&key)),
                     last_modified: Some(timestamp(summary.last_modified_ms)),
-                    owner: Some(owner()),
+                    owner: owner.clone(),
                     size: Some(summary.size as i64),
                     storage_class: Some(ObjectVersionStorageClass::from_static(
                         ObjectVersionStorageClass::STANDARD,

@@ -38,8 +38,6 @@ macro_rules! lock_of {
     };
 }
 
-const OWNER_ID: &str = "basalt";
-
 /// The S3 service: one object store, one region.
 pub struct BasaltS3 {
     store: ObjectStore,
@@ -52,13 +50,6 @@ impl BasaltS3 {
             store,
             region: region.into(),
         }
-    }
-}
-
-fn owner() -> Owner {
-    Owner {
-        display_name: Some(OWNER_ID.to_owned()),
-        id: Some(OWNER_ID.to_owned()),
     }
 }
 
@@ -100,6 +91,7 @@ pub(crate) fn version_arg(version_id: Option<&str>) -> S3Result<Option<&str>> {
     }
 }
 
+mod acl;
 mod bucket_config;
 mod buckets;
 mod listing;
@@ -446,5 +438,82 @@ impl S3 for BasaltS3 {
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
         BasaltS3::delete_bucket_policy(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        BasaltS3::get_bucket_acl(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        BasaltS3::put_bucket_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        BasaltS3::get_object_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        BasaltS3::put_object_acl(self, req).await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        BasaltS3::get_bucket_ownership_controls(self, req).await
+    }
+
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        BasaltS3::put_bucket_ownership_controls(self, req).await
+    }
+
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        BasaltS3::delete_bucket_ownership_controls(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        BasaltS3::get_public_access_block(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        BasaltS3::put_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        BasaltS3::delete_public_access_block(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        BasaltS3::get_bucket_policy_status(self, req).await
     }
 }

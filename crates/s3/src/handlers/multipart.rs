@@ -12,13 +12,16 @@ use crate::error::OrS3;
 use crate::lock::lock_of_headers;
 use crate::sse;
 
-use super::{BasaltS3, OWNER_ID, no_content, owner, precondition_of};
+use super::{BasaltS3, no_content, precondition_of};
+use crate::acl::owner_dto;
 
 const MAX_PART_NUMBER: i32 = 10_000;
+use super::acl::caller_of;
 use super::listing::max_of;
 use super::objects::{
     check_copy_source_conditions, copy_source_error, copy_source_of, stored_content_encoding,
 };
+use crate::acl::acl_request_of;
 
 fn part_number_of(n: i32) -> S3Result<u32> {
     if (1..=MAX_PART_NUMBER).contains(&n) {
@@ -36,7 +39,11 @@ impl BasaltS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let caller = caller_of(&req);
         let input = req.input;
+        let acl = self
+            .acl_for_write(&input.bucket, acl_request_of!(input), &caller)
+            .await?;
         let algorithm = input
             .checksum_algorithm
             .as_ref()
@@ -67,6 +74,7 @@ impl BasaltS3 {
             tags: tags_of_header(input.tagging.as_deref())?,
             lock: lock_of!(input)?,
             encryption,
+            acl,
         };
         let upload_id = self
             .store
@@ -341,6 +349,7 @@ impl BasaltS3 {
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let max_parts = max_of(input.max_parts, "max-parts")?;
+        let owner = self.bucket_owner(&input.bucket).await?;
         let marker = input
             .part_number_marker
             .map(|m| m.max(0) as u32)
@@ -388,10 +397,10 @@ impl BasaltS3 {
             next_part_number_marker: next_marker,
             is_truncated: Some(truncated),
             parts: Some(parts),
-            owner: Some(owner()),
+            owner: Some(owner_dto(&owner)),
             initiator: Some(Initiator {
-                display_name: Some(OWNER_ID.to_owned()),
-                id: Some(OWNER_ID.to_owned()),
+                display_name: Some(owner.display_name.clone()),
+                id: Some(owner.id.clone()),
             }),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             checksum_algorithm: upload
@@ -407,6 +416,7 @@ impl BasaltS3 {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
         let max_uploads = max_of(input.max_uploads, "max-uploads")?;
+        let owner = self.bucket_owner(&input.bucket).await?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let page = self
             .store
@@ -437,10 +447,10 @@ impl BasaltS3 {
                 key: Some(u.key),
                 upload_id: Some(u.upload_id),
                 initiated: Some(timestamp(u.record.initiated_ms)),
-                owner: Some(owner()),
+                owner: Some(owner_dto(&owner)),
                 initiator: Some(Initiator {
-                    display_name: Some(OWNER_ID.to_owned()),
-                    id: Some(OWNER_ID.to_owned()),
+                    display_name: Some(owner.display_name.clone()),
+                    id: Some(owner.id.clone()),
                 }),
                 storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                 ..Default::default()

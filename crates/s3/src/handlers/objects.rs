@@ -15,7 +15,9 @@ use crate::sse;
 use super::{BasaltS3, no_content, precondition_of, version_arg};
 
 const MAX_DELETE_OBJECTS: usize = 1000;
+use super::acl::caller_of;
 use super::read::check_read_conditions;
+use crate::acl::acl_request_of;
 
 /// The Content-Encoding to store: `aws-chunked` describes how the request body was sent, not
 /// the object, so it is dropped (`gzip, aws-chunked` is stored as `gzip`).
@@ -129,9 +131,13 @@ impl BasaltS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let caller = caller_of(&req);
         let mut input = req.input;
         let precondition = precondition_of(input.if_match, input.if_none_match)?;
         let lock = lock_of!(input)?;
+        let acl = self
+            .acl_for_write(&input.bucket, acl_request_of!(input), &caller)
+            .await?;
         // Refused before the body is read (a browser POST's fields arrive here).
         let user_metadata = metadata_vec(input.metadata.take())?;
         let given = ChecksumFields {
@@ -178,6 +184,7 @@ impl BasaltS3 {
             tags: tags_of_header(input.tagging.as_deref())?,
             lock,
             encryption,
+            acl,
         };
         let record = self
             .store
@@ -246,7 +253,7 @@ impl BasaltS3 {
         let allowed = |key: &str| {
             let resource = format!("arn:aws:s3:::{}/{key}", input.bucket);
             grant.as_ref().is_some_and(|g| {
-                g.allows("s3:DeleteObject", &resource)
+                g.may_delete(&resource)
                     && (!bypass_governance || g.allows("s3:BypassGovernanceRetention", &resource))
             })
         };
@@ -300,7 +307,12 @@ impl BasaltS3 {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let caller = caller_of(&req);
         let input = req.input;
+        // A copy's ACL is the request's, never the source's, as on AWS.
+        let acl = self
+            .acl_for_write(&input.bucket, acl_request_of!(input), &caller)
+            .await?;
         let (src_bucket, src_key, src_version) = copy_source_of(&input.copy_source)?;
         let source = self
             .store
@@ -400,6 +412,7 @@ impl BasaltS3 {
                 tags,
                 lock,
                 encryption,
+                acl,
             }
         } else {
             ObjectWrite {
@@ -409,6 +422,7 @@ impl BasaltS3 {
                 tags,
                 lock,
                 encryption,
+                acl,
             }
         };
         let record = self
