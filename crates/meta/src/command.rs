@@ -4,8 +4,8 @@
 use crate::MetaError;
 use crate::acl::{Acl, BucketAccess, PublicAccessBlock};
 use crate::record::{
-    BucketRecord, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, ObjectRecord,
-    PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
+    BucketRecord, Checksum, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig,
+    ObjectRecord, PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
 };
 use crate::store::PayloadOwner;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub struct CompletePart {
     pub part_number: u32,
     /// Unquoted ETag as the client sent it.
     pub etag: String,
+    /// The part's stored checksum the object's checksum was computed from: the command fails
+    /// (`InvalidPart`) if the part no longer has it.
+    pub checksum: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +236,9 @@ pub struct CompleteUpload {
     pub precondition: Option<Precondition>,
     /// The version id to use if the bucket has versioning enabled.
     pub version_id: String,
+    /// The object's checksum, computed by the caller from the parts' (see
+    /// [`CompletePart::checksum`]).
+    pub checksum: Option<Checksum>,
 }
 
 /// What a command did. `garbage` lists chunks no record references any more: the state

@@ -14,8 +14,9 @@ use crate::acl::Acl;
 /// Version 4 added versioning, object lock and encryption at rest: `version_id` and
 /// `delete_marker` to [`ObjectSummary`], `lock` and `encryption` to [`ObjectDetails`] and
 /// [`UploadRecord`].
-/// Version 5 appended `acl` to [`ObjectDetails`] and [`UploadRecord`]: it is the last field of
-/// both records, so a version-4 body is a version-5 body without it, read with `None`.
+/// Version 5 appended `acl` and `part_checksums` to [`ObjectDetails`], and `acl` and
+/// `full_object_checksum` to [`UploadRecord`]: they end both records, so a version-4 body is a
+/// version-5 body without them, read as `None`, empty and `false`.
 pub const FORMAT_VERSION: u8 = 5;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
@@ -348,6 +349,9 @@ pub struct ObjectDetails {
     /// The version's own ACL, where the bucket's ownership setting lets ACLs count; `None`:
     /// owned by the bucket's owner, `private`.
     pub acl: Option<Acl>,
+    /// The checksums of a multipart object's parts, in order, where its upload had a checksum
+    /// algorithm (the object's own is in `checksums`); empty otherwise.
+    pub part_checksums: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +375,9 @@ pub struct UploadRecord {
     /// The version's own ACL, where the bucket's ownership setting lets ACLs count; `None`:
     /// owned by the bucket's owner, `private`.
     pub acl: Option<Acl>,
+    /// The upload's checksum is of the whole object (`ChecksumType` FULL_OBJECT), not a
+    /// checksum of its parts' checksums (COMPOSITE).
+    pub full_object_checksum: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,18 +408,19 @@ impl Record for Vec<LifecycleRule> {}
 impl Record for DefaultEncryption {}
 impl Record for String {}
 
-/// A version-4 body with the `None` of the field version 5 appended.
-fn without_acl(body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(body.len() + 1);
+/// A version-4 body with the fields version 5 appended, each encoded as one zero byte (`None`,
+/// `false` or an empty sequence).
+fn as_version_5(body: &[u8], appended_fields: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(body.len() + appended_fields);
     bytes.extend_from_slice(body);
-    bytes.push(0);
+    bytes.resize(body.len() + appended_fields, 0);
     bytes
 }
 
 impl Record for ObjectRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
         if version == 4 {
-            return from_postcard(&without_acl(body));
+            return from_postcard(&as_version_5(body, 2));
         }
         let old = if version == 3 {
             from_postcard::<legacy::ObjectRecordV3>(body)?
@@ -442,6 +450,7 @@ impl Record for ObjectRecord {
                 lock: ObjectLock::default(),
                 encryption: None,
                 acl: None,
+                part_checksums: Vec::new(),
             },
         })
     }
@@ -450,7 +459,7 @@ impl Record for ObjectRecord {
 impl Record for UploadRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
         if version == 4 {
-            return from_postcard(&without_acl(body));
+            return from_postcard(&as_version_5(body, 2));
         }
         let old = if version == 3 {
             from_postcard::<legacy::UploadRecordV3>(body)?
@@ -473,6 +482,7 @@ impl Record for UploadRecord {
             lock: ObjectLock::default(),
             encryption: None,
             acl: None,
+            full_object_checksum: false,
         })
     }
 }
@@ -591,6 +601,7 @@ mod tests {
                     id: "c0ffee".into(),
                     display_name: "ana".into(),
                 })),
+                part_checksums: vec!["AAAAAA==".into()],
             },
         }
     }
@@ -635,6 +646,7 @@ mod tests {
     fn format_v4_fixture_still_decodes() {
         let mut expected = sample();
         expected.details.acl = None;
+        expected.details.part_checksums = Vec::new();
         let fixture: &[u8] = &[
             4, 5, 3, 97, 98, 99, 128, 160, 171, 254, 249, 98, 1, 2, 118, 49, 0, 1, 10, 116, 101,
             120, 116, 47, 112, 108, 97, 105, 110, 0, 0, 0, 0, 0, 1, 1, 107, 1, 118, 1, 0, 8, 65,

@@ -35,6 +35,7 @@ fn object(etag: &str, chunk: u8) -> ObjectRecord {
             lock: Default::default(),
             encryption: None,
             acl: None,
+            part_checksums: Vec::new(),
         },
     }
 }
@@ -61,6 +62,7 @@ async fn create_upload(store: &RedbStore, upload_id: &str) {
         lock: Default::default(),
         encryption: None,
         acl: None,
+        full_object_checksum: false,
     };
     store
         .execute(Command::CreateUpload {
@@ -381,6 +383,7 @@ async fn completing_an_upload_checks_parts_and_frees_the_unlisted_ones() {
                 .map(|(part_number, etag)| CompletePart {
                     part_number,
                     etag: etag.into(),
+                    checksum: None,
                 })
                 .collect(),
             min_part_size: 5,
@@ -388,6 +391,7 @@ async fn completing_an_upload_checks_parts_and_frees_the_unlisted_ones() {
             version_id: "v-multipart".into(),
             etag: "final-2".into(),
             precondition: None,
+            checksum: None,
         })
     };
     assert!(matches!(

@@ -761,6 +761,7 @@ impl<'txn> Tables<'txn> {
                     lock: Default::default(),
                     encryption: None,
                     acl: None,
+                    part_checksums: Vec::new(),
                 },
             };
             let (garbage, version_id) = self.install(bucket, key, marker)?;
@@ -885,6 +886,7 @@ impl<'txn> Tables<'txn> {
             etag,
             precondition,
             version_id,
+            checksum,
         } = c;
         let (min_part_size, last_modified_ms) = (*min_part_size, *last_modified_ms);
         let precondition = precondition.as_ref();
@@ -902,8 +904,14 @@ impl<'txn> Tables<'txn> {
                 .get(keys::part_key(upload_id, part.part_number).as_slice())?
                 .map(|g| decode::<PartRecord>(g.value()))
                 .transpose()?;
+            let checksum_holds = |record: &PartRecord| match &part.checksum {
+                None => true,
+                Some(value) => record.checksum.as_ref().is_some_and(|c| &c.value == value),
+            };
             match stored {
-                Some(record) if record.etag == part.etag => chosen.push((part.part_number, record)),
+                Some(record) if record.etag == part.etag && checksum_holds(&record) => {
+                    chosen.push((part.part_number, record));
+                }
                 _ => return Err(MetaError::InvalidPart(part.part_number)),
             }
         }
@@ -931,7 +939,7 @@ impl<'txn> Tables<'txn> {
             details: ObjectDetails {
                 headers: upload.headers,
                 user_metadata: upload.user_metadata,
-                checksums: Vec::new(),
+                checksums: checksum.iter().cloned().collect(),
                 part_sizes: chosen.iter().map(|(_, p)| p.size).collect(),
                 payload: Payload::Stripes(
                     chosen
@@ -943,6 +951,14 @@ impl<'txn> Tables<'txn> {
                 lock: upload.lock,
                 encryption: upload.encryption,
                 acl: upload.acl,
+                part_checksums: if upload.checksum_algorithm.is_some() {
+                    chosen
+                        .iter()
+                        .filter_map(|(_, p)| p.checksum.as_ref().map(|c| c.value.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             },
         };
         self.apply_lock_defaults(bucket, &mut record)?;

@@ -127,6 +127,48 @@ pub(crate) fn multipart_etag(part_etags: &[String]) -> Option<String> {
     ))
 }
 
+/// A multipart object's COMPOSITE checksum: the `algorithm` digest of the concatenated binary
+/// part checksums, then `-N`. `None` when a part checksum is not valid base64.
+pub(crate) fn composite_checksum(algorithm: ChecksumAlgorithm, parts: &[&str]) -> Option<String> {
+    let mut hashers = Hashers::new(&[algorithm]);
+    for part in parts {
+        let raw = base64_simd::STANDARD.decode_to_vec(part.as_bytes()).ok()?;
+        hashers.update(&raw);
+    }
+    let digests = hashers.finish();
+    let whole = digests.checksum(algorithm)?;
+    Some(format!("{whole}-{}", parts.len()))
+}
+
+/// A multipart object's FULL_OBJECT checksum: the parts' CRCs (with their sizes) combined into
+/// the CRC of the whole object. `None` for an algorithm that cannot combine (SHA) or a part
+/// checksum that is not a CRC of that width.
+pub(crate) fn full_object_checksum(
+    algorithm: ChecksumAlgorithm,
+    parts: &[(&str, u64)],
+) -> Option<String> {
+    let (crc, width) = match algorithm {
+        ChecksumAlgorithm::Crc32 => (crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4),
+        ChecksumAlgorithm::Crc32c => (crc_fast::CrcAlgorithm::Crc32Iscsi, 4),
+        ChecksumAlgorithm::Crc64Nvme => (crc_fast::CrcAlgorithm::Crc64Nvme, 8),
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => return None,
+    };
+    let mut whole: Option<u64> = None;
+    for (value, size) in parts {
+        let raw = base64_simd::STANDARD.decode_to_vec(value.as_bytes()).ok()?;
+        if raw.len() != width {
+            return None;
+        }
+        let part = raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        whole = Some(match whole {
+            None => part,
+            Some(acc) => crc_fast::checksum_combine(crc, acc, part, *size),
+        });
+    }
+    let whole = whole?;
+    Some(b64(&whole.to_be_bytes()[8 - width..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +203,56 @@ mod tests {
         assert!(etag.ends_with("-2"));
         assert_eq!(etag.len(), 34);
         assert_eq!(multipart_etag(&["nothex".to_owned()]), None);
+    }
+
+    fn checksum_of(algorithm: ChecksumAlgorithm, data: &[u8]) -> String {
+        let mut h = Hashers::new(&[algorithm]);
+        h.update(data);
+        h.finish().checksum(algorithm).unwrap().to_owned()
+    }
+
+    #[test]
+    fn full_object_checksums_combine_into_the_whole_objects() {
+        let parts: [&[u8]; 3] = [b"hello ", b"multipart ", b"world"];
+        for algorithm in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let sums: Vec<String> = parts.iter().map(|p| checksum_of(algorithm, p)).collect();
+            let with_sizes: Vec<(&str, u64)> = sums
+                .iter()
+                .zip(parts)
+                .map(|(s, p)| (s.as_str(), p.len() as u64))
+                .collect();
+            assert_eq!(
+                full_object_checksum(algorithm, &with_sizes).unwrap(),
+                checksum_of(algorithm, b"hello multipart world"),
+                "{algorithm:?}"
+            );
+        }
+        assert_eq!(
+            full_object_checksum(ChecksumAlgorithm::Sha256, &[("AAAA", 1)]),
+            None
+        );
+        assert_eq!(
+            full_object_checksum(ChecksumAlgorithm::Crc32, &[("AAAAAAAAAAA=", 1)]),
+            None,
+            "a CRC of the wrong width"
+        );
+    }
+
+    #[test]
+    fn composite_checksums_hash_the_part_checksums() {
+        let a = checksum_of(ChecksumAlgorithm::Sha256, b"a");
+        let b = checksum_of(ChecksumAlgorithm::Sha256, b"b");
+        let mut raw = base64_simd::STANDARD.decode_to_vec(a.as_bytes()).unwrap();
+        raw.extend(base64_simd::STANDARD.decode_to_vec(b.as_bytes()).unwrap());
+        let expected = format!("{}-2", checksum_of(ChecksumAlgorithm::Sha256, &raw));
+        assert_eq!(
+            composite_checksum(ChecksumAlgorithm::Sha256, &[&a, &b]).unwrap(),
+            expected
+        );
+        assert_eq!(composite_checksum(ChecksumAlgorithm::Crc32, &["!!"]), None);
     }
 }

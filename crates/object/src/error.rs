@@ -63,6 +63,9 @@ pub enum ObjectError {
     InvalidBucketState(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// A checksum the client sent does not match what the store computed.
+    #[error("{0}")]
+    BadDigest(String),
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::ObjectError;
 use crate::crypto::{CustomerKey, DataKey, MasterKeys};
-use crate::digest::{Hashers, multipart_etag};
+use crate::digest::{Hashers, composite_checksum, full_object_checksum, multipart_etag};
 use crate::maintenance::Maintenance;
 use crate::stage::{Staged, StripeGuard, StripeSink, to_info};
 use crate::tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};
@@ -468,6 +468,7 @@ impl ObjectStore {
                 lock: write.lock,
                 encryption: write.encryption,
                 acl: write.acl,
+                part_checksums: Vec::new(),
             },
         };
         let mut record = record;
@@ -877,11 +878,14 @@ impl ObjectStore {
 
     // ---- multipart ----
 
+    /// `full_object_checksum`: the object's checksum will be of the whole object
+    /// (FULL_OBJECT), not of its parts' checksums (COMPOSITE).
     pub async fn create_upload(
         &self,
         bucket: &str,
         key: &str,
         write: ObjectWrite,
+        full_object_checksum: bool,
     ) -> Result<String, ObjectError> {
         validate_tags(&write.tags, MAX_OBJECT_TAGS)?;
         let upload_id = ChunkId::random().to_hex();
@@ -894,6 +898,7 @@ impl ObjectStore {
             lock: write.lock,
             encryption: write.encryption,
             acl: write.acl,
+            full_object_checksum,
         };
         self.meta
             .execute(Command::CreateUpload {
@@ -958,13 +963,18 @@ impl ObjectStore {
         Ok(record)
     }
 
+    /// Completes an upload. Where the upload has a checksum algorithm, each listed part's
+    /// stored checksum must equal the one the client lists (if it lists one), and the object
+    /// gets the parts' checksum (COMPOSITE or FULL_OBJECT, as the upload was created), which
+    /// must equal `expected_checksum` when the client sent one.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-        parts: Vec<CompletePart>,
+        mut parts: Vec<CompletePart>,
         precondition: Option<Precondition>,
+        expected_checksum: Option<Checksum>,
     ) -> Result<ObjectRecord, ObjectError> {
         let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
         let Some(etag) = multipart_etag(&etags) else {
@@ -975,6 +985,27 @@ impl ObjectStore {
             });
             return Err(ObjectError::InvalidPart(bad.map_or(0, |p| p.part_number)));
         };
+        let upload = self.upload(bucket, key, upload_id).await?;
+        let checksum = match upload.checksum_algorithm {
+            Some(algorithm) => Some(
+                self.parts_checksum(
+                    upload_id,
+                    algorithm,
+                    upload.full_object_checksum,
+                    &mut parts,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        if let (Some(expected), Some(computed)) = (&expected_checksum, &checksum)
+            && (expected.algorithm != computed.algorithm || expected.value != computed.value)
+        {
+            return Err(ObjectError::BadDigest(format!(
+                "the object's checksum is {}, not {}",
+                computed.value, expected.value
+            )));
+        }
         let command = Command::CompleteUpload(CompleteUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -985,6 +1016,7 @@ impl ObjectStore {
             etag,
             precondition,
             version_id: new_version_id(),
+            checksum,
         });
         let outcome = self
             .meta
@@ -1001,6 +1033,54 @@ impl ObjectStore {
         outcome
             .object
             .ok_or_else(|| ObjectError::Internal("completion returned no object".into()))
+    }
+
+    /// The object checksum of the listed parts, from their stored checksums (which each part
+    /// must have, under `algorithm`); fills in each part's stored value so the commit checks
+    /// that it still holds.
+    async fn parts_checksum(
+        &self,
+        upload_id: &str,
+        algorithm: ChecksumAlgorithm,
+        full_object: bool,
+        parts: &mut [CompletePart],
+    ) -> Result<Checksum, ObjectError> {
+        let mut stored = std::collections::HashMap::new();
+        let mut marker = 0;
+        loop {
+            let (page, truncated) = self.meta.list_parts(upload_id, marker, 1000).await?;
+            for listing in &page {
+                stored.insert(listing.part_number, listing.record.clone());
+            }
+            match page.last() {
+                Some(last) if truncated => marker = last.part_number,
+                _ => break,
+            }
+        }
+        let mut sums = Vec::with_capacity(parts.len());
+        for part in parts.iter_mut() {
+            let record = stored
+                .get(&part.part_number)
+                .ok_or(ObjectError::InvalidPart(part.part_number))?;
+            let value = match &record.checksum {
+                Some(c) if c.algorithm == algorithm => c.value.clone(),
+                _ => return Err(ObjectError::InvalidPart(part.part_number)),
+            };
+            if part.checksum.as_ref().is_some_and(|given| *given != value) {
+                return Err(ObjectError::InvalidPart(part.part_number));
+            }
+            part.checksum = Some(value.clone());
+            sums.push((value, record.size));
+        }
+        let value = if full_object {
+            let with_sizes: Vec<(&str, u64)> = sums.iter().map(|(v, s)| (v.as_str(), *s)).collect();
+            full_object_checksum(algorithm, &with_sizes)
+        } else {
+            let values: Vec<&str> = sums.iter().map(|(v, _)| v.as_str()).collect();
+            composite_checksum(algorithm, &values)
+        }
+        .ok_or_else(|| ObjectError::InvalidRequest("the parts' checksums do not combine".into()))?;
+        Ok(Checksum { algorithm, value })
     }
 
     pub async fn abort_upload(

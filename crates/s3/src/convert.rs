@@ -97,6 +97,18 @@ pub(crate) fn algorithm_of(a: &dto::ChecksumAlgorithm) -> S3Result<ChecksumAlgor
     })
 }
 
+/// S3's `ChecksumType` of an object checksum: a multipart object's checksum of its parts'
+/// checksums ends in `-N` (COMPOSITE); any other is of the whole object (FULL_OBJECT).
+pub(crate) fn checksum_type_of(checksums: &[Checksum]) -> Option<dto::ChecksumType> {
+    let first = checksums.first()?;
+    let composite = first.value.rsplit_once('-').is_some();
+    Some(dto::ChecksumType::from_static(if composite {
+        dto::ChecksumType::COMPOSITE
+    } else {
+        dto::ChecksumType::FULL_OBJECT
+    }))
+}
+
 pub(crate) fn algorithm_name(a: ChecksumAlgorithm) -> &'static str {
     match a {
         ChecksumAlgorithm::Crc32 => "CRC32",
@@ -147,7 +159,20 @@ impl ChecksumFields {
         }
     }
 
-    fn expected(&self) -> Vec<Checksum> {
+    /// The one checksum given (a multipart completion names at most one); `InvalidRequest`
+    /// for several.
+    pub(crate) fn single(&self) -> S3Result<Option<Checksum>> {
+        let mut given = self.expected();
+        if given.len() > 1 {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header"
+            ));
+        }
+        Ok(given.pop())
+    }
+
+    pub(crate) fn expected(&self) -> Vec<Checksum> {
         let all = [
             (ChecksumAlgorithm::Crc32, &self.crc32),
             (ChecksumAlgorithm::Crc32c, &self.crc32c),

@@ -90,6 +90,7 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
         }
         ObjectError::InvalidBucketState(_) => s3_error!(InvalidBucketState, "{message}"),
         ObjectError::InvalidRequest(_) => s3_error!(InvalidRequest, "{message}"),
+        ObjectError::BadDigest(_) => s3_error!(BadDigest, "{message}"),
         ObjectError::InvalidArgument(_) => s3_error!(InvalidArgument, "{message}"),
         ObjectError::AccessDenied(_) => s3_error!(AccessDenied, "Access Denied because {message}"),
         ObjectError::NoObjectLockConfiguration => s3_error!(

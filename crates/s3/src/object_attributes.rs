@@ -5,7 +5,7 @@ use basalt_object::ObjectStore;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use crate::convert::{ChecksumFields, etag, timestamp};
+use crate::convert::{ChecksumFields, checksum_type_of, etag, timestamp};
 use crate::error::OrS3;
 
 /// AWS's default and largest page of parts.
@@ -66,7 +66,7 @@ pub(crate) async fn get_object_attributes(
                 checksum_crc64nvme: sums.crc64nvme,
                 checksum_sha1: sums.sha1,
                 checksum_sha256: sums.sha256,
-                checksum_type: Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+                checksum_type: checksum_type_of(&record.details.checksums),
             })
         })
         .flatten();
@@ -78,10 +78,21 @@ pub(crate) async fn get_object_attributes(
             .map(|(i, size)| (i as i32 + 1, *size))
             .filter(|(n, _)| *n > marker)
             .take(max_parts as usize)
-            .map(|(n, size)| ObjectPart {
-                part_number: Some(n),
-                size: Some(size as i64),
-                ..Default::default()
+            .map(|(n, size)| {
+                let sums = ChecksumFields::of(
+                    &part_checksum(&record, n as usize)
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                );
+                ObjectPart {
+                    part_number: Some(n),
+                    size: Some(size as i64),
+                    checksum_crc32: sums.crc32,
+                    checksum_crc32c: sums.crc32c,
+                    checksum_crc64nvme: sums.crc64nvme,
+                    checksum_sha1: sums.sha1,
+                    checksum_sha256: sums.sha256,
+                }
             })
             .collect();
         let last = parts.last().and_then(|p| p.part_number);
@@ -107,4 +118,18 @@ pub(crate) async fn get_object_attributes(
         ..Default::default()
     };
     Ok(S3Response::new(output))
+}
+
+/// The stored checksum of part `number` (1-based) of a multipart object, under the object
+/// checksum's algorithm.
+pub(crate) fn part_checksum(
+    record: &basalt_object::ObjectRecord,
+    number: usize,
+) -> Option<basalt_object::Checksum> {
+    let algorithm = record.details.checksums.first()?.algorithm;
+    let value = record.details.part_checksums.get(number.checked_sub(1)?)?;
+    Some(basalt_object::Checksum {
+        algorithm,
+        value: value.clone(),
+    })
 }

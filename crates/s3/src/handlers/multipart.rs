@@ -5,8 +5,8 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::{
-    ChecksumFields, HeaderInput, algorithm_name, etag, metadata_vec, requested_algorithms,
-    tags_of_header, timestamp,
+    ChecksumFields, HeaderInput, algorithm_name, checksum_type_of, etag, metadata_vec,
+    requested_algorithms, tags_of_header, timestamp,
 };
 use crate::error::OrS3;
 use crate::lock::lock_of_headers;
@@ -49,6 +49,7 @@ impl BasaltS3 {
             .as_ref()
             .map(crate::convert::algorithm_of)
             .transpose()?;
+        let full_object = full_object_checksum_of(algorithm, input.checksum_type.as_ref())?;
         let customer = customer_key_of!(input)?;
         let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
         // The parts are sealed with the upload's data key, recovered from this record.
@@ -78,7 +79,7 @@ impl BasaltS3 {
         };
         let upload_id = self
             .store
-            .create_upload(&input.bucket, &input.key, write)
+            .create_upload(&input.bucket, &input.key, write, full_object)
             .await
             .or_s3()?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -89,6 +90,7 @@ impl BasaltS3 {
             key: Some(input.key),
             upload_id: Some(upload_id),
             checksum_algorithm: input.checksum_algorithm,
+            checksum_type: algorithm.map(|_| checksum_type_name(full_object)),
             ..Default::default()
         }))
     }
@@ -303,11 +305,43 @@ impl BasaltS3 {
             let etag = p
                 .e_tag
                 .ok_or_else(|| s3_error!(MalformedXML, "every listed part needs an ETag"))?;
+            let given = ChecksumFields {
+                crc32: p.checksum_crc32,
+                crc32c: p.checksum_crc32c,
+                crc64nvme: p.checksum_crc64nvme,
+                sha1: p.checksum_sha1,
+                sha256: p.checksum_sha256,
+            };
             parts.push(CompletePart {
                 part_number,
                 etag: etag.value().trim_matches('"').to_owned(),
+                checksum: given.single()?.map(|c| c.value),
             });
         }
+        if let Some(asked) = &input.checksum_type {
+            let upload = self
+                .store
+                .upload(&input.bucket, &input.key, &input.upload_id)
+                .await
+                .or_s3()?;
+            if upload.checksum_algorithm.is_some()
+                && checksum_type_name(upload.full_object_checksum) != *asked
+            {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                    checksum_type_name(upload.full_object_checksum).as_str()
+                ));
+            }
+        }
+        let expected_checksum = ChecksumFields {
+            crc32: input.checksum_crc32,
+            crc32c: input.checksum_crc32c,
+            crc64nvme: input.checksum_crc64nvme,
+            sha1: input.checksum_sha1,
+            sha256: input.checksum_sha256,
+        }
+        .single()?;
         let record = self
             .store
             .complete_upload(
@@ -316,10 +350,18 @@ impl BasaltS3 {
                 &input.upload_id,
                 parts,
                 precondition,
+                expected_checksum,
             )
             .await
             .or_s3()?;
+        let sums = ChecksumFields::of(&record.details.checksums);
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            checksum_crc32: sums.crc32,
+            checksum_crc32c: sums.crc32c,
+            checksum_crc64nvme: sums.crc64nvme,
+            checksum_sha1: sums.sha1,
+            checksum_sha256: sums.sha256,
+            checksum_type: checksum_type_of(&record.details.checksums),
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&record.summary.etag)),
@@ -406,6 +448,9 @@ impl BasaltS3 {
             checksum_algorithm: upload
                 .checksum_algorithm
                 .map(|a| ChecksumAlgorithm::from(algorithm_name(a).to_owned())),
+            checksum_type: upload
+                .checksum_algorithm
+                .map(|_| checksum_type_name(upload.full_object_checksum)),
             ..Default::default()
         }))
     }
@@ -471,4 +516,52 @@ impl BasaltS3 {
             ..Default::default()
         }))
     }
+}
+
+/// Whether an upload's object checksum is of the whole object: as `x-amz-checksum-type` asks,
+/// by default only for CRC64NVME (AWS's defaults); SHA checksums cannot be combined, and
+/// CRC64NVME has no composite form.
+fn full_object_checksum_of(
+    algorithm: Option<basalt_object::ChecksumAlgorithm>,
+    asked: Option<&ChecksumType>,
+) -> S3Result<bool> {
+    use basalt_object::ChecksumAlgorithm as A;
+    let Some(algorithm) = algorithm else {
+        return match asked {
+            None => Ok(false),
+            Some(_) => Err(s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            )),
+        };
+    };
+    let full = match asked.map(ChecksumType::as_str) {
+        None => algorithm == A::Crc64Nvme,
+        Some(ChecksumType::FULL_OBJECT) => true,
+        Some(ChecksumType::COMPOSITE) => false,
+        Some(other) => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "unknown x-amz-checksum-type {other}"
+            ));
+        }
+    };
+    let combinable = matches!(algorithm, A::Crc32 | A::Crc32c | A::Crc64Nvme);
+    if (full && !combinable) || (!full && algorithm == A::Crc64Nvme) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            checksum_type_name(full).as_str(),
+            algorithm_name(algorithm).to_lowercase()
+        ));
+    }
+    Ok(full)
+}
+
+fn checksum_type_name(full_object: bool) -> ChecksumType {
+    ChecksumType::from_static(if full_object {
+        ChecksumType::FULL_OBJECT
+    } else {
+        ChecksumType::COMPOSITE
+    })
 }

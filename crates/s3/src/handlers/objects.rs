@@ -5,8 +5,8 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use crate::convert::{
-    ChecksumFields, HeaderInput, etag, metadata_vec, requested_algorithms, tag_set, tags_of_header,
-    tags_of_set, timestamp, verify_digests,
+    ChecksumFields, HeaderInput, checksum_type_of, etag, metadata_vec, requested_algorithms,
+    tag_set, tags_of_header, tags_of_set, timestamp, verify_digests,
 };
 use crate::error::{OrS3, to_s3};
 use crate::lock::lock_of_headers;
@@ -204,8 +204,7 @@ impl BasaltS3 {
             checksum_crc64nvme: sums.crc64nvme,
             checksum_sha1: sums.sha1,
             checksum_sha256: sums.sha256,
-            checksum_type: (!record.details.checksums.is_empty())
-                .then(|| ChecksumType::from_static(ChecksumType::FULL_OBJECT)),
+            checksum_type: checksum_type_of(&record.details.checksums),
             ..Default::default()
         }))
     }

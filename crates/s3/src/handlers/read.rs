@@ -6,7 +6,7 @@ use http::StatusCode;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use crate::convert::{ChecksumFields, etag, metadata_map, millis, timestamp};
+use crate::convert::{ChecksumFields, checksum_type_of, etag, metadata_map, millis, timestamp};
 use crate::error::{OrS3, custom};
 use crate::lock::lock_fields;
 use crate::sse;
@@ -180,7 +180,8 @@ fn describe(
 ) -> GetObjectOutput {
     let h = &record.details.headers;
     // S3 returns checksums only when asked, and only for the whole object.
-    let sums = if checksum_mode && plan.content_range.is_none() {
+    let whole = checksum_mode && plan.content_range.is_none();
+    let sums = if whole {
         ChecksumFields::of(&record.details.checksums)
     } else {
         ChecksumFields::default()
@@ -220,6 +221,9 @@ fn describe(
         checksum_crc64nvme: sums.crc64nvme,
         checksum_sha1: sums.sha1,
         checksum_sha256: sums.sha256,
+        checksum_type: whole
+            .then(|| checksum_type_of(&record.details.checksums))
+            .flatten(),
         ..Default::default()
     }
 }
@@ -280,6 +284,7 @@ impl BasaltS3 {
             checksum_crc64nvme: g.checksum_crc64nvme,
             checksum_sha1: g.checksum_sha1,
             checksum_sha256: g.checksum_sha256,
+            checksum_type: g.checksum_type,
             version_id: g.version_id,
             object_lock_mode: g.object_lock_mode,
             object_lock_retain_until_date: g.object_lock_retain_until_date,
