@@ -200,3 +200,32 @@ def test_expiration_by_date_in_an_unversioned_bucket(s3, basalt, bucket):
     # An unversioned bucket leaves no delete marker behind.
     assert [v["Key"] for v in s3.list_object_versions(Bucket=bucket).get("Versions", [])] == ["new/a"]
     assert "DeleteMarkers" not in s3.list_object_versions(Bucket=bucket)
+
+
+def test_expiration_headers_generated_ids_and_transitions(s3, bucket):
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 10}},
+        {"Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}},
+    ]})
+    ids = [r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]]
+    assert ids[0] == "logs" and ids[1], "a rule without an ID gets one"
+
+    put = s3.put_object(Bucket=bucket, Key="logs/a", Body=b"x")
+    expiration = put["Expiration"]
+    assert 'rule-id="logs"' in expiration, expiration
+    date = expiration.split('expiry-date="')[1].split('"')[0]
+    expires = dt.datetime.strptime(date, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=dt.timezone.utc)
+    assert expires.time() == dt.time(0, 0), "rounded up to midnight UTC"
+    left = expires - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(days=9) < left <= dt.timedelta(days=11), left
+    assert s3.head_object(Bucket=bucket, Key="logs/a")["Expiration"] == expiration
+    assert s3.get_object(Bucket=bucket, Key="logs/a")["Expiration"] == expiration
+    assert f'rule-id="{ids[1]}"' in s3.put_object(Bucket=bucket, Key="tmp/b", Body=b"x")["Expiration"]
+    assert "Expiration" not in s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    assert "Expiration" not in s3.head_object(Bucket=bucket, Key="kept")
+
+    with s3_error("InvalidStorageClass", 400):
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+            {"ID": "cold", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}]}]})
+    assert len(s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]) == 2

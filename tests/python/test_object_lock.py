@@ -144,3 +144,44 @@ def test_lock_settings_need_a_lock_bucket(s3, bucket):
     with s3_error("InvalidArgument", 400):
         s3.put_object(Bucket=bucket, Key="k", Body=b"x", ObjectLockMode="GOVERNANCE")
     assert "Versions" not in s3.list_object_versions(Bucket=bucket)
+
+
+def test_lock_errors_use_aws_codes(s3, bucket, bucket_factory):
+    b = _lock_bucket(s3, bucket_factory)
+    for days, code in [(0, "InvalidRetentionPeriod"), (-3, "InvalidRetentionPeriod")]:
+        with s3_error(code, 400):
+            s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": days}}})
+    with s3_error("MalformedXML", 400):
+        s3.put_object_lock_configuration(Bucket=b, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "FOREVER", "Days": 1}}})
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+    with s3_error("MalformedXML", 400):
+        s3.put_object_retention(Bucket=b, Key="k", Retention={
+            "Mode": "FOREVER", "RetainUntilDate": _future()})
+    with s3_error("MalformedXML", 400):
+        s3.put_object_legal_hold(Bucket=b, Key="k", LegalHold={"Status": "MAYBE"})
+
+    # GOVERNANCE to COMPLIANCE is a change only the governance bypass may make.
+    until = _future(2)
+    s3.put_object_retention(Bucket=b, Key="k", Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until})
+    with s3_error("AccessDenied", 403):
+        s3.put_object_retention(Bucket=b, Key="k", Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
+    assert s3.get_object_retention(Bucket=b, Key="k")["Retention"]["Mode"] == "GOVERNANCE"
+    s3.put_object_retention(Bucket=b, Key="k", BypassGovernanceRetention=True,
+                            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until})
+    assert s3.get_object_retention(Bucket=b, Key="k")["Retention"]["Mode"] == "COMPLIANCE"
+
+    # The lock APIs of a bucket without object lock.
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    for call in (
+        lambda: s3.get_object_retention(Bucket=bucket, Key="plain"),
+        lambda: s3.get_object_legal_hold(Bucket=bucket, Key="plain"),
+        lambda: s3.put_object_retention(Bucket=bucket, Key="plain", Retention={
+            "Mode": "GOVERNANCE", "RetainUntilDate": _future()}),
+        lambda: s3.put_object_legal_hold(Bucket=bucket, Key="plain", LegalHold={"Status": "ON"}),
+    ):
+        with s3_error("InvalidRequest", 400):
+            call()

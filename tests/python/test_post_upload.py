@@ -68,3 +68,32 @@ def test_post_policy_violations_are_refused_and_store_nothing(s3, bucket):
     assert status == 403 and b"AccessDenied" in body, body
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert listed == [], listed
+
+
+def test_posts_are_authorized_as_puts_of_their_key(s3, basalt, bucket_factory):
+    """A POST is a PutObject of the form's key: a user's policy, or a bucket ACL that lets
+    everyone write, allows it; nothing else does."""
+    from helpers import client_of, doc, make_user
+
+    bucket = bucket_factory("post")
+    writer = client_of(basalt, make_user(basalt, doc({
+        "Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/in/*"})))
+    post = writer.generate_presigned_post(bucket, "in/by-user.txt", ExpiresIn=300)
+    status, body = _post(post["url"], post["fields"], b"from a user")
+    assert status in (200, 201, 204), body
+    assert s3.get_object(Bucket=bucket, Key="in/by-user.txt")["Body"].read() == b"from a user"
+    outside = writer.generate_presigned_post(bucket, "elsewhere.txt", ExpiresIn=300)
+    status, body = _post(outside["url"], outside["fields"], b"no")
+    assert status == 403 and b"AccessDenied" in body, body
+
+    url = f"{basalt.endpoint}/{bucket}"
+    status, body = _post(url, {"key": "anon.txt"}, b"anonymous")
+    assert status == 403, body
+    s3.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    status, body = _post(url, {"key": "anon.txt", "success_action_status": "201"}, b"anonymous")
+    assert status == 201, body
+    assert s3.get_object(Bucket=bucket, Key="anon.txt")["Body"].read() == b"anonymous"
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["anon.txt", "in/by-user.txt"]

@@ -28,6 +28,7 @@ impl ClusterMeta {
 #[async_trait::async_trait]
 impl MetaStore for ClusterMeta {
     async fn execute(&self, command: Command) -> Result<Outcome, MetaError> {
+        basalt_meta::read_fence::forget();
         self.node.propose(command).await
     }
 

@@ -519,6 +519,10 @@ impl ClusterNode {
     /// Returns once this node has applied everything committed before the call: a read that
     /// follows sees every write acknowledged anywhere before it began (linearizable reads).
     pub async fn linearize(&self) -> Result<(), MetaError> {
+        // This request already confirmed a read index, and waited for it to apply.
+        if basalt_meta::read_fence::confirmed().is_some() {
+            return Ok(());
+        }
         let (waiter, answer) = oneshot::channel();
         self.reads
             .send(waiter)
@@ -531,8 +535,11 @@ impl ClusterNode {
             .wait(Some(LEADER_WAIT))
             .applied_index_at_least(index, "linearizable read")
             .await
-            .map(|_| ())
-            .map_err(|e| unavailable(format!("catching up with the leader: {e}")))
+            .map_err(|e| unavailable(format!("catching up with the leader: {e}")))?;
+        if let Some(index) = index {
+            basalt_meta::read_fence::confirm(index);
+        }
+        Ok(())
     }
 
     /// The leader's read index, from the leader (this node or another), confirmed by a quorum.

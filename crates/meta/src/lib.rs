@@ -31,6 +31,7 @@ mod command;
 mod error;
 mod keys;
 mod listing;
+pub mod read_fence;
 mod record;
 mod redb_store;
 mod replica;

@@ -387,11 +387,9 @@ impl<'txn> Tables<'txn> {
                     {
                         let weakens = match retention {
                             None => true,
-                            Some(new) => {
-                                new.until_ms < old.until_ms
-                                    || (old.mode == RetentionMode::Compliance
-                                        && new.mode == RetentionMode::Governance)
-                            }
+                            // A governance retention changed in any way but a later date
+                            // (even into compliance) needs the bypass, as on AWS.
+                            Some(new) => new.until_ms < old.until_ms || new.mode != old.mode,
                         };
                         if weakens && (old.mode == RetentionMode::Compliance || !*bypass_governance)
                         {

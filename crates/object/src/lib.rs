@@ -23,6 +23,7 @@ mod tags;
 mod versions;
 
 pub use basalt_data::Redundancy;
+pub use basalt_meta::read_fence;
 pub use basalt_meta::{
     Acl, AclGrant, BucketAccess, Checksum, ChecksumAlgorithm, CompletePart, CorsRule,
     DefaultEncryption, DefaultRetention, Encryption, Grantee, LifecycleRule, ListEntry, ListPage,

@@ -57,7 +57,14 @@ impl ObjectStore {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<ObjectLock, ObjectError> {
-        self.object_lock_config(bucket).await?;
+        match self.object_lock_config(bucket).await {
+            Err(ObjectError::NoObjectLockConfiguration) => {
+                return Err(ObjectError::InvalidRequest(
+                    "Bucket is missing Object Lock Configuration".into(),
+                ));
+            }
+            other => other?,
+        };
         Ok(self
             .head_version(bucket, key, version_id)
             .await?

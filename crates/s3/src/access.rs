@@ -562,13 +562,15 @@ impl S3Access for Access {
             .get("x-amz-bypass-governance-retention")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        // DeleteObjects names its keys in the body: the handler checks each (see `Grant`).
-        let mut checks = if op == "DeleteObjects" {
+        // DeleteObjects names its keys in the body: the handler checks each (see `Grant`). A
+        // browser POST names its key in the form: `post_object` checks it once s3s parsed it.
+        let deferred = matches!(op.as_str(), "DeleteObjects" | "PostObject");
+        let mut checks = if deferred {
             Vec::new()
         } else {
             vec![(action_of(&op), resource.clone())]
         };
-        if bypass && op != "DeleteObjects" {
+        if bypass && !deferred {
             checks.push(("s3:BypassGovernanceRetention".into(), resource));
         }
         // The object a copy reads: parsed as the operation will parse it, so the object
@@ -693,5 +695,40 @@ impl S3Access for Access {
             charge.authorize();
         }
         Ok(())
+    }
+
+    /// A browser POST writes the key its form names: allowed as a PutObject of that key (by a
+    /// policy, or by the bucket's ACL letting the caller write).
+    async fn post_object(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::PostObjectInput>,
+    ) -> S3Result<()> {
+        let Some(grant) = req.extensions.get::<Grant>().cloned() else {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        };
+        if grant.root {
+            return Ok(());
+        }
+        let bucket = req.input.bucket.clone();
+        let resource = format!("arn:aws:s3:::{bucket}/{}", req.input.key);
+        let allowed = match grant.verdict("s3:PutObject", &resource) {
+            Some(Effect::Allow) => true,
+            Some(Effect::Deny) => false,
+            None => {
+                self.acl_grants(
+                    AclNeed::Bucket(Permission::Write),
+                    &bucket,
+                    None,
+                    None,
+                    &grant.caller,
+                )
+                .await
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(self.denial(grant.principal.is_none(), Some(&bucket)).await)
+        }
     }
 }

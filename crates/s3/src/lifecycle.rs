@@ -22,6 +22,12 @@ fn positive(n: Option<i32>, what: &str) -> S3Result<Option<u32>> {
     }
 }
 
+/// A rule id as AWS makes them for rules given without one: 48 random base64 characters.
+fn generated_rule_id() -> String {
+    let bytes: [u8; 36] = rand::random();
+    base64_simd::STANDARD.encode_to_string(bytes)
+}
+
 fn rule_of(rule: dto::LifecycleRule) -> S3Result<LifecycleRule> {
     if rule
         .id
@@ -50,12 +56,13 @@ fn rule_of(rule: dto::LifecycleRule) -> S3Result<LifecycleRule> {
             .is_some_and(|t| !t.is_empty())
     {
         return Err(s3_error!(
-            NotImplemented,
-            "Basalt has one storage class: transitions are not supported"
+            InvalidStorageClass,
+            "Basalt has one storage class (STANDARD): there is nothing to transition to"
         ));
     }
     let mut out = LifecycleRule {
-        id: rule.id,
+        // A rule without an ID gets one, as on AWS.
+        id: Some(rule.id.unwrap_or_else(generated_rule_id)),
         enabled,
         ..Default::default()
     };
@@ -266,4 +273,38 @@ fn rule_dto(rule: &LifecycleRule) -> dto::LifecycleRule {
         transitions: None,
         noncurrent_version_transitions: None,
     }
+}
+
+/// The `x-amz-expiration` of an object's current version: the first enabled rule with an
+/// expiration that matches its key and tags, as `expiry-date="<HTTP date>", rule-id="<id>"`.
+/// An age rule's date is the version's time plus the days, rounded up to the next midnight
+/// UTC, as AWS announces it.
+pub(crate) fn expiration_of(
+    rules: &[LifecycleRule],
+    key: &str,
+    record: &basalt_object::ObjectRecord,
+) -> Option<String> {
+    let rule = rules.iter().find(|r| {
+        r.enabled
+            && (r.expiration_days.is_some() || r.expiration_date_ms.is_some())
+            && key.starts_with(&r.prefix)
+            && r.tags.iter().all(|t| record.details.tags.contains(t))
+    })?;
+    let expires_ms = match (rule.expiration_days, rule.expiration_date_ms) {
+        (Some(days), _) => {
+            let due = record.summary.last_modified_ms + i64::from(days) * DAY_MS;
+            due.div_euclid(DAY_MS) * DAY_MS + if due % DAY_MS == 0 { 0 } else { DAY_MS }
+        }
+        (None, Some(date)) => date,
+        (None, None) => return None,
+    };
+    let date = time::OffsetDateTime::from_unix_timestamp(expires_ms.div_euclid(1000)).ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = date.format(&format).ok()?;
+    Some(format!(
+        "expiry-date=\"{date}\", rule-id=\"{}\"",
+        rule.id.as_deref().unwrap_or_default()
+    ))
 }

@@ -107,7 +107,10 @@ pub(crate) fn retention_of_body(
         return Ok(None);
     };
     match (r.mode, r.retain_until_date) {
-        (Some(mode), Some(until)) => Ok(Some(retention_of(mode.as_str(), &until)?)),
+        (Some(mode), Some(until)) => {
+            mode_of_body(mode.as_str())?;
+            Ok(Some(retention_of(mode.as_str(), &until)?))
+        }
         (None, None) => Ok(None),
         _ => Err(s3_error!(
             MalformedXML,
@@ -127,9 +130,16 @@ pub(crate) fn retention_dto(retention: Retention) -> dto::ObjectLockRetention {
 
 pub(crate) fn legal_hold_of_body(hold: Option<dto::ObjectLockLegalHold>) -> S3Result<bool> {
     match hold.and_then(|h| h.status) {
-        Some(status) => legal_hold_of(status.as_str()),
+        Some(status) => legal_hold_of(status.as_str())
+            .map_err(|_| s3_error!(MalformedXML, "a legal hold Status is ON or OFF")),
         None => Err(s3_error!(MalformedXML, "a legal hold needs a Status")),
     }
+}
+
+/// A retention mode in an XML body: anything but the two modes is malformed XML, as on AWS
+/// (a header with another value is an invalid argument instead).
+fn mode_of_body(name: &str) -> S3Result<RetentionMode> {
+    mode_of(name).map_err(|_| s3_error!(MalformedXML, "Mode is GOVERNANCE or COMPLIANCE"))
 }
 
 pub(crate) fn legal_hold_dto(on: bool) -> dto::ObjectLockLegalHold {
@@ -160,9 +170,12 @@ pub(crate) fn lock_config_of(
                 match n {
                     None => Ok(None),
                     Some(n) if n > 0 => Ok(Some(n as u32)),
-                    Some(_) => Err(s3_error!(
-                        InvalidArgument,
-                        "Default retention period must be a positive integer value for {what}"
+                    Some(_) => Err(crate::error::custom(
+                        "InvalidRetentionPeriod",
+                        http::StatusCode::BAD_REQUEST,
+                        format!(
+                            "Default retention period must be a positive integer value for {what}"
+                        ),
                     )),
                 }
             };
@@ -174,7 +187,7 @@ pub(crate) fn lock_config_of(
                 ));
             }
             Some(DefaultRetention {
-                mode: mode_of(mode.as_str())?,
+                mode: mode_of_body(mode.as_str())?,
                 days,
                 years,
             })

@@ -401,7 +401,10 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
 
     fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
         let service = self.clone();
-        Box::pin(async move { service.handle(req.map(Body::from)).await })
+        // A request confirms its linearizable read point once, however many records it reads.
+        Box::pin(basalt_object::read_fence::within_request(async move {
+            service.handle(req.map(Body::from)).await
+        }))
     }
 }
 

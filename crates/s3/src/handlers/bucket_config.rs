@@ -250,4 +250,16 @@ impl BasaltS3 {
             .or_s3()?;
         no_content(DeleteBucketPolicyOutput::default())
     }
+
+    /// The `x-amz-expiration` a response about the current version of `key` carries, if a
+    /// lifecycle rule of the bucket will expire it.
+    pub(super) async fn expiration_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &basalt_object::ObjectRecord,
+    ) -> Option<String> {
+        let rules = self.store.lifecycle(bucket).await.ok()?;
+        crate::lifecycle::expiration_of(&rules, key, record)
+    }
 }

@@ -355,7 +355,9 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
+        let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
+            expiration,
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
             checksum_crc64nvme: sums.crc64nvme,

@@ -193,7 +193,9 @@ impl BasaltS3 {
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
         let sse = sse::fields(record.details.encryption.as_ref());
+        let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(PutObjectOutput {
+            expiration,
             e_tag: Some(etag(&record.summary.etag)),
             server_side_encryption: sse.server_side_encryption,
             sse_customer_algorithm: sse.customer_algorithm,
@@ -431,7 +433,9 @@ impl BasaltS3 {
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
         let copied_sse = sse::fields(record.details.encryption.as_ref());
+        let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(CopyObjectOutput {
+            expiration,
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(etag(&record.summary.etag)),
                 last_modified: Some(timestamp(record.summary.last_modified_ms)),

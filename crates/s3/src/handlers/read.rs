@@ -96,7 +96,12 @@ macro_rules! prepare_read {
             cache_control: $input.response_cache_control,
             expires: $input.response_expires,
         };
-        let output = describe(&record, &plan, overrides, $input.checksum_mode.is_some());
+        let mut output = describe(&record, &plan, overrides, $input.checksum_mode.is_some());
+        if $input.version_id.is_none() {
+            output.expiration = $self
+                .expiration_of(&$input.bucket, &$input.key, &record)
+                .await;
+        }
         (record, plan, output, opened)
     }};
 }
@@ -285,6 +290,7 @@ impl BasaltS3 {
             checksum_sha1: g.checksum_sha1,
             checksum_sha256: g.checksum_sha256,
             checksum_type: g.checksum_type,
+            expiration: g.expiration,
             version_id: g.version_id,
             object_lock_mode: g.object_lock_mode,
             object_lock_retain_until_date: g.object_lock_retain_until_date,
