@@ -88,3 +88,61 @@ def test_a_get_is_whole_while_the_object_is_overwritten(s3, bucket):
     for r in readers:
         r.join()
     assert failures == []
+
+
+def test_sigv2_header_authentication(basalt, bucket):
+    """Older tools sign with SigV2 (`AWS key:signature`): verified like SigV4, and refused when
+    its Date is more than 15 minutes off (a SigV2 signature has no expiry of its own)."""
+    import email.utils
+    import urllib.request
+
+    from botocore.auth import HmacV1Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    v2 = basalt.client(signature_version="s3")
+    v2.put_object(Bucket=bucket, Key="v2", Body=b"signed with v2")
+    assert v2.get_object(Bucket=bucket, Key="v2")["Body"].read() == b"signed with v2"
+    assert [o["Key"] for o in v2.list_objects(Bucket=bucket)["Contents"]] == ["v2"]
+    wrong = basalt.client(access_key=basalt.access_key, secret_key="not-the-secret-0123456789",
+                          signature_version="s3")
+    with s3_error("SignatureDoesNotMatch", 403):
+        wrong.get_object(Bucket=bucket, Key="v2")
+
+    request = AWSRequest(method="GET", url=f"{basalt.endpoint}/{bucket}/v2")
+    HmacV1Auth(Credentials(basalt.access_key, basalt.secret_key)).add_auth(request)
+    request.headers.replace_header("Date", email.utils.formatdate(0, usegmt=True))
+    prepared = request.prepare()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        opener.open(urllib.request.Request(prepared.url, headers=dict(prepared.headers)), timeout=10)
+        raise AssertionError("a SigV2 request dated 1970 was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b"RequestTimeTooSkewed" in e.read()
+
+
+def test_version_listings_with_max_keys_zero_and_an_empty_delimiter(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="a/b", Body=b"x")
+    empty = s3.list_object_versions(Bucket=bucket, MaxKeys=0)
+    assert empty["IsTruncated"] is False and "Versions" not in empty
+    listed = s3.list_object_versions(Bucket=bucket, Delimiter="")
+    assert "Delimiter" not in listed and [v["Key"] for v in listed["Versions"]] == ["a/b"]
+    with s3_error("NoSuchBucket", 404):
+        s3.list_object_versions(Bucket=bucket + "-missing", MaxKeys=0)
+
+
+def test_an_expired_presigned_put_is_refused_and_stores_nothing(s3, bucket):
+    import time
+    import urllib.request
+
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "late"},
+                                    ExpiresIn=1)
+    time.sleep(2)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        opener.open(urllib.request.Request(url, data=b"late", method="PUT"), timeout=10)
+        raise AssertionError("an expired presigned PUT was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b"AccessDenied" in e.read()
+    with s3_error("404", 404):
+        s3.head_object(Bucket=bucket, Key="late")

@@ -86,10 +86,15 @@ def test_delete_writes_a_marker_that_hides_the_key(s3, bucket):
     headers = err.value.response["ResponseMetadata"]["HTTPHeaders"]
     assert headers.get("x-amz-delete-marker") == "true"
     assert headers.get("x-amz-version-id") == marker
-    with s3_error("405", 405):
+    with s3_error("404", 404) as err:
+        s3.head_object(Bucket=bucket, Key="doc")
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-delete-marker") == "true"
+    with s3_error("405", 405) as err:
         s3.head_object(Bucket=bucket, Key="doc", VersionId=marker)
-    with s3_error("MethodNotAllowed", 405):
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-delete-marker") == "true"
+    with s3_error("MethodNotAllowed", 405) as err:
         s3.get_object(Bucket=bucket, Key="doc", VersionId=marker)
+    assert err.value.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-delete-marker") == "true"
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     assert s3.get_object(Bucket=bucket, Key="doc", VersionId=v1)["Body"].read() == b"one"
     assert _versions(s3, bucket) == [("doc", marker, True, True), ("doc", v1, False, False)]

@@ -5,6 +5,11 @@ use http::HeaderMap;
 use s3s::dto::{self, ETag, Timestamp};
 use s3s::{S3Result, s3_error};
 
+/// An HTTP date (IMF-fixdate, RFC 9110), as `Date`, SigV2 and `x-amz-expiration` write it.
+pub(crate) const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
 pub(crate) fn timestamp(ms: i64) -> Timestamp {
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)

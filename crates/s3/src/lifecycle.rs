@@ -299,10 +299,7 @@ pub(crate) fn expiration_of(
         (None, None) => return None,
     };
     let date = time::OffsetDateTime::from_unix_timestamp(expires_ms.div_euclid(1000)).ok()?;
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let date = date.format(&format).ok()?;
+    let date = date.format(crate::convert::HTTP_DATE).ok()?;
     Some(format!(
         "expiry-date=\"{date}\", rule-id=\"{}\"",
         rule.id.as_deref().unwrap_or_default()

@@ -312,6 +312,7 @@ impl HttpService {
             tls: self.tls,
         });
         req.extensions_mut().insert(charge.clone());
+        crate::signed_request::sigv2_bucket_resource(&mut req);
         let refused = crate::signed_request::check(&req, &self.region)
             .and_then(|()| crate::body_limits::check(&req, crate::admin::PREFIX))
             .and_then(|()| crate::convert::check_metadata_headers(req.headers()));

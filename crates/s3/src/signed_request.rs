@@ -36,6 +36,7 @@ struct SignatureV4 {
 /// SigV2 requests pass: SigV2 signs every `x-amz-*` header by construction, and an anonymous
 /// request carries no signer's authority.
 pub(crate) fn check<B>(req: &Request<B>, region: &str) -> Result<(), S3Error> {
+    check_sigv2_date(req.headers(), time::OffsetDateTime::now_utc())?;
     let signature = match header_signature(req.headers())? {
         Some(sig) => Some((sig, Scheme::Header)),
         None => presigned_signature(req.uri())?.map(|sig| (sig, Scheme::Presigned)),
@@ -76,6 +77,73 @@ impl Scheme {
 
 fn access_denied(message: String) -> S3Error {
     S3Error::with_message(S3ErrorCode::AccessDenied, message)
+}
+
+/// SigV2 names a path-style request to a bucket itself by the resource `/bucket/` (AWS's
+/// CanonicalizedResource, which boto's and s3cmd's signers follow) while the request line
+/// may say `/bucket`; s3s signs the path as sent. The path is made `/bucket/` first, so both
+/// sides sign the same resource; S3 routes the two alike.
+pub(crate) fn sigv2_bucket_resource<B>(req: &mut Request<B>) {
+    let header_v2 = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS ") && !v.starts_with("AWS4-"));
+    let query = req.uri().query().unwrap_or_default();
+    let presigned_v2 = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "AWSAccessKeyId");
+    let path = req.uri().path();
+    let bucket_only = path.len() > 1 && path.starts_with('/') && !path[1..].contains('/');
+    if !(header_v2 || presigned_v2) || !bucket_only {
+        return;
+    }
+    let with_slash = match req.uri().query() {
+        Some(q) => format!("{path}/?{q}"),
+        None => format!("{path}/"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(path_and_query) = with_slash.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+/// How far a SigV2 request's date may be from the server's clock, as AWS allows.
+const SIGV2_MAX_SKEW: time::Duration = time::Duration::minutes(15);
+
+/// A SigV2 header signature (`AWS key:signature`) signs the request's `Date` (or
+/// `x-amz-date`) but carries no expiry of its own: without this check a captured request
+/// could be replayed forever. AWS refuses one whose date is missing, unreadable or more than
+/// 15 minutes off.
+fn check_sigv2_date(headers: &HeaderMap, now: time::OffsetDateTime) -> Result<(), S3Error> {
+    let is_sigv2 = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS ") && !v.starts_with("AWS4-"));
+    if !is_sigv2 {
+        return Ok(());
+    }
+    let date = headers
+        .get("x-amz-date")
+        .or_else(|| headers.get(http::header::DATE))
+        .and_then(|v| v.to_str().ok());
+    let Some(date) =
+        date.and_then(|d| time::PrimitiveDateTime::parse(d.trim(), crate::convert::HTTP_DATE).ok())
+    else {
+        return Err(access_denied(
+            "AWS authentication requires a valid Date or x-amz-date header".into(),
+        ));
+    };
+    if (date.assume_utc() - now).abs() > SIGV2_MAX_SKEW {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        );
+        e.set_status_code(StatusCode::FORBIDDEN);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The SigV4 signature of the `Authorization` header, if it holds one.
@@ -378,15 +446,69 @@ mod tests {
     }
 
     #[test]
+    fn sigv2_bucket_requests_name_the_bucket_with_a_slash() {
+        let mut req = request(
+            "/bkt?encoding-type=url",
+            &[("authorization", b"AWS AKID:sig")],
+        );
+        sigv2_bucket_resource(&mut req);
+        assert_eq!(req.uri().path(), "/bkt/");
+        assert_eq!(req.uri().query(), Some("encoding-type=url"));
+        let mut presigned = request("/bkt?AWSAccessKeyId=a&Signature=s&Expires=1", &[]);
+        sigv2_bucket_resource(&mut presigned);
+        assert_eq!(presigned.uri().path(), "/bkt/");
+        for (path, auth) in [
+            ("/bkt/key", "AWS AKID:sig"),
+            ("/bkt", "AWS4-HMAC-SHA256 Credential=x"),
+            ("/", "AWS AKID:sig"),
+        ] {
+            let mut req = request(path, &[("authorization", auth.as_bytes())]);
+            sigv2_bucket_resource(&mut req);
+            assert_eq!(req.uri().path(), path, "unchanged");
+        }
+    }
+
+    #[test]
+    fn sigv2_requests_need_a_date_within_15_minutes() {
+        let now = time::macros::datetime!(2026-12-01 16:00:00 UTC);
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, http::HeaderValue::from_static(v));
+            }
+            map
+        };
+        let sigv2 = ("authorization", "AWS AKID:sig");
+        let fresh = headers(&[sigv2, ("date", "Tue, 01 Dec 2026 16:10:00 GMT")]);
+        assert!(check_sigv2_date(&fresh, now).is_ok());
+        let amz = headers(&[sigv2, ("x-amz-date", "Tue, 01 Dec 2026 15:50:00 GMT")]);
+        assert!(check_sigv2_date(&amz, now).is_ok());
+        let stale = headers(&[sigv2, ("date", "Tue, 01 Dec 2026 15:40:00 GMT")]);
+        let e = check_sigv2_date(&stale, now).unwrap_err();
+        assert_eq!(e.code(), &S3ErrorCode::RequestTimeTooSkewed);
+        let undated = headers(&[sigv2]);
+        assert_eq!(
+            check_sigv2_date(&undated, now).unwrap_err().code(),
+            &S3ErrorCode::AccessDenied
+        );
+        let sigv4 = headers(&[("authorization", "AWS4-HMAC-SHA256 Credential=x")]);
+        assert!(check_sigv2_date(&sigv4, now).is_ok(), "not SigV2");
+    }
+
+    #[test]
     fn anonymous_and_sigv2_requests_pass() {
         let req = request("/b/k", &[("host", b"h"), ("x-amz-acl", b"private")]);
         assert!(check(&req, "us-east-1").is_ok());
+        let now = time::OffsetDateTime::now_utc()
+            .format(crate::convert::HTTP_DATE)
+            .unwrap();
         let req = request(
             "/b/k",
             &[
                 ("host", b"h"),
                 ("x-amz-acl", b"private"),
                 ("authorization", b"AWS AKID:sig"),
+                ("date", now.as_bytes()),
             ],
         );
         assert!(check(&req, "us-east-1").is_ok());

@@ -314,18 +314,25 @@ impl BasaltS3 {
         }
         version_arg(input.version_id_marker.as_deref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let page = self
-            .store
-            .list_versions(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                input.key_marker.as_deref(),
-                input.version_id_marker.as_deref(),
-                max_keys,
-            )
-            .await
-            .or_s3()?;
+        // An empty delimiter is no delimiter, and is not echoed, as for ListObjects.
+        let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
+        let page = if max_keys == 0 {
+            // As S3 answers `max-keys=0`: nothing, and not truncated.
+            self.store.bucket(&input.bucket).await.or_s3()?;
+            basalt_object::VersionPage::default()
+        } else {
+            self.store
+                .list_versions(
+                    &input.bucket,
+                    &prefix,
+                    delimiter.as_deref(),
+                    input.key_marker.as_deref(),
+                    input.version_id_marker.as_deref(),
+                    max_keys,
+                )
+                .await
+                .or_s3()?
+        };
         let encode = |s: &str| if url { url_encode(s) } else { s.to_owned() };
         let owner = Some(owner_dto(&self.bucket_owner(&input.bucket).await?));
         let (mut versions, mut markers, mut prefixes) = (Vec::new(), Vec::new(), Vec::new());
@@ -371,7 +378,7 @@ impl BasaltS3 {
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
             prefix: Some(encode(&prefix)),
-            delimiter: input.delimiter.map(|d| encode(&d)),
+            delimiter: delimiter.map(|d| encode(&d)),
             key_marker: Some(input.key_marker.map(|k| encode(&k)).unwrap_or_default()),
             version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
             max_keys: Some(max_keys as i32),
