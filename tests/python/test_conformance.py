@@ -146,3 +146,32 @@ def test_an_expired_presigned_put_is_refused_and_stores_nothing(s3, bucket):
         assert e.code == 403 and b"AccessDenied" in e.read()
     with s3_error("404", 404):
         s3.head_object(Bucket=bucket, Key="late")
+
+
+def test_non_ascii_metadata_round_trips_as_rfc2047_encoded_words(s3, bucket):
+    import base64
+    import email.header
+
+    word = "=?UTF-8?B?" + base64.b64encode("été à Zürich".encode()).decode() + "?="
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Metadata={"place": word, "plain": "ascii"})
+    for got in (s3.head_object(Bucket=bucket, Key="k"), s3.get_object(Bucket=bucket, Key="k")):
+        value = got["Metadata"]["place"]
+        assert value.startswith("=?"), value
+        text = "".join(
+            part.decode(charset) if isinstance(part, bytes) else part
+            for part, charset in email.header.decode_header(value)
+        )
+        assert text == "été à Zürich"
+        assert got["Metadata"]["plain"] == "ascii"
+
+
+def test_if_match_over_a_delete_marker_is_no_such_key(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    etag = s3.put_object(Bucket=bucket, Key="k", Body=b"one")["ETag"]
+    s3.delete_object(Bucket=bucket, Key="k")
+    with s3_error("NoSuchKey", 404):
+        s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfMatch=etag)
+    with s3_error("NoSuchKey", 404):
+        s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfMatch="*")
+    versions = s3.list_object_versions(Bucket=bucket)
+    assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1

@@ -97,3 +97,25 @@ def test_posts_are_authorized_as_puts_of_their_key(s3, basalt, bucket_factory):
     assert s3.get_object(Bucket=bucket, Key="anon.txt")["Body"].read() == b"anonymous"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert keys == ["anon.txt", "in/by-user.txt"]
+
+
+def test_post_success_status_and_refusals(s3, bucket):
+    for asked, expected in [("200", 200), ("201", 201), ("204", 204), ("404", 204)]:
+        post = s3.generate_presigned_post(bucket, f"s{asked}", Fields={"success_action_status": asked},
+                                          Conditions=[{"success_action_status": asked}], ExpiresIn=300)
+        status, body = _post(post["url"], post["fields"], b"x")
+        assert status == expected, (asked, status, body)
+        if expected == 201:
+            assert b"<PostResponse>" in body and f"<Key>s{asked}</Key>".encode() in body, body
+
+    other = s3.generate_presigned_post(bucket + "-other", "k", ExpiresIn=300)
+    status, body = _post(f"{s3.meta.endpoint_url}/{bucket}", other["fields"], b"x")
+    assert status == 403, body
+
+    bad_date = s3.generate_presigned_post(bucket, "bad-date", ExpiresIn=300)
+    fields = dict(bad_date["fields"])
+    fields["x-amz-date"] = "yesterday"
+    status, body = _post(bad_date["url"], fields, b"x")
+    assert status == 400, body
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    assert keys == ["s200", "s201", "s204", "s404"], keys
