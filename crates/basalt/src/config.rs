@@ -170,6 +170,14 @@ pub struct ServerArgs {
     /// "claims", "users", "policies", "max_duration_seconds"}]})
     #[arg(long, env = "BASALT_STS_ROLES")]
     pub sts_roles: Option<PathBuf>,
+    /// Serve Prometheus metrics, unauthenticated, on this address (`GET /metrics`); keep it
+    /// on a private interface
+    #[arg(long, env = "BASALT_METRICS_ADDRESS")]
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics on the S3 port too, to `GET /metrics` with
+    /// `Authorization: Bearer <token>`
+    #[arg(long, env = "BASALT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<basalt_object::Secret>,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -283,6 +291,8 @@ struct FileConfig {
     garbage_grace: Option<String>,
     sse_master_key_file: Option<PathBuf>,
     sts_roles: Option<PathBuf>,
+    metrics_address: Option<std::net::SocketAddr>,
+    metrics_token: Option<basalt_object::Secret>,
     sse_c_over_http: Option<bool>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -340,6 +350,8 @@ pub struct ServerConfig {
     pub garbage_grace: Duration,
     pub sse_master_key_file: Option<PathBuf>,
     pub sts_roles: Option<PathBuf>,
+    pub metrics_address: Option<std::net::SocketAddr>,
+    pub metrics_token: Option<basalt_object::Secret>,
     pub sse_c_over_http: bool,
     pub tls: Option<TlsSetting>,
     pub region: String,
@@ -501,6 +513,8 @@ impl ServerConfig {
             .unwrap_or(Duration::ZERO),
             sse_master_key_file: args.sse_master_key_file.or(file.sse_master_key_file),
             sts_roles: args.sts_roles.or(file.sts_roles),
+            metrics_address: args.metrics_address.or(file.metrics_address),
+            metrics_token: args.metrics_token.or(file.metrics_token),
             sse_c_over_http: args.sse_c_over_http || file.sse_c_over_http.unwrap_or(false),
             tls,
             region: args
@@ -595,6 +609,8 @@ mod tests {
             garbage_grace: None,
             sse_master_key_file: None,
             sts_roles: None,
+            metrics_address: None,
+            metrics_token: None,
             sse_c_over_http: false,
             tls_cert: None,
             tls_key: None,
@@ -694,9 +710,11 @@ mod tests {
             roles: vec![],
             limits: basalt_s3::FrontLimits::default(),
             cluster_status: None,
+            metrics_token: Some(basalt_object::Secret::new("metrics-token-0123")),
         };
         let printed = format!("{front:?}");
         assert!(!printed.contains("front-secret"), "{printed}");
+        assert!(!printed.contains("metrics-token-0123"), "{printed}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod fsck;
 mod idle_io;
+mod metrics_listener;
 mod node;
 mod server;
 mod tls;

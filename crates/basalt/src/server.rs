@@ -76,6 +76,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 None => Vec::new(),
             },
             limits: config.front_limits,
+            metrics_token: config.metrics_token.clone(),
             cluster_status: cluster.clone().map(|node| {
                 basalt_s3::ClusterStatusSource(std::sync::Arc::new(move || {
                     let node = node.clone();
@@ -87,6 +88,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         },
     )
     .map_err(anyhow::Error::msg)?;
+    basalt_s3::install_metrics();
+    if let Some(address) = config.metrics_address {
+        let bound = crate::metrics_listener::spawn(address, service.clone()).await?;
+        tracing::info!(address = %bound, "serving Prometheus metrics on GET /metrics");
+    }
 
     // Certificates are ready before the port opens: a client that connects finds them.
     let tls = match &config.tls {

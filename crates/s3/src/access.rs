@@ -493,6 +493,10 @@ impl Access {
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let operation = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<crate::service::OperationSlot>() {
+            slot.set(&operation);
+        }
         let connection = cx.extensions_mut().get::<Connection>().copied();
         if !self.sse_c_over_http
             && !connection.is_some_and(|c| c.tls)

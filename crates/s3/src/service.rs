@@ -35,6 +35,9 @@ pub struct FrontConfig {
     pub limits: FrontLimits,
     /// On a cluster node: what `GET /basalt-admin/v1/cluster/status` answers.
     pub cluster_status: Option<ClusterStatusSource>,
+    /// `GET /metrics` with `Authorization: Bearer <token>` answers the metrics on the S3 port
+    /// (`--metrics-token`); without a token it is an ordinary S3 request.
+    pub metrics_token: Option<basalt_object::Secret>,
 }
 
 /// Produces the cluster's status (JSON) for the admin API; the front knows nothing else of the
@@ -139,6 +142,36 @@ pub struct HttpService {
     requests: crate::in_flight::RequestLimit,
     pre_auth: crate::request_body::PreAuthBudget,
     body_read_timeout: std::time::Duration,
+    metrics_token: Option<basalt_object::Secret>,
+    cluster_status: Option<ClusterStatusSource>,
+}
+
+/// The S3 operation a request was routed to, set by the access check, read by the metrics.
+#[derive(Clone, Default)]
+pub(crate) struct OperationSlot(Arc<std::sync::Mutex<Option<String>>>);
+
+impl OperationSlot {
+    pub(crate) fn set(&self, operation: &str) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(operation.to_owned());
+        }
+    }
+
+    fn take(&self) -> String {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .unwrap_or_else(|| "Other".to_owned())
+    }
+}
+
+fn declared_length(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
@@ -200,10 +233,52 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         requests: crate::in_flight::RequestLimit::new(config.limits.max_requests),
         pre_auth: crate::request_body::PreAuthBudget::new(config.limits.pre_auth_bytes),
         body_read_timeout: config.limits.body_read_timeout,
+        metrics_token: config.metrics_token.clone(),
+        cluster_status: config.cluster_status.clone(),
     })
 }
 
 impl HttpService {
+    /// The metrics, as `--metrics-address` and a scrape with the bearer token see them.
+    pub async fn render_metrics(&self) -> String {
+        crate::metrics::render(&self.store, self.cluster_status.as_ref()).await
+    }
+
+    /// `GET /metrics` with a bearer token: the metrics if it is the configured token, else 401.
+    fn is_metrics_scrape<B>(&self, req: &Request<B>) -> bool {
+        self.metrics_token.is_some()
+            && req.method() == Method::GET
+            && req.uri().path() == "/metrics"
+            && req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Bearer "))
+    }
+
+    async fn metrics_response<B>(&self, req: &Request<B>) -> Response<Body> {
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let expected = self
+            .metrics_token
+            .as_ref()
+            .map(|t| basalt_object::sha256_hex(t.expose().as_bytes()));
+        // Digests compared, so the comparison's time says nothing about the token.
+        if expected != Some(basalt_object::sha256_hex(given.as_bytes())) {
+            return plain(StatusCode::UNAUTHORIZED, "wrong metrics token");
+        }
+        let mut resp = Response::new(Body::from(self.render_metrics().await));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        resp
+    }
+
     /// `/health/ready` answers 200 from now on.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
@@ -240,6 +315,9 @@ impl HttpService {
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Result<Response<Body>, HttpError> {
+        if self.is_metrics_scrape(&req) {
+            return Ok(self.metrics_response(&req).await);
+        }
         if req.method() == Method::GET || req.method() == Method::HEAD {
             match req.uri().path() {
                 "/health/live" => return Ok(plain(StatusCode::OK, "live")),
@@ -404,7 +482,23 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
         let service = self.clone();
         // A request confirms its linearizable read point once, however many records it reads.
         Box::pin(basalt_object::read_fence::within_request(async move {
-            service.handle(req.map(Body::from)).await
+            let started = std::time::Instant::now();
+            let _in_flight = crate::metrics::InFlight::start();
+            let received = declared_length(req.headers());
+            let operation = OperationSlot::default();
+            let mut req = req.map(Body::from);
+            req.extensions_mut().insert(operation.clone());
+            let resp = service.handle(req).await;
+            if let Ok(resp) = &resp {
+                crate::metrics::record_request(
+                    operation.take(),
+                    resp.status().as_u16(),
+                    started.elapsed(),
+                    received,
+                    declared_length(resp.headers()),
+                );
+            }
+            resp
         }))
     }
 }
