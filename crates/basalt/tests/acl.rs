@@ -27,6 +27,18 @@ async fn acl_bucket(client: &Client, bucket: &str, acl: Option<BucketCannedAcl>)
         .unwrap();
 }
 
+fn ownership(setting: ObjectOwnership) -> OwnershipControls {
+    OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(setting)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 async fn put(client: &Client, bucket: &str, key: &str, acl: Option<ObjectCannedAcl>) {
     client
         .put_object()
@@ -205,17 +217,7 @@ async fn public_acls_let_anonymous_clients_list_read_and_write() {
     put(&root, "open", "public", Some(ObjectCannedAcl::PublicRead)).await;
     root.put_bucket_ownership_controls()
         .bucket("open")
-        .ownership_controls(
-            OwnershipControls::builder()
-                .rules(
-                    OwnershipControlsRule::builder()
-                        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .ownership_controls(ownership(ObjectOwnership::BucketOwnerEnforced))
         .send()
         .await
         .unwrap();
@@ -397,17 +399,7 @@ async fn object_writers_own_what_they_write_unless_the_bucket_prefers_its_owner(
 
     root.put_bucket_ownership_controls()
         .bucket("inbox")
-        .ownership_controls(
-            OwnershipControls::builder()
-                .rules(
-                    OwnershipControlsRule::builder()
-                        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .ownership_controls(ownership(ObjectOwnership::BucketOwnerPreferred))
         .send()
         .await
         .unwrap();

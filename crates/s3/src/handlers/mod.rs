@@ -27,6 +27,19 @@ macro_rules! copy_source_customer_key_of {
     };
 }
 
+/// The flexible checksums an s3s input (or a completed part) carries, by their usual names.
+macro_rules! checksum_fields_of {
+    ($input:expr) => {
+        ChecksumFields {
+            crc32: $input.checksum_crc32,
+            crc32c: $input.checksum_crc32c,
+            crc64nvme: $input.checksum_crc64nvme,
+            sha1: $input.checksum_sha1,
+            sha256: $input.checksum_sha256,
+        }
+    };
+}
+
 /// The object lock a write asks for (`x-amz-object-lock-*`).
 macro_rules! lock_of {
     ($input:expr) => {

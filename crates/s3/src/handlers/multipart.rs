@@ -106,13 +106,7 @@ impl BasaltS3 {
             .upload(&input.bucket, &input.key, &input.upload_id)
             .await
             .or_s3()?;
-        let given = ChecksumFields {
-            crc32: input.checksum_crc32,
-            crc32c: input.checksum_crc32c,
-            crc64nvme: input.checksum_crc64nvme,
-            sha1: input.checksum_sha1,
-            sha256: input.checksum_sha256,
-        };
+        let given = checksum_fields_of!(input);
         let mut algorithms =
             requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
         if let Some(a) = upload.checksum_algorithm
@@ -305,13 +299,7 @@ impl BasaltS3 {
             let etag = p
                 .e_tag
                 .ok_or_else(|| s3_error!(MalformedXML, "every listed part needs an ETag"))?;
-            let given = ChecksumFields {
-                crc32: p.checksum_crc32,
-                crc32c: p.checksum_crc32c,
-                crc64nvme: p.checksum_crc64nvme,
-                sha1: p.checksum_sha1,
-                sha256: p.checksum_sha256,
-            };
+            let given = checksum_fields_of!(p);
             parts.push(CompletePart {
                 part_number,
                 etag: etag.value().trim_matches('"').to_owned(),
@@ -334,14 +322,7 @@ impl BasaltS3 {
                 ));
             }
         }
-        let expected_checksum = ChecksumFields {
-            crc32: input.checksum_crc32,
-            crc32c: input.checksum_crc32c,
-            crc64nvme: input.checksum_crc64nvme,
-            sha1: input.checksum_sha1,
-            sha256: input.checksum_sha256,
-        }
-        .single()?;
+        let expected_checksum = checksum_fields_of!(input).single()?;
         let record = self
             .store
             .complete_upload(

@@ -140,13 +140,7 @@ impl BasaltS3 {
             .await?;
         // Refused before the body is read (a browser POST's fields arrive here).
         let user_metadata = metadata_vec(input.metadata.take())?;
-        let given = ChecksumFields {
-            crc32: input.checksum_crc32,
-            crc32c: input.checksum_crc32c,
-            crc64nvme: input.checksum_crc64nvme,
-            sha1: input.checksum_sha1,
-            sha256: input.checksum_sha256,
-        };
+        let given = checksum_fields_of!(input);
         let algorithms =
             requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
         let customer = customer_key_of!(input)?;
