@@ -8,11 +8,22 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::nodes::{Cluster, Node};
-use common::{bytes_of, wait_for};
+use common::{bytes_of, exchange_at, wait_for};
 
 const BUCKET: &str = "replicated";
 
 /// Small objects live in the metadata; larger ones are striped over the nodes' drives.
+const METRICS_TOKEN: &str = "raft-metrics-token-0123";
+
+/// A node's Prometheus metrics, from its S3 port with the bearer token.
+fn raft_metrics(node: &Node) -> String {
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\nConnection: close\r\n\r\n",
+        node.ip
+    );
+    exchange_at(&node.ip, node.port, request.as_bytes(), false).unwrap_or_default()
+}
+
 fn body(i: usize) -> Vec<u8> {
     let len = if i.is_multiple_of(3) {
         200 * 1024
@@ -91,7 +102,7 @@ async fn create_bucket(node: &Node) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_node_serves_every_bucket_and_conditional_writes_race_atomically() {
-    let cluster = Cluster::start(3, &[]);
+    let cluster = Cluster::start(3, &["--metrics-token", METRICS_TOKEN]);
     // Every node up, with its capacity, and a leader, as node 2 sees it (its probes of the
     // others may time out while twelve processes start on two cores: poll).
     let complete = |status: &serde_json::Value| {
@@ -108,6 +119,23 @@ async fn every_node_serves_every_bucket_and_conditional_writes_race_atomically()
     wait_for("a complete cluster status", Duration::from_secs(30), || {
         cluster.nodes[1].status().is_some_and(|s| complete(&s))
     });
+    // Raft's view in every node's metrics: one leader among them, three members up.
+    wait_for(
+        "Raft metrics on every node",
+        Duration::from_secs(30),
+        || {
+            let scraped: Vec<String> = cluster.nodes.iter().map(raft_metrics).collect();
+            let leaders = scraped
+                .iter()
+                .filter(|m| m.contains("basalt_raft_is_leader 1"))
+                .count();
+            leaders == 1
+                && scraped.iter().all(|m| {
+                    m.contains("basalt_raft_has_leader 1")
+                        && m.contains("basalt_cluster_nodes_up 3")
+                })
+        },
+    );
 
     create_bucket(&cluster.nodes[0]).await;
     let mut acknowledged = Vec::new();
