@@ -55,6 +55,12 @@ def test_composite_crc32(s3, bucket):
     assert attributes["Checksum"] == {"ChecksumCRC32": expected, "ChecksumType": "COMPOSITE"}
     assert [p["ChecksumCRC32"] for p in attributes["ObjectParts"]["Parts"]] == [
         crc32_b64(p) for p in PARTS]
+    # A read of one part answers that part's checksum.
+    part = s3.get_object(Bucket=bucket, Key="c", PartNumber=2, ChecksumMode="ENABLED")
+    assert part["ChecksumCRC32"] == crc32_b64(PARTS[1])
+    assert part["Body"].read() == PARTS[1]
+    ranged = s3.get_object(Bucket=bucket, Key="c", Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert "ChecksumCRC32" not in ranged
 
 
 def test_full_object_crc32_is_the_whole_objects(s3, bucket):

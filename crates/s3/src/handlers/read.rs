@@ -111,6 +111,8 @@ struct ReadPlan {
     range: std::ops::Range<u64>,
     content_range: Option<String>,
     parts_count: Option<i32>,
+    /// The part a `partNumber` read covers.
+    part: Option<u32>,
 }
 
 fn plan_read(
@@ -141,6 +143,7 @@ fn plan_read(
                 content_range: (size > 0).then(|| content_range(&r)),
                 parts_count: Some(record.details.part_sizes.len().max(1) as i32),
                 range: r,
+                part: u32::try_from(n).ok(),
             })
         }
         // A suffix range of an empty object is the whole (empty) object, as S3 answers it:
@@ -149,6 +152,7 @@ fn plan_read(
             range: 0..0,
             content_range: None,
             parts_count: None,
+            part: None,
         }),
         (None, Some(range)) => {
             let r = range.check(size)?;
@@ -156,12 +160,14 @@ fn plan_read(
                 content_range: Some(content_range(&r)),
                 parts_count: None,
                 range: r,
+                part: None,
             })
         }
         (None, None) => Ok(ReadPlan {
             range: 0..size,
             content_range: None,
             parts_count: None,
+            part: None,
         }),
     }
 }
@@ -185,9 +191,17 @@ fn describe(
 ) -> GetObjectOutput {
     let h = &record.details.headers;
     // S3 returns checksums only when asked, and only for the whole object.
+    // S3 returns checksums only when asked: the object's for the whole object, a part's for
+    // a `partNumber` read of a multipart object, none for a byte range.
     let whole = checksum_mode && plan.content_range.is_none();
+    let part_sum = plan
+        .part
+        .filter(|_| checksum_mode && !record.details.part_sizes.is_empty())
+        .and_then(|n| crate::object_attributes::part_checksum(record, n as usize));
     let sums = if whole {
         ChecksumFields::of(&record.details.checksums)
+    } else if let Some(part) = &part_sum {
+        ChecksumFields::of(std::slice::from_ref(part))
     } else {
         ChecksumFields::default()
     };
@@ -226,9 +240,13 @@ fn describe(
         checksum_crc64nvme: sums.crc64nvme,
         checksum_sha1: sums.sha1,
         checksum_sha256: sums.sha256,
-        checksum_type: whole
-            .then(|| checksum_type_of(&record.details.checksums))
-            .flatten(),
+        checksum_type: if part_sum.is_some() {
+            Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT))
+        } else {
+            whole
+                .then(|| checksum_type_of(&record.details.checksums))
+                .flatten()
+        },
         ..Default::default()
     }
 }
