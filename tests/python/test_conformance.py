@@ -132,12 +132,15 @@ def test_version_listings_with_max_keys_zero_and_an_empty_delimiter(s3, bucket):
 
 
 def test_an_expired_presigned_put_is_refused_and_stores_nothing(s3, bucket):
-    import time
+    import datetime as dt
     import urllib.request
+    from unittest import mock
 
-    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "late"},
-                                    ExpiresIn=1)
-    time.sleep(2)
+    # Signed an hour ago for a minute: expired when it is sent, without waiting for it.
+    an_hour_ago = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(hours=1)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=an_hour_ago):
+        url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "late"},
+                                        ExpiresIn=60)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         opener.open(urllib.request.Request(url, data=b"late", method="PUT"), timeout=10)
