@@ -92,7 +92,7 @@ def test_bucket_default_encryption(s3, bucket):
     s3.delete_bucket_encryption(Bucket=bucket)
     assert "ServerSideEncryption" not in s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
     with s3_error("NotImplemented", 501):
-        s3.put_object(Bucket=bucket, Key="kms", Body=b"x", ServerSideEncryption="aws:kms")
+        s3.put_object(Bucket=bucket, Key="dsse", Body=b"x", ServerSideEncryption="aws:kms:dsse")
 
 
 def test_encrypted_multipart_uploads_and_copies(s3, bucket):

@@ -66,6 +66,11 @@ pub enum AdminCommand {
         #[arg(long, value_parser = parse_instant)]
         at: Option<i64>,
     },
+    /// SSE-KMS keys of the built-in key store: create, list, rotate, disable, enable.
+    Kms {
+        #[command(subcommand)]
+        command: KmsCommand,
+    },
     /// The cluster: `status` lists every node (up or down, zone, addresses, drives), the Raft
     /// leader, term, log, applied and snapshot indices, and the layout epoch.
     Cluster {
@@ -77,6 +82,35 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KmsCommand {
+    /// A new key (version 1): its id is random unless given.
+    Create {
+        /// Also name it `alias/NAME`
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Use this key id (letters, digits, _ and -) instead of a random one
+        #[arg(long)]
+        id: Option<String>,
+    },
+    List,
+    /// Give the key a new version, which wraps new objects' data keys; older versions keep
+    /// opening what they wrapped.
+    Rotate {
+        /// Key id, alias/NAME or ARN
+        key: String,
+    },
+    /// Refuse the key: writes and reads of objects under it fail until it is enabled again.
+    Disable {
+        key: String,
+    },
+    Enable {
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +248,61 @@ async fn identity(client: &S3Client, command: AdminCommand) -> anyhow::Result<se
             )
             .await
         }
+        AdminCommand::Kms { command } => match command {
+            KmsCommand::Create {
+                alias,
+                description,
+                id,
+            } => {
+                let query: Vec<String> =
+                    [("alias", alias), ("description", description), ("id", id)]
+                        .into_iter()
+                        .filter_map(|(name, v)| v.map(|v| q(name, &v)))
+                        .collect();
+                call(
+                    client,
+                    Method::POST,
+                    "kms/keys",
+                    &query.join("&"),
+                    Bytes::new(),
+                )
+                .await
+            }
+            KmsCommand::List => call(client, Method::GET, "kms/keys", "", Bytes::new()).await,
+            KmsCommand::Rotate { key } => {
+                let query = q("key", &key);
+                call(
+                    client,
+                    Method::POST,
+                    "kms/keys/rotate",
+                    &query,
+                    Bytes::new(),
+                )
+                .await
+            }
+            KmsCommand::Disable { key } => {
+                let query = q("key", &key);
+                call(
+                    client,
+                    Method::POST,
+                    "kms/keys/disable",
+                    &query,
+                    Bytes::new(),
+                )
+                .await
+            }
+            KmsCommand::Enable { key } => {
+                let query = q("key", &key);
+                call(
+                    client,
+                    Method::POST,
+                    "kms/keys/enable",
+                    &query,
+                    Bytes::new(),
+                )
+                .await
+            }
+        },
         _ => bail!("not an identity command"),
     }
 }
@@ -280,6 +369,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         command @ (AdminCommand::User { .. }
         | AdminCommand::Key { .. }
+        | AdminCommand::Kms { .. }
         | AdminCommand::Policy { .. }) => {
             let answer = identity(&client, command).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);

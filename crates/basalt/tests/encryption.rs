@@ -1,6 +1,6 @@
 //! Encryption at rest through the AWS SDK: SSE-S3 objects readable across a master-key
-//! rotation, a broken key file refused at start, SSE-C with a wrong key, and keys with `..`
-//! that never reach the filesystem.
+//! rotation, a broken key file refused at start, SSE-C with a wrong key, SSE-KMS keys and
+//! objects across a crash, and keys with `..` that never reach the filesystem.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -81,6 +81,61 @@ async fn sse_s3_objects_stay_readable_across_a_master_key_rotation() {
     let client = server.client();
     assert_eq!(get(&client, "new").await.unwrap(), new);
     assert_eq!(get(&client, "old-big").await.unwrap_err(), "InternalError");
+    server.terminate();
+}
+
+#[tokio::test]
+async fn kms_keys_and_their_objects_survive_a_crash_and_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, key_file) = (dir.path().join("data"), dir.path().join("master.keys"));
+    let port = common::free_port();
+    let mut server = start(&data, port, &key_file);
+    let client = server.client();
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let key = server.admin_json(&["kms", "create", "--alias", "crash-test"]);
+    let key_id = key["key_id"].as_str().unwrap().to_owned();
+    let put_kms = |name: &'static str, body: Vec<u8>| {
+        let client = client.clone();
+        async move {
+            let out = client
+                .put_object()
+                .bucket(BUCKET)
+                .key(name)
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id("alias/crash-test")
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                out.server_side_encryption(),
+                Some(&ServerSideEncryption::AwsKms)
+            );
+            out.ssekms_key_id().unwrap().to_owned()
+        }
+    };
+    let (first, second) = (bytes_of(5 << 20, 4), bytes_of(3000, 5));
+    let arn = put_kms("first", first.clone()).await;
+    assert!(arn.ends_with(&format!(":key/{key_id}")), "{arn}");
+    let rotated = server.admin_json(&["kms", "rotate", &key_id]);
+    assert_eq!(rotated["version"], 2);
+    put_kms("second", second.clone()).await;
+    server.kill();
+
+    let mut server = start(&data, port, &key_file);
+    let client = server.client();
+    assert_eq!(get(&client, "first").await.unwrap(), first);
+    assert_eq!(get(&client, "second").await.unwrap(), second);
+    let keys = server.admin_json(&["kms", "list"]);
+    let listed = keys.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["version"], 2);
+    assert_eq!(listed[0]["alias"], "crash-test");
+    server.admin_json(&["kms", "disable", "alias/crash-test"]);
+    assert_eq!(
+        get(&client, "first").await.unwrap_err(),
+        "KMS.DisabledException"
+    );
     server.terminate();
 }
 

@@ -184,13 +184,20 @@ pub enum Command {
         version_id: Option<String>,
         acl: Acl,
     },
+    /// Stores one identity record that must not exist yet (`PreconditionFailed` if it does):
+    /// of several writers racing to create it, exactly one wins, the others read the winner's.
+    CreateIdentity { key: String, value: Vec<u8> },
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then
 /// postcard. A build refuses formats it does not know rather than misread them. Format 2
 /// added ACLs to object and upload records and to `CreateBucket`; format-1 entries (logs of
-/// clusters formed before it) are refused, not misread.
-const COMMAND_FORMAT: u8 = 2;
+/// clusters formed before it) are refused, not misread. Format 3 appended `kms_key_id` to
+/// [`DefaultEncryption`], the last field of `SetBucketEncryption`, and the `Kms` variant of
+/// `Encryption`: a format-2 entry decodes with one zero byte appended (postcard ignores what
+/// follows a complete value, so only that command reads it, as `None`).
+const COMMAND_FORMAT: u8 = 3;
+const COMMAND_FORMAT_BEFORE_KMS: u8 = 2;
 
 impl Command {
     pub fn encode(&self) -> Vec<u8> {
@@ -204,6 +211,10 @@ impl Command {
         match bytes.split_first() {
             Some((&COMMAND_FORMAT, rest)) => {
                 postcard::from_bytes(rest).map_err(|e| MetaError::Corrupt(format!("command: {e}")))
+            }
+            Some((&COMMAND_FORMAT_BEFORE_KMS, rest)) => {
+                postcard::from_bytes(&crate::record::appended_zeros(rest, 1))
+                    .map_err(|e| MetaError::Corrupt(format!("command: {e}")))
             }
             Some((&other, _)) => Err(MetaError::UnsupportedFormat(other)),
             None => Err(MetaError::Corrupt("empty command".into())),
@@ -261,5 +272,52 @@ pub struct Outcome {
 impl Outcome {
     pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<StripeRef> {
         record.map(|r| r.payload.stripes()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_2_bucket_encryption_command_reads_without_a_kms_key() {
+        let command = Command::SetBucketEncryption {
+            bucket: "b".into(),
+            config: Some(DefaultEncryption {
+                bucket_key_enabled: true,
+                kms_key_id: None,
+            }),
+        };
+        let mut bytes = command.encode();
+        // Format 2 had no `kms_key_id`: the same bytes without its `None`.
+        assert_eq!(bytes.pop(), Some(0));
+        bytes[0] = COMMAND_FORMAT_BEFORE_KMS;
+        match Command::decode(&bytes).unwrap() {
+            Command::SetBucketEncryption { bucket, config } => {
+                assert_eq!(bucket, "b");
+                assert_eq!(
+                    config,
+                    Some(DefaultEncryption {
+                        bucket_key_enabled: true,
+                        kms_key_id: None
+                    })
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let removal = Command::SetBucketEncryption {
+            bucket: "b".into(),
+            config: None,
+        };
+        let mut bytes = removal.encode();
+        bytes[0] = COMMAND_FORMAT_BEFORE_KMS;
+        assert!(matches!(
+            Command::decode(&bytes).unwrap(),
+            Command::SetBucketEncryption { config: None, .. }
+        ));
+        assert!(matches!(
+            Command::decode(&[1, 0]),
+            Err(MetaError::UnsupportedFormat(1))
+        ));
     }
 }

@@ -17,7 +17,10 @@ use crate::acl::Acl;
 /// Version 5 appended `acl` and `part_checksums` to [`ObjectDetails`], and `acl` and
 /// `full_object_checksum` to [`UploadRecord`]: they end both records, so a version-4 body is a
 /// version-5 body without them, read as `None`, empty and `false`.
-pub const FORMAT_VERSION: u8 = 5;
+/// Version 6 added SSE-KMS: the [`Encryption::Kms`] variant (appended, so older object and
+/// upload bodies decode unchanged) and `kms_key_id` at the end of [`DefaultEncryption`] (an
+/// older body is read with it `None`).
+pub const FORMAT_VERSION: u8 = 6;
 const OLDEST_READABLE_VERSION: u8 = 1;
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -260,12 +263,28 @@ pub enum Encryption {
         /// Base64 of the key's MD5, as S3 echoes it back.
         key_md5: String,
     },
+    /// SSE-KMS: the data key, wrapped by version `key_version` of the key manager's key
+    /// `key_id` and bound to `context` (the encryption context as canonical JSON, which the
+    /// key manager needs again to unwrap it).
+    Kms {
+        key_id: String,
+        key_version: u32,
+        #[serde(with = "serde_bytes")]
+        wrapped_key: Vec<u8>,
+        context: String,
+        /// Written with an S3 Bucket Key (`x-amz-server-side-encryption-bucket-key-enabled`):
+        /// the context names the bucket, not the object.
+        bucket_key: bool,
+    },
 }
 
-/// A bucket's default encryption (PutBucketEncryption): SSE-S3 for every new object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A bucket's default encryption (PutBucketEncryption): SSE-S3, or SSE-KMS under
+/// `kms_key_id`, for every new object that asks for none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefaultEncryption {
     pub bucket_key_enabled: bool,
+    /// SSE-KMS with this key (an id, ARN or alias as configured); `None`: SSE-S3.
+    pub kms_key_id: Option<String>,
 }
 
 /// The object-lock state of one version.
@@ -405,12 +424,17 @@ impl Record for Vec<CorsRule> {}
 impl Record for VersioningState {}
 impl Record for ObjectLockConfig {}
 impl Record for Vec<LifecycleRule> {}
-impl Record for DefaultEncryption {}
+impl Record for DefaultEncryption {
+    fn decode_older(_version: u8, body: &[u8]) -> Result<Self, MetaError> {
+        // Before version 6 the struct ended before `kms_key_id`: one zero byte reads as `None`.
+        from_postcard(&appended_zeros(body, 1))
+    }
+}
 impl Record for String {}
 
-/// A version-4 body with the fields version 5 appended, each encoded as one zero byte (`None`,
-/// `false` or an empty sequence).
-fn as_version_5(body: &[u8], appended_fields: usize) -> Vec<u8> {
+/// An older body with the fields a later version appended at its end, each encoded as one
+/// zero byte (`None`, `false` or an empty sequence).
+pub(crate) fn appended_zeros(body: &[u8], appended_fields: usize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(body.len() + appended_fields);
     bytes.extend_from_slice(body);
     bytes.resize(body.len() + appended_fields, 0);
@@ -419,8 +443,10 @@ fn as_version_5(body: &[u8], appended_fields: usize) -> Vec<u8> {
 
 impl Record for ObjectRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
-        if version == 4 {
-            return from_postcard(&as_version_5(body, 2));
+        match version {
+            5 => return from_postcard(body),
+            4 => return from_postcard(&appended_zeros(body, 2)),
+            _ => {}
         }
         let old = if version == 3 {
             from_postcard::<legacy::ObjectRecordV3>(body)?
@@ -458,8 +484,10 @@ impl Record for ObjectRecord {
 
 impl Record for UploadRecord {
     fn decode_older(version: u8, body: &[u8]) -> Result<Self, MetaError> {
-        if version == 4 {
-            return from_postcard(&as_version_5(body, 2));
+        match version {
+            5 => return from_postcard(body),
+            4 => return from_postcard(&appended_zeros(body, 2)),
+            _ => {}
         }
         let old = if version == 3 {
             from_postcard::<legacy::UploadRecordV3>(body)?
@@ -655,6 +683,22 @@ mod tests {
         ];
         assert_eq!(decode::<ObjectRecord>(fixture).unwrap(), expected);
         assert_eq!(decode_summary(fixture).unwrap(), expected.summary);
+    }
+
+    /// Version 6 changed neither record layout: a version-5 body is the same bytes.
+    #[test]
+    fn format_v5_records_still_decode() {
+        let mut bytes = encode(&sample());
+        bytes[0] = 5;
+        assert_eq!(decode::<ObjectRecord>(&bytes).unwrap(), sample());
+        // A version-5 default encryption (SSE-S3 with a bucket key) had no KMS key.
+        assert_eq!(
+            decode::<DefaultEncryption>(&[5, 1]).unwrap(),
+            DefaultEncryption {
+                bucket_key_enabled: true,
+                kms_key_id: None
+            }
+        );
     }
 
     /// A record written by format version 1: every later version must still read it.

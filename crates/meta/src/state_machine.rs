@@ -274,6 +274,13 @@ impl<'txn> Tables<'txn> {
             Command::SetBucketPolicy { bucket, policy } => {
                 self.set_setting(bucket, POLICY_SETTING, policy.as_ref())
             }
+            Command::CreateIdentity { key, value } => {
+                if self.identities.get(key.as_str())?.is_some() {
+                    return Err(MetaError::PreconditionFailed);
+                }
+                self.identities.insert(key.as_str(), value.as_slice())?;
+                Ok(Outcome::default())
+            }
             Command::SetIdentity { key, value } => {
                 let existed = match value {
                     Some(v) => self

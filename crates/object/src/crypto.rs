@@ -3,8 +3,8 @@
 //! stay readable after a rotation); SSE-C derives it from the customer's key, which is never
 //! stored: only a salted check value is, to tell a wrong key from damaged data.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use basalt_meta::Encryption;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -46,9 +46,22 @@ impl DataKey {
         open_with(&self.0, sealed)
             .ok_or_else(|| ObjectError::Corrupt("an encrypted chunk failed authentication".into()))
     }
+
+    pub(crate) fn aead(&self) -> &LessSafeKey {
+        &self.0
+    }
 }
 
 fn seal_with(key: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
+    seal_with_aad(key, plain, &[])
+}
+
+fn open_with(key: &LessSafeKey, sealed: &[u8]) -> Option<Vec<u8>> {
+    open_with_aad(key, sealed, &[])
+}
+
+/// Seals `plain` bound to `aad`: opening needs the same `aad` (an encryption context).
+pub(crate) fn seal_with_aad(key: &LessSafeKey, plain: &[u8], aad: &[u8]) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = rand::random();
     let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
     out.extend_from_slice(&nonce);
@@ -56,7 +69,7 @@ fn seal_with(key: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
     let tag = key
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::empty(),
+            Aad::from(aad),
             &mut out[NONCE_LEN..],
         )
         .expect("AES-GCM seals any length a chunk can have");
@@ -64,13 +77,52 @@ fn seal_with(key: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
     out
 }
 
-fn open_with(key: &LessSafeKey, sealed: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open_with_aad(key: &LessSafeKey, sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
     let (nonce, rest) = sealed.split_at_checked(NONCE_LEN)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let mut buf = rest.to_vec();
-    let plain_len = key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?.len();
+    let plain_len = key
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
     buf.truncate(plain_len);
     Some(buf)
+}
+
+/// Where the SSE master keys come from: given (a cluster's replicated keys) or the node's key
+/// file, loaded on first use so nodes that never encrypt never create one.
+#[derive(Clone, Default)]
+pub(crate) struct MasterKeySource {
+    cell: Arc<OnceLock<Result<Arc<MasterKeys>, String>>>,
+    key_file: Option<PathBuf>,
+}
+
+impl MasterKeySource {
+    pub(crate) fn new(key_file: Option<PathBuf>) -> Self {
+        Self {
+            cell: Arc::default(),
+            key_file,
+        }
+    }
+
+    pub(crate) fn set(&self, keys: MasterKeys) -> Result<(), ObjectError> {
+        self.cell
+            .set(Ok(Arc::new(keys)))
+            .map_err(|_| ObjectError::Internal("the SSE-S3 master keys are already loaded".into()))
+    }
+
+    pub(crate) fn get(&self) -> Result<Arc<MasterKeys>, ObjectError> {
+        self.cell
+            .get_or_init(|| {
+                let path = self
+                    .key_file
+                    .clone()
+                    .ok_or_else(|| "no SSE-S3 master key file is configured".to_owned())?;
+                MasterKeys::load_or_create(&path).map(Arc::new)
+            })
+            .clone()
+            .map_err(|e| ObjectError::Internal(format!("SSE-S3 master keys: {e}")))
+    }
 }
 
 /// The node's master keys, by id; the last one wraps new data keys.

@@ -78,6 +78,13 @@ pub enum ObjectError {
     NoSuchLifecycleConfiguration,
     #[error("the server side encryption configuration was not found")]
     NoBucketEncryption,
+    /// The KMS key named does not exist.
+    #[error("Invalid keyId '{0}'")]
+    KmsNotFound(String),
+    #[error("The KMS key {0} is disabled")]
+    KmsDisabled(String),
+    #[error("an alias named {0} exists")]
+    AliasExists(String),
 }
 
 impl From<MetaError> for ObjectError {

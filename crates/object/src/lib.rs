@@ -13,6 +13,7 @@ mod digest;
 mod error;
 mod garbage;
 mod identity;
+mod kms;
 mod lifecycle;
 mod maintenance;
 mod secret;
@@ -37,6 +38,9 @@ pub use digest::Digests;
 pub use error::ObjectError;
 pub use garbage::GarbageReport;
 pub use identity::{AccessKeyInfo, IssuedSession, Session, User, sha256_hex};
+pub use kms::{
+    BuiltinKms, DEFAULT_KEY_ALIAS, KeyManager, KmsKey, WrappedDataKey, encryption_context,
+};
 pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
@@ -44,7 +48,7 @@ pub use maintenance::{
 pub use secret::Secret;
 pub use stage::Staged;
 pub use store::{
-    ByteStream, DeleteRequest, Deleted, ObjectConfig, ObjectStore, ObjectWrite, Sse,
+    ByteStream, DeleteRequest, Deleted, KmsRequest, ObjectConfig, ObjectStore, ObjectWrite, Sse,
     is_valid_version_id, new_version_id, now_ms,
 };
 pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};

@@ -1,8 +1,8 @@
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use basalt_data::{ChunkId, DataError, Redundancy, StripeInfo, StripeStore, shard_id};
@@ -17,8 +17,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 
 use crate::ObjectError;
-use crate::crypto::{CustomerKey, DataKey, MasterKeys};
+use crate::crypto::{CustomerKey, DataKey, MasterKeySource, MasterKeys};
 use crate::digest::{Hashers, composite_checksum, full_object_checksum, multipart_etag};
+use crate::kms::{BuiltinKms, KeyManager};
 use crate::maintenance::Maintenance;
 use crate::stage::{Staged, StripeGuard, StripeSink, to_info};
 use crate::tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};
@@ -83,6 +84,19 @@ pub enum Sse {
     Managed,
     /// SSE-C.
     Customer(CustomerKey),
+    /// SSE-KMS (`aws:kms`).
+    Kms(KmsRequest),
+}
+
+/// What an SSE-KMS write asks for.
+#[derive(Debug, Clone, Default)]
+pub struct KmsRequest {
+    /// An id, alias or ARN; `None`: the bucket default's key, else the default key.
+    pub key_id: Option<String>,
+    /// The caller's encryption context (`x-amz-server-side-encryption-context`).
+    pub context: BTreeMap<String, String>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`; `None`: the bucket default's.
+    pub bucket_key: Option<bool>,
 }
 
 /// Which version a delete addresses, and whether governance retention may be bypassed.
@@ -135,8 +149,9 @@ pub struct ObjectStore {
     pub(crate) stripes: StripeStore,
     config: ObjectConfig,
     pub(crate) maintenance: Arc<Maintenance>,
-    /// Loaded on first use, so nodes that never encrypt never create a key file.
-    master_keys: Arc<OnceLock<Result<Arc<MasterKeys>, String>>>,
+    pub(crate) master_key_source: MasterKeySource,
+    /// Where SSE-KMS data keys come from: the built-in key store unless another is plugged in.
+    pub(crate) key_manager: Arc<dyn KeyManager>,
     /// Stripes that reads in flight are reading: garbage the collector leaves for now.
     pub(crate) pins: Arc<crate::garbage::ReadPins>,
     /// Whether this node runs the periodic workers now (lifecycle, scrub, garbage, full
@@ -147,12 +162,15 @@ pub struct ObjectStore {
 
 impl ObjectStore {
     pub fn new(meta: Arc<dyn MetaStore>, stripes: StripeStore, config: ObjectConfig) -> Self {
+        let master_key_source = MasterKeySource::new(config.key_file.clone());
+        let key_manager = Arc::new(BuiltinKms::new(meta.clone(), master_key_source.clone()));
         Self {
             meta,
             stripes,
             config,
             maintenance: Arc::new(Maintenance::new()),
-            master_keys: Arc::default(),
+            master_key_source,
+            key_manager,
             pins: Arc::default(),
             background_gate: Arc::new(|| true),
         }
@@ -595,52 +613,81 @@ impl ObjectStore {
 
     // ---- encryption ----
 
-    /// The node's SSE-S3 master keys, loaded (or created) on first use.
     /// Uses the master keys in `text` (a key file's contents) rather than a file of this
     /// node's: in a cluster they are replicated state, the same on every node.
     pub fn use_master_keys(&self, text: &str) -> Result<(), ObjectError> {
         let keys = MasterKeys::parse(text)
             .map_err(|e| ObjectError::Internal(format!("SSE-S3 master keys: {e}")))?;
-        self.master_keys
-            .set(Ok(Arc::new(keys)))
-            .map_err(|_| ObjectError::Internal("the SSE-S3 master keys are already loaded".into()))
+        self.master_key_source.set(keys)
     }
 
+    /// The node's SSE-S3 master keys, loaded (or created) on first use.
     pub fn master_keys(&self) -> Result<Arc<MasterKeys>, ObjectError> {
-        self.master_keys
-            .get_or_init(|| {
-                let path = self
-                    .config
-                    .key_file
-                    .clone()
-                    .ok_or_else(|| "no SSE-S3 master key file is configured".to_owned())?;
-                MasterKeys::load_or_create(&path).map(Arc::new)
-            })
-            .clone()
-            .map_err(|e| ObjectError::Internal(format!("SSE-S3 master keys: {e}")))
+        self.master_key_source.get()
     }
 
-    /// The key to seal a new object (or upload) with, and its record: what the request asks
-    /// for, or the bucket's default encryption.
+    /// The key to seal a new object (or upload) `bucket`/`key` with, and its record: what
+    /// the request asks for, or the bucket's default encryption.
     pub async fn sealing(
         &self,
         bucket: &str,
+        key: &str,
         requested: Sse,
     ) -> Result<Option<(DataKey, Encryption)>, ObjectError> {
-        let managed = match requested {
-            Sse::Customer(key) => return Ok(Some(key.new_data_key())),
-            Sse::Managed => true,
-            Sse::Default => self.meta.get_bucket_encryption(bucket).await?.is_some(),
+        let kms = match requested {
+            Sse::Customer(customer) => return Ok(Some(customer.new_data_key())),
+            Sse::Managed => return Ok(Some(self.master_keys()?.new_data_key())),
+            Sse::Kms(request) => {
+                let default = self.meta.get_bucket_encryption(bucket).await?;
+                KmsRequest {
+                    key_id: request.key_id.or_else(|| {
+                        default
+                            .as_ref()
+                            .and_then(|d| d.kms_key_id.clone())
+                            .filter(|k| !k.is_empty())
+                    }),
+                    bucket_key: request
+                        .bucket_key
+                        .or_else(|| default.map(|d| d.bucket_key_enabled)),
+                    context: request.context,
+                }
+            }
+            Sse::Default => match self.meta.get_bucket_encryption(bucket).await? {
+                None => return Ok(None),
+                Some(DefaultEncryption {
+                    kms_key_id: None, ..
+                }) => return Ok(Some(self.master_keys()?.new_data_key())),
+                Some(DefaultEncryption {
+                    kms_key_id: Some(key_id),
+                    bucket_key_enabled,
+                }) => KmsRequest {
+                    key_id: Some(key_id).filter(|k| !k.is_empty()),
+                    context: BTreeMap::new(),
+                    bucket_key: Some(bucket_key_enabled),
+                },
+            },
         };
-        if !managed {
-            return Ok(None);
-        }
-        let keys = self.master_keys()?;
-        Ok(Some(keys.new_data_key()))
+        let bucket_key = kms.bucket_key.unwrap_or(false);
+        let named = self.key_manager.describe(kms.key_id.as_deref()).await?;
+        let context = crate::kms::encryption_context(bucket, key, bucket_key, kms.context);
+        let wrapped = self
+            .key_manager
+            .generate_data_key(&named.key_id, &context)
+            .await?;
+        Ok(Some((
+            wrapped.key,
+            Encryption::Kms {
+                key_id: wrapped.key_id,
+                key_version: wrapped.key_version,
+                wrapped_key: wrapped.wrapped,
+                context,
+                bucket_key,
+            },
+        )))
     }
 
     /// The key that opens an object (or upload) sealed as `encryption` says.
-    pub fn opening(
+    pub async fn opening(
         &self,
         encryption: Option<&Encryption>,
         customer: Option<&CustomerKey>,
@@ -659,6 +706,17 @@ impl ObjectStore {
                     "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.".into(),
                 )),
             },
+            Some(Encryption::Kms {
+                key_id,
+                key_version,
+                wrapped_key,
+                context,
+                ..
+            }) => Ok(Some(
+                self.key_manager
+                    .decrypt(key_id, *key_version, wrapped_key, context)
+                    .await?,
+            )),
         }
     }
 
@@ -667,9 +725,17 @@ impl ObjectStore {
         bucket: &str,
         config: Option<DefaultEncryption>,
     ) -> Result<(), ObjectError> {
-        if config.is_some() {
+        match config.as_ref().map(|c| c.kms_key_id.as_deref()) {
+            None => {}
             // Fail now, not on the first write, if the key file cannot be made.
-            self.master_keys()?;
+            Some(None) => {
+                self.master_keys()?;
+            }
+            // Or if the key does not exist (the default key is made on first use).
+            Some(Some(key_id)) => {
+                let key_id = Some(key_id).filter(|k| !k.is_empty());
+                self.key_manager.describe(key_id).await?;
+            }
         }
         self.meta
             .execute(Command::SetBucketEncryption {

@@ -7,6 +7,9 @@
 //!   `POST users/disable?name=N`, `POST users/enable?name=N`, `PUT users/policies?name=N` (a
 //!   JSON list of canned policy names or policy documents), `POST keys?user=N` (answers the
 //!   secret, once), `GET keys[?user=N]`, `DELETE keys?id=K`.
+//! - SSE-KMS keys of the built-in key store: `GET kms/keys`, `POST kms/keys[?alias=A]
+//!   [&description=D][&id=I]`, `POST kms/keys/rotate?key=K`, `POST kms/keys/disable?key=K`,
+//!   `POST kms/keys/enable?key=K` (K: an id, `alias/NAME` or an ARN).
 //! - `POST /basalt-admin/v1/lifecycle[?at_ms=N]`: runs the lifecycle rules now, or as if the
 //!   clock read `N` (milliseconds since the epoch), and answers the run's report (200), or 409
 //!   if a run is going on. Object lock is still checked against the real clock.
@@ -28,6 +31,8 @@ pub(crate) struct AdminRoute {
     pub(crate) access: crate::access::Access,
     pub(crate) sts: crate::sts::StsRoute,
     pub(crate) cluster_status: Option<crate::service::ClusterStatusSource>,
+    /// The region key ARNs name.
+    pub(crate) region: String,
 }
 
 /// The IAM action of an admin call (`admin:*` in an identity policy grants them all), or
@@ -43,6 +48,11 @@ fn admin_action(method: &Method, call: &str) -> Option<&'static str> {
         (&Method::POST, "keys") => "admin:CreateAccessKey",
         (&Method::GET, "keys") => "admin:ListAccessKeys",
         (&Method::DELETE, "keys") => "admin:DeleteAccessKey",
+        (&Method::GET, "kms/keys") => "admin:ListKeys",
+        (&Method::POST, "kms/keys") => "admin:CreateKey",
+        (&Method::POST, "kms/keys/rotate") => "admin:RotateKey",
+        (&Method::POST, "kms/keys/disable") => "admin:DisableKey",
+        (&Method::POST, "kms/keys/enable") => "admin:EnableKey",
         (&Method::GET, "status" | "cluster/status") => "admin:ServerInfo",
         (&Method::POST, "lifecycle") => "admin:RunLifecycle",
         (&Method::POST, "heal") => "admin:Heal",
@@ -73,6 +83,15 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> S3Result<S3Respons
     resp.headers
         .insert("content-type", HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+impl AdminRoute {
+    /// A KMS key as the admin API shows it: with its ARN.
+    fn shown_key(&self, key: &basalt_object::KmsKey) -> serde_json::Value {
+        let mut shown = serde_json::to_value(key).unwrap_or_default();
+        shown["arn"] = crate::sse::kms_key_arn(&self.region, &key.key_id).into();
+        shown
+    }
 }
 
 #[async_trait::async_trait]
@@ -207,6 +226,39 @@ impl S3Route for AdminRoute {
                     .await
                     .map_err(identity_error)?;
                 json(StatusCode::OK, &serde_json::json!({ "revoked": revoked }))
+            }
+            (&Method::GET, "kms/keys") => {
+                let keys = store.builtin_kms().keys().await.map_err(identity_error)?;
+                let shown: Vec<_> = keys.iter().map(|k| self.shown_key(k)).collect();
+                json(StatusCode::OK, &shown)
+            }
+            (&Method::POST, "kms/keys") => {
+                let key = store
+                    .builtin_kms()
+                    .create_key(
+                        param(&req, "id").ok().as_deref(),
+                        param(&req, "alias").ok().as_deref(),
+                        &param(&req, "description").unwrap_or_default(),
+                    )
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &self.shown_key(&key))
+            }
+            (&Method::POST, "kms/keys/rotate") => {
+                let key = store
+                    .builtin_kms()
+                    .rotate(&param(&req, "key")?)
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &self.shown_key(&key))
+            }
+            (&Method::POST, "kms/keys/disable" | "kms/keys/enable") => {
+                let key = store
+                    .builtin_kms()
+                    .set_enabled(&param(&req, "key")?, action == "kms/keys/enable")
+                    .await
+                    .map_err(identity_error)?;
+                json(StatusCode::OK, &self.shown_key(&key))
             }
             (&Method::GET, "status") => {
                 json(StatusCode::OK, &self.store.maintenance_status().await)

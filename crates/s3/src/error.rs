@@ -105,6 +105,13 @@ pub(crate) fn to_s3(e: ObjectError) -> S3Error {
             NoSuchLifecycleConfiguration,
             "The lifecycle configuration does not exist"
         ),
+        ObjectError::KmsNotFound(_) => {
+            custom("KMS.NotFoundException", StatusCode::BAD_REQUEST, message)
+        }
+        ObjectError::KmsDisabled(_) => {
+            custom("KMS.DisabledException", StatusCode::BAD_REQUEST, message)
+        }
+        ObjectError::AliasExists(_) => s3_error!(InvalidArgument, "{message}"),
         ObjectError::NoBucketEncryption => s3_error!(
             ServerSideEncryptionConfigurationNotFoundError,
             "The server side encryption configuration was not found"

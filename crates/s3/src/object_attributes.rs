@@ -29,6 +29,7 @@ pub(crate) async fn get_object_attributes(
     )?;
     store
         .opening(record.details.encryption.as_ref(), customer.as_ref())
+        .await
         .or_s3()?;
     // The list comes as repeated headers (aws-sdk-rust) or as one comma-separated header
     // (boto3), which s3s hands over as a single element.

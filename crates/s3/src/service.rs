@@ -203,6 +203,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
             roles: Arc::new(config.roles.clone()),
         },
         cluster_status: config.cluster_status.clone(),
+        region: config.region.clone(),
     });
     builder.set_auth(crate::access::Auth {
         store: store.clone(),

@@ -1,7 +1,9 @@
 //! Server-side encryption on the wire: `x-amz-server-side-encryption` (SSE-S3) and the
 //! `x-amz-server-side-encryption-customer-*` headers (SSE-C), and what responses echo back.
 
-use basalt_object::{CustomerKey, Encryption, Sse};
+use std::collections::BTreeMap;
+
+use basalt_object::{CustomerKey, Encryption, KmsRequest, Sse};
 use md5::{Digest, Md5};
 use s3s::dto::ServerSideEncryption;
 use s3s::{S3Result, s3_error};
@@ -51,15 +53,58 @@ pub(crate) fn customer_key(
     }))
 }
 
-/// What a write asks for: SSE-S3, SSE-C, or the bucket's default.
-pub(crate) fn requested(
-    server_side_encryption: Option<&ServerSideEncryption>,
-    customer: Option<CustomerKey>,
-) -> S3Result<Sse> {
-    match (
-        server_side_encryption.map(ServerSideEncryption::as_str),
-        customer,
-    ) {
+/// The encryption headers of a write.
+pub(crate) struct SseHeaders<'a> {
+    pub server_side_encryption: Option<&'a ServerSideEncryption>,
+    pub customer: Option<CustomerKey>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub kms_key_id: Option<&'a str>,
+    /// `x-amz-server-side-encryption-context`: base64 of a JSON object of strings.
+    pub context: Option<&'a str>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`.
+    pub bucket_key: Option<bool>,
+}
+
+/// The encryption headers of an s3s write input.
+macro_rules! sse_headers_of {
+    ($input:expr) => {
+        sse::SseHeaders {
+            server_side_encryption: $input.server_side_encryption.as_ref(),
+            customer: customer_key_of!($input)?,
+            kms_key_id: $input.ssekms_key_id.as_deref(),
+            context: $input.ssekms_encryption_context.as_deref(),
+            bucket_key: $input.bucket_key_enabled,
+        }
+    };
+}
+pub(crate) use sse_headers_of;
+
+fn kms_context(text: &str) -> S3Result<BTreeMap<String, String>> {
+    base64_simd::STANDARD
+        .decode_to_vec(text)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding JSON which represents a string-string map"
+            )
+        })
+}
+
+/// What a write asks for: SSE-S3, SSE-C, SSE-KMS, or the bucket's default.
+pub(crate) fn requested(headers: SseHeaders<'_>) -> S3Result<Sse> {
+    let algorithm = headers
+        .server_side_encryption
+        .map(ServerSideEncryption::as_str);
+    let kms = algorithm == Some(ServerSideEncryption::AWS_KMS);
+    if !kms && (headers.kms_key_id.is_some() || headers.context.is_some()) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+        ));
+    }
+    match (algorithm, headers.customer) {
         (Some(_), Some(_)) => Err(s3_error!(
             InvalidArgument,
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
@@ -67,9 +112,21 @@ pub(crate) fn requested(
         (None, Some(key)) => Ok(Sse::Customer(key)),
         (None, None) => Ok(Sse::Default),
         (Some(ServerSideEncryption::AES256), None) => Ok(Sse::Managed),
-        (Some(other), None) if other.starts_with("aws:kms") => Err(s3_error!(
+        (Some(ServerSideEncryption::AWS_KMS), None) => Ok(Sse::Kms(KmsRequest {
+            key_id: headers
+                .kms_key_id
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned),
+            context: headers
+                .context
+                .map(kms_context)
+                .transpose()?
+                .unwrap_or_default(),
+            bucket_key: headers.bucket_key,
+        })),
+        (Some(ServerSideEncryption::AWS_KMS_DSSE), None) => Err(s3_error!(
             NotImplemented,
-            "SSE-KMS is not supported: use AES256 (SSE-S3) or customer-provided keys"
+            "Dual-layer SSE-KMS (aws:kms:dsse) is not supported: use aws:kms"
         )),
         (Some(other), None) => Err(s3_error!(
             InvalidArgument,
@@ -78,15 +135,25 @@ pub(crate) fn requested(
     }
 }
 
+/// The ARN of a key of Basalt's key store, as responses name it.
+pub(crate) fn kms_key_arn(region: &str, key_id: &str) -> String {
+    format!("arn:aws:kms:{region}:basalt:key/{key_id}")
+}
+
 /// The encryption headers a response carries for an object.
 #[derive(Default)]
 pub(crate) struct SseFields {
     pub server_side_encryption: Option<ServerSideEncryption>,
     pub customer_algorithm: Option<String>,
     pub customer_key_md5: Option<String>,
+    /// The key's ARN (`x-amz-server-side-encryption-aws-kms-key-id`).
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
+    /// Base64 of the encryption context, which writes echo.
+    pub context: Option<String>,
 }
 
-pub(crate) fn fields(encryption: Option<&Encryption>) -> SseFields {
+pub(crate) fn fields(encryption: Option<&Encryption>, region: &str) -> SseFields {
     match encryption {
         None => SseFields::default(),
         Some(Encryption::Managed { .. }) => SseFields {
@@ -98,6 +165,20 @@ pub(crate) fn fields(encryption: Option<&Encryption>) -> SseFields {
         Some(Encryption::Customer { key_md5, .. }) => SseFields {
             customer_algorithm: Some("AES256".to_owned()),
             customer_key_md5: Some(key_md5.clone()),
+            ..Default::default()
+        },
+        Some(Encryption::Kms {
+            key_id,
+            context,
+            bucket_key,
+            ..
+        }) => SseFields {
+            server_side_encryption: Some(ServerSideEncryption::from_static(
+                ServerSideEncryption::AWS_KMS,
+            )),
+            kms_key_id: Some(kms_key_arn(region, key_id)),
+            bucket_key_enabled: bucket_key.then_some(true),
+            context: Some(base64_simd::STANDARD.encode_to_string(context)),
             ..Default::default()
         },
     }

@@ -125,27 +125,34 @@ impl BasaltS3 {
                 "an encryption configuration holds exactly one rule"
             ));
         };
-        let algorithm = rule
-            .apply_server_side_encryption_by_default
-            .as_ref()
-            .map(|d| d.sse_algorithm.as_str());
-        match algorithm {
-            Some(ServerSideEncryption::AES256) => {}
-            Some(other) if other.starts_with("aws:kms") => {
+        let default = rule.apply_server_side_encryption_by_default.as_ref();
+        let key_id = default.and_then(|d| d.kms_master_key_id.clone());
+        let kms_key_id = match default.map(|d| d.sse_algorithm.as_str()) {
+            Some(ServerSideEncryption::AES256) if key_id.is_none() => None,
+            Some(ServerSideEncryption::AES256) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "a KMSMasterKeyID is allowed only with SSEAlgorithm aws:kms"
+                ));
+            }
+            // Without a key id, the default key (empty: resolved on each write).
+            Some(ServerSideEncryption::AWS_KMS) => Some(key_id.unwrap_or_default()),
+            Some(ServerSideEncryption::AWS_KMS_DSSE) => {
                 return Err(s3_error!(
                     NotImplemented,
-                    "SSE-KMS is not supported: use AES256"
+                    "Dual-layer SSE-KMS (aws:kms:dsse) is not supported: use aws:kms"
                 ));
             }
             _ => {
                 return Err(s3_error!(
                     MalformedXML,
-                    "the rule needs ApplyServerSideEncryptionByDefault with SSEAlgorithm AES256"
+                    "the rule needs ApplyServerSideEncryptionByDefault with SSEAlgorithm AES256 or aws:kms"
                 ));
             }
-        }
+        };
         let config = basalt_object::DefaultEncryption {
             bucket_key_enabled: rule.bucket_key_enabled.unwrap_or(false),
+            kms_key_id,
         };
         self.store
             .set_bucket_encryption(&input.bucket, Some(config))
@@ -168,9 +175,13 @@ impl BasaltS3 {
                 rules: vec![ServerSideEncryptionRule {
                     apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
                         sse_algorithm: ServerSideEncryption::from_static(
-                            ServerSideEncryption::AES256,
+                            if config.kms_key_id.is_some() {
+                                ServerSideEncryption::AWS_KMS
+                            } else {
+                                ServerSideEncryption::AES256
+                            },
                         ),
-                        kms_master_key_id: None,
+                        kms_master_key_id: config.kms_key_id.filter(|k| !k.is_empty()),
                     }),
                     bucket_key_enabled: Some(config.bucket_key_enabled),
                 }],

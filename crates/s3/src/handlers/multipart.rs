@@ -50,16 +50,15 @@ impl BasaltS3 {
             .map(crate::convert::algorithm_of)
             .transpose()?;
         let full_object = full_object_checksum_of(algorithm, input.checksum_type.as_ref())?;
-        let customer = customer_key_of!(input)?;
-        let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
+        let requested = sse::requested(sse::sse_headers_of!(input))?;
         // The parts are sealed with the upload's data key, recovered from this record.
         let encryption = self
             .store
-            .sealing(&input.bucket, requested)
+            .sealing(&input.bucket, &input.key, requested)
             .await
             .or_s3()?
             .map(|(_, record)| record);
-        let sse = sse::fields(encryption.as_ref());
+        let sse = sse::fields(encryption.as_ref(), &self.region);
         let write = ObjectWrite {
             headers: HeaderInput {
                 content_type: input.content_type,
@@ -86,6 +85,9 @@ impl BasaltS3 {
             server_side_encryption: sse.server_side_encryption,
             sse_customer_algorithm: sse.customer_algorithm,
             sse_customer_key_md5: sse.customer_key_md5,
+            ssekms_key_id: sse.kms_key_id,
+            ssekms_encryption_context: sse.context,
+            bucket_key_enabled: sse.bucket_key_enabled,
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
@@ -118,6 +120,7 @@ impl BasaltS3 {
         let seal = self
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
+            .await
             .or_s3()?;
         let mut staged = self
             .stage_verified(
@@ -153,12 +156,14 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(part.checksum.as_slice());
-        let sse = sse::fields(upload.encryption.as_ref());
+        let sse = sse::fields(upload.encryption.as_ref(), &self.region);
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(etag(&part.etag)),
             server_side_encryption: sse.server_side_encryption,
             sse_customer_algorithm: sse.customer_algorithm,
             sse_customer_key_md5: sse.customer_key_md5,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key_enabled,
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
             checksum_crc64nvme: sums.crc64nvme,
@@ -221,11 +226,13 @@ impl BasaltS3 {
         let source_key = self
             .store
             .opening(source.details.encryption.as_ref(), source_customer.as_ref())
+            .await
             .or_s3()?;
         let customer = customer_key_of!(input)?;
         let seal = self
             .store
             .opening(upload.encryption.as_ref(), customer.as_ref())
+            .await
             .or_s3()?;
         let mut staged = self
             .store
@@ -259,6 +266,7 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(part.checksum.as_slice());
+        let sse = sse::fields(upload.encryption.as_ref(), &self.region);
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&part.etag)),
@@ -270,6 +278,11 @@ impl BasaltS3 {
                 checksum_sha256: sums.sha256,
             }),
             copy_source_version_id: source.summary.version_id.clone(),
+            server_side_encryption: sse.server_side_encryption,
+            sse_customer_algorithm: sse.customer_algorithm,
+            sse_customer_key_md5: sse.customer_key_md5,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key_enabled,
             ..Default::default()
         }))
     }
@@ -336,6 +349,7 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
+        let sse = sse::fields(record.details.encryption.as_ref(), &self.region);
         let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             expiration,
@@ -349,8 +363,9 @@ impl BasaltS3 {
             key: Some(input.key.clone()),
             e_tag: Some(etag(&record.summary.etag)),
             version_id: record.summary.version_id.clone(),
-            server_side_encryption: sse::fields(record.details.encryption.as_ref())
-                .server_side_encryption,
+            server_side_encryption: sse.server_side_encryption,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key_enabled,
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
         }))

@@ -143,11 +143,10 @@ impl BasaltS3 {
         let given = checksum_fields_of!(input);
         let algorithms =
             requested_algorithms(&given, input.checksum_algorithm.as_ref(), &req.headers)?;
-        let customer = customer_key_of!(input)?;
-        let requested = sse::requested(input.server_side_encryption.as_ref(), customer)?;
+        let requested = sse::requested(sse::sse_headers_of!(input))?;
         let (seal, encryption) = self
             .store
-            .sealing(&input.bucket, requested)
+            .sealing(&input.bucket, &input.key, requested)
             .await
             .or_s3()?
             .unzip();
@@ -186,7 +185,7 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
-        let sse = sse::fields(record.details.encryption.as_ref());
+        let sse = sse::fields(record.details.encryption.as_ref(), &self.region);
         let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(PutObjectOutput {
             expiration,
@@ -194,6 +193,9 @@ impl BasaltS3 {
             server_side_encryption: sse.server_side_encryption,
             sse_customer_algorithm: sse.customer_algorithm,
             sse_customer_key_md5: sse.customer_key_md5,
+            ssekms_key_id: sse.kms_key_id,
+            ssekms_encryption_context: sse.context,
+            bucket_key_enabled: sse.bucket_key_enabled,
             version_id: record.summary.version_id.clone(),
             checksum_crc32: sums.crc32,
             checksum_crc32c: sums.crc32c,
@@ -319,9 +321,9 @@ impl BasaltS3 {
         let source_key = self
             .store
             .opening(source.details.encryption.as_ref(), source_customer.as_ref())
+            .await
             .or_s3()?;
-        let target_customer = customer_key_of!(input)?;
-        let requested = sse::requested(input.server_side_encryption.as_ref(), target_customer)?;
+        let requested = sse::requested(sse::sse_headers_of!(input))?;
         let changes_encryption = !matches!(requested, basalt_object::Sse::Default);
         check_copy_source_conditions(
             &source,
@@ -357,7 +359,7 @@ impl BasaltS3 {
         }
         let (seal, encryption) = self
             .store
-            .sealing(&input.bucket, requested)
+            .sealing(&input.bucket, &input.key, requested)
             .await
             .or_s3()?
             .unzip();
@@ -426,7 +428,7 @@ impl BasaltS3 {
             .await
             .or_s3()?;
         let sums = ChecksumFields::of(&record.details.checksums);
-        let copied_sse = sse::fields(record.details.encryption.as_ref());
+        let copied_sse = sse::fields(record.details.encryption.as_ref(), &self.region);
         let expiration = self.expiration_of(&input.bucket, &input.key, &record).await;
         Ok(S3Response::new(CopyObjectOutput {
             expiration,
@@ -445,6 +447,9 @@ impl BasaltS3 {
             server_side_encryption: copied_sse.server_side_encryption,
             sse_customer_algorithm: copied_sse.customer_algorithm,
             sse_customer_key_md5: copied_sse.customer_key_md5,
+            ssekms_key_id: copied_sse.kms_key_id,
+            ssekms_encryption_context: copied_sse.context,
+            bucket_key_enabled: copied_sse.bucket_key_enabled,
             ..Default::default()
         }))
     }

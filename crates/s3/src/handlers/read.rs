@@ -86,6 +86,7 @@ macro_rules! prepare_read {
         let opened = $self
             .store
             .opening(record.details.encryption.as_ref(), customer.as_ref())
+            .await
             .or_s3()?;
         let plan = plan_read(&record, $input.part_number, $input.range)?;
         let overrides = Overrides {
@@ -96,7 +97,13 @@ macro_rules! prepare_read {
             cache_control: $input.response_cache_control,
             expires: $input.response_expires,
         };
-        let mut output = describe(&record, &plan, overrides, $input.checksum_mode.is_some());
+        let mut output = describe(
+            &record,
+            &plan,
+            overrides,
+            $input.checksum_mode.is_some(),
+            &$self.region,
+        );
         if $input.version_id.is_none() {
             output.expiration = $self
                 .expiration_of(&$input.bucket, &$input.key, &record)
@@ -188,6 +195,7 @@ fn describe(
     plan: &ReadPlan,
     overrides: Overrides,
     checksum_mode: bool,
+    region: &str,
 ) -> GetObjectOutput {
     let h = &record.details.headers;
     // S3 returns checksums only when asked, and only for the whole object.
@@ -206,11 +214,13 @@ fn describe(
         ChecksumFields::default()
     };
     let lock = lock_fields(&record.details.lock);
-    let sse = sse::fields(record.details.encryption.as_ref());
+    let sse = sse::fields(record.details.encryption.as_ref(), region);
     GetObjectOutput {
         server_side_encryption: sse.server_side_encryption,
         sse_customer_algorithm: sse.customer_algorithm,
         sse_customer_key_md5: sse.customer_key_md5,
+        ssekms_key_id: sse.kms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         version_id: record.summary.version_id.clone(),
         object_lock_mode: lock.mode,
         object_lock_retain_until_date: lock.until,
@@ -316,6 +326,8 @@ impl BasaltS3 {
             server_side_encryption: g.server_side_encryption,
             sse_customer_algorithm: g.sse_customer_algorithm,
             sse_customer_key_md5: g.sse_customer_key_md5,
+            ssekms_key_id: g.ssekms_key_id,
+            bucket_key_enabled: g.bucket_key_enabled,
             ..Default::default()
         };
         let mut resp = partial_if_ranged(S3Response::new(output), &plan);
