@@ -178,3 +178,10 @@ def test_if_match_over_a_delete_marker_is_no_such_key(s3, bucket):
         s3.put_object(Bucket=bucket, Key="k", Body=b"two", IfMatch="*")
     versions = s3.list_object_versions(Bucket=bucket)
     assert len(versions["Versions"]) == 1 and len(versions["DeleteMarkers"]) == 1
+
+
+def test_part_number_beyond_the_parts_is_invalid_part_number(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"abc")
+    assert s3.get_object(Bucket=bucket, Key="k", PartNumber=1)["Body"].read() == b"abc"
+    with s3_error("InvalidPartNumber", 400):
+        s3.get_object(Bucket=bucket, Key="k", PartNumber=2)

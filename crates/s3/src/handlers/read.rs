@@ -140,9 +140,10 @@ fn plan_read(
                 .ok()
                 .and_then(|n| ObjectStore::part_range(record, n))
                 .ok_or_else(|| {
+                    // 400 as the conformance suites expect (AWS's reference page says 416).
                     custom(
                         "InvalidPartNumber",
-                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        StatusCode::BAD_REQUEST,
                         "the requested part number is not satisfiable",
                     )
                 })?;
