@@ -71,6 +71,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: KmsCommand,
     },
+    /// Server access logs: `flush` delivers what this node has buffered now, instead of at
+    /// the next minute.
+    AccessLogs {
+        #[command(subcommand)]
+        command: AccessLogsCommand,
+    },
     /// The cluster: `status` lists every node (up or down, zone, addresses, drives), the Raft
     /// leader, term, log, applied and snapshot indices, and the layout epoch.
     Cluster {
@@ -82,6 +88,11 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessLogsCommand {
+    Flush,
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +369,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             } else {
                 print_cluster(&status);
             }
+        }
+        AdminCommand::AccessLogs {
+            command: AccessLogsCommand::Flush,
+        } => {
+            let answer = call(&client, Method::POST, "access-logs/flush", "", Bytes::new()).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
         }
         AdminCommand::Status => {
             let s = status(&client).await?;

@@ -232,6 +232,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::select! {
         () = graceful.shutdown() => {
             tracing::info!("all requests finished");
+            // Buffered access logs are delivered before the clean stop is recorded; bounded,
+            // since a cluster that lost its quorum cannot take them.
+            if tokio::time::timeout(SHUTDOWN_GRACE, service.flush_access_logs()).await.is_err() {
+                tracing::warn!("access logs not delivered before the grace period ended");
+            }
             // Nothing was cut off: the next start needs no sweep for orphan shards.
             if let Err(e) = store.stopped_cleanly().await {
                 tracing::warn!(error = %e, "cannot record the clean stop");

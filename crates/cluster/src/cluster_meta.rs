@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use basalt_meta::{
-    BucketAccess, BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule,
-    ListPage, MetaError, MetaStore, ObjectLockConfig, ObjectRecord, Outcome, PartListing,
-    PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef, Tags, UploadPage, UploadRecord,
-    VersionPage, VersioningState,
+    BucketAccess, BucketLogging, BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord,
+    LifecycleRule, ListPage, MetaError, MetaStore, ObjectLockConfig, ObjectRecord, Outcome,
+    PartListing, PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef, Tags, UploadPage,
+    UploadRecord, VersionPage, VersioningState,
 };
 
 use crate::node::ClusterNode;
@@ -206,6 +206,11 @@ impl MetaStore for ClusterMeta {
     ) -> Result<Option<PublicAccessBlock>, MetaError> {
         self.node.linearize().await?;
         self.node.meta.get_public_access_block(bucket).await
+    }
+
+    async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.get_bucket_logging(bucket).await
     }
 
     async fn garbage_due(

@@ -4,8 +4,9 @@
 use crate::MetaError;
 use crate::acl::{Acl, BucketAccess, PublicAccessBlock};
 use crate::record::{
-    BucketRecord, Checksum, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig,
-    ObjectRecord, PartRecord, Retention, StripeRef, Tags, UploadRecord, VersioningState,
+    BucketLogging, BucketRecord, Checksum, CorsRule, DefaultEncryption, LifecycleRule,
+    ObjectLockConfig, ObjectRecord, PartRecord, Retention, StripeRef, Tags, UploadRecord,
+    VersioningState,
 };
 use crate::store::PayloadOwner;
 use serde::{Deserialize, Serialize};
@@ -187,6 +188,11 @@ pub enum Command {
     /// Stores one identity record that must not exist yet (`PreconditionFailed` if it does):
     /// of several writers racing to create it, exactly one wins, the others read the winner's.
     CreateIdentity { key: String, value: Vec<u8> },
+    /// Sets (or with `None` removes) where a bucket's access logs go.
+    SetBucketLogging {
+        bucket: String,
+        config: Option<BucketLogging>,
+    },
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then

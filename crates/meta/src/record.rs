@@ -287,6 +287,16 @@ pub struct DefaultEncryption {
     pub kms_key_id: Option<String>,
 }
 
+/// Where a bucket's server access logs go (PutBucketLogging).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketLogging {
+    pub target_bucket: String,
+    pub target_prefix: String,
+    /// `TargetObjectKeyFormat`: `None` for SimplePrefix; for PartitionedPrefix, whether the
+    /// date in the key is the event's (`true`) or the delivery's.
+    pub partitioned_by_event_time: Option<bool>,
+}
+
 /// The object-lock state of one version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectLock {
@@ -431,6 +441,7 @@ impl Record for DefaultEncryption {
     }
 }
 impl Record for String {}
+impl Record for BucketLogging {}
 
 /// An older body with the fields a later version appended at its end, each encoded as one
 /// zero byte (`None`, `false` or an empty sequence).

@@ -14,8 +14,9 @@ use crate::acl::{BucketAccess, PublicAccessBlock};
 use crate::command::{Command, Outcome};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
-    BucketRecord, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule, ObjectLockConfig,
-    ObjectRecord, PartRecord, Record, StripeRef, Tags, UploadRecord, VersioningState, decode,
+    BucketLogging, BucketRecord, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule,
+    ObjectLockConfig, ObjectRecord, PartRecord, Record, StripeRef, Tags, UploadRecord,
+    VersioningState, decode,
 };
 use crate::store::{
     ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner, UploadListing,
@@ -625,6 +626,10 @@ impl MetaStore for RedbStore {
         bucket: &str,
     ) -> Result<Option<PublicAccessBlock>, MetaError> {
         self.get_setting(bucket, PUBLIC_ACCESS_BLOCK_SETTING).await
+    }
+
+    async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError> {
+        self.get_setting(bucket, LOGGING_SETTING).await
     }
 
     async fn payload_page(

@@ -310,6 +310,9 @@ impl<'txn> Tables<'txn> {
             Command::SetBucketAccess { bucket, access } => {
                 self.set_setting(bucket, ACCESS_SETTING, Some(access))
             }
+            Command::SetBucketLogging { bucket, config } => {
+                self.set_setting(bucket, LOGGING_SETTING, config.as_ref())
+            }
             Command::SetPublicAccessBlock { bucket, block } => {
                 self.set_setting(bucket, PUBLIC_ACCESS_BLOCK_SETTING, block.as_ref())
             }

@@ -1,6 +1,6 @@
 use crate::{
-    BucketAccess, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig, PublicAccessBlock,
-    Tags, VersioningState,
+    BucketAccess, BucketLogging, CorsRule, DefaultEncryption, LifecycleRule, ObjectLockConfig,
+    PublicAccessBlock, Tags, VersioningState,
 };
 use crate::{
     BucketRecord, Command, GarbageRecord, MetaError, ObjectRecord, ObjectSummary, Outcome,
@@ -236,6 +236,8 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         bucket: &str,
     ) -> Result<Option<PublicAccessBlock>, MetaError>;
+
+    async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError>;
 
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError>;
 

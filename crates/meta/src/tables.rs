@@ -30,6 +30,7 @@ pub(crate) const POLICY_SETTING: &str = "policy";
 /// [`BucketAccess`]: crate::BucketAccess
 pub(crate) const ACCESS_SETTING: &str = "access";
 pub(crate) const PUBLIC_ACCESS_BLOCK_SETTING: &str = "public-access-block";
+pub(crate) const LOGGING_SETTING: &str = "logging";
 /// Stripes no record references any more, kept until the collector deletes their files after
 /// a grace period (reads that started before the overwrite or delete finish meanwhile): a
 /// sequence number, big-endian so the oldest come first, to a [`GarbageRecord`].

@@ -8,6 +8,7 @@
 //! deletes its chunks.
 
 mod access;
+mod bucket_logging;
 mod crypto;
 mod digest;
 mod error;
@@ -26,12 +27,12 @@ mod versions;
 pub use basalt_data::Redundancy;
 pub use basalt_meta::read_fence;
 pub use basalt_meta::{
-    Acl, AclGrant, BucketAccess, Checksum, ChecksumAlgorithm, CompletePart, CorsRule,
-    DefaultEncryption, DefaultRetention, Encryption, Grantee, LifecycleRule, ListEntry, ListPage,
-    NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectOwnership, ObjectRecord, ObjectSummary,
-    Owner, PartListing, Permission, Precondition, PublicAccessBlock, Retention, RetentionMode,
-    StandardHeaders, Tags, UploadListing, UploadPage, UploadRecord, VersionEntry, VersionPage,
-    VersioningState,
+    Acl, AclGrant, BucketAccess, BucketLogging, Checksum, ChecksumAlgorithm, CompletePart,
+    CorsRule, DefaultEncryption, DefaultRetention, Encryption, Grantee, LifecycleRule, ListEntry,
+    ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectOwnership, ObjectRecord,
+    ObjectSummary, Owner, PartListing, Permission, Precondition, PublicAccessBlock, Retention,
+    RetentionMode, StandardHeaders, Tags, UploadListing, UploadPage, UploadRecord, VersionEntry,
+    VersionPage, VersioningState,
 };
 pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;

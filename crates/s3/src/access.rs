@@ -494,8 +494,22 @@ impl Access {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let operation = cx.s3_op().name().to_owned();
-        if let Some(slot) = cx.extensions_mut().get::<crate::service::OperationSlot>() {
-            slot.set(&operation);
+        let facts = cx
+            .extensions_mut()
+            .get::<crate::access_log::RequestFacts>()
+            .cloned()
+            .unwrap_or_default();
+        {
+            let (bucket, key) = match cx.s3_path() {
+                S3Path::Root => (None, None),
+                S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+                S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+            };
+            facts.update(|f| {
+                f.operation = Some(operation.clone());
+                f.bucket = bucket;
+                f.key = key;
+            });
         }
         let connection = cx.extensions_mut().get::<Connection>().copied();
         if !self.sse_c_over_http
@@ -521,6 +535,7 @@ impl S3Access for Access {
             .cloned();
         let (principal, attached) = match cx.credentials().map(|c| c.access_key.clone()) {
             Some(key) if key == self.root_access_key => {
+                facts.update(|f| f.requester = Some(crate::acl::root_owner().id));
                 refuse_token_without_session(cx)?;
                 cx.extensions_mut().insert(Grant::root());
                 if let Some(charge) = charge {
@@ -603,6 +618,7 @@ impl S3Access for Access {
         let caller = Caller {
             owner: principal.as_deref().map(user_owner),
         };
+        facts.update(|f| f.requester = caller.owner.as_ref().map(|o| o.id.clone()));
         // A public access block's RestrictPublicBuckets: a public bucket policy grants
         // anonymous callers nothing.
         let restricted = if principal.is_none()

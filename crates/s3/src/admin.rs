@@ -10,6 +10,8 @@
 //! - SSE-KMS keys of the built-in key store: `GET kms/keys`, `POST kms/keys[?alias=A]
 //!   [&description=D][&id=I]`, `POST kms/keys/rotate?key=K`, `POST kms/keys/disable?key=K`,
 //!   `POST kms/keys/enable?key=K` (K: an id, `alias/NAME` or an ARN).
+//! - `POST /basalt-admin/v1/access-logs/flush`: delivers this node's buffered server access
+//!   logs now (200).
 //! - `POST /basalt-admin/v1/lifecycle[?at_ms=N]`: runs the lifecycle rules now, or as if the
 //!   clock read `N` (milliseconds since the epoch), and answers the run's report (200), or 409
 //!   if a run is going on. Object lock is still checked against the real clock.
@@ -33,6 +35,7 @@ pub(crate) struct AdminRoute {
     pub(crate) cluster_status: Option<crate::service::ClusterStatusSource>,
     /// The region key ARNs name.
     pub(crate) region: String,
+    pub(crate) access_logs: std::sync::Arc<crate::access_log::AccessLogs>,
 }
 
 /// The IAM action of an admin call (`admin:*` in an identity policy grants them all), or
@@ -56,6 +59,7 @@ fn admin_action(method: &Method, call: &str) -> Option<&'static str> {
         (&Method::GET, "status" | "cluster/status") => "admin:ServerInfo",
         (&Method::POST, "lifecycle") => "admin:RunLifecycle",
         (&Method::POST, "heal") => "admin:Heal",
+        (&Method::POST, "access-logs/flush") => "admin:FlushAccessLogs",
         _ => return None,
     })
 }
@@ -293,6 +297,10 @@ impl S3Route for AdminRoute {
                     }
                     Err(e) => Err(s3_error!(InternalError, "lifecycle run failed: {e}")),
                 }
+            }
+            (&Method::POST, "access-logs/flush") => {
+                self.access_logs.flush().await;
+                json(StatusCode::OK, &serde_json::json!({ "flushed": true }))
             }
             (&Method::POST, "heal") => {
                 let status = if self.store.start_heal() {

@@ -4,6 +4,7 @@
 //! around it (health endpoints, request ids).
 
 mod access;
+mod access_log;
 mod acl;
 mod admin;
 mod audit;

@@ -144,26 +144,7 @@ pub struct HttpService {
     body_read_timeout: std::time::Duration,
     metrics_token: Option<basalt_object::Secret>,
     cluster_status: Option<ClusterStatusSource>,
-}
-
-/// The S3 operation a request was routed to, set by the access check, read by the metrics.
-#[derive(Clone, Default)]
-pub(crate) struct OperationSlot(Arc<std::sync::Mutex<Option<String>>>);
-
-impl OperationSlot {
-    pub(crate) fn set(&self, operation: &str) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(operation.to_owned());
-        }
-    }
-
-    fn take(&self) -> String {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .unwrap_or_else(|| "Other".to_owned())
-    }
+    access_logs: Arc<crate::access_log::AccessLogs>,
 }
 
 fn declared_length(headers: &http::HeaderMap) -> u64 {
@@ -175,6 +156,8 @@ fn declared_length(headers: &http::HeaderMap) -> u64 {
 }
 
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
+    let access_logs = crate::access_log::AccessLogs::new(store.clone(), config.region.clone());
+    access_logs.spawn_flusher();
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
     // s3s holds a browser POST upload's file in memory to check the policy's
     // content-length-range before the object is written: cap it so memory stays bounded by
@@ -204,6 +187,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         },
         cluster_status: config.cluster_status.clone(),
         region: config.region.clone(),
+        access_logs: access_logs.clone(),
     });
     builder.set_auth(crate::access::Auth {
         store: store.clone(),
@@ -236,10 +220,16 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         body_read_timeout: config.limits.body_read_timeout,
         metrics_token: config.metrics_token.clone(),
         cluster_status: config.cluster_status.clone(),
+        access_logs,
     })
 }
 
 impl HttpService {
+    /// Delivers the access logs buffered so far (at shutdown: nothing is left behind).
+    pub async fn flush_access_logs(&self) {
+        self.access_logs.flush().await;
+    }
+
     /// The metrics, as `--metrics-address` and a scrape with the bearer token see them.
     pub async fn render_metrics(&self) -> String {
         crate::metrics::render(&self.store, self.cluster_status.as_ref()).await
@@ -395,6 +385,10 @@ impl HttpService {
         let refused = crate::signed_request::check(&req, &self.region)
             .and_then(|()| crate::body_limits::check(&req, crate::admin::PREFIX))
             .and_then(|()| crate::convert::check_metadata_headers(req.headers()));
+        let facts = req
+            .extensions()
+            .get::<crate::access_log::RequestFacts>()
+            .cloned();
         let mut resp = match refused {
             Ok(()) => self.s3.call(req).await?,
             Err(e) => s3_error_response(e),
@@ -411,6 +405,7 @@ impl HttpService {
                 "Your socket connection to the server was not read from or written to within the timeout period.",
             ));
         }
+        let error_code = crate::audit::error_code(&resp);
         crate::audit::record(&crate::audit::Entry {
             status: resp.status(),
             method: &method,
@@ -418,8 +413,11 @@ impl HttpService {
             access_key: who.as_deref(),
             peer: self.peer,
             request_id: &request_id,
-            error_code: crate::audit::error_code(&resp).as_deref(),
+            error_code: error_code.as_deref(),
         });
+        if let Some(facts) = facts {
+            facts.update(|f| f.error_code = error_code);
+        }
         if let Some(origin) = origin
             && let Some(rules) = self.cors_rules(bucket.as_deref()).await
         {
@@ -486,18 +484,41 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for HttpService {
             let started = std::time::Instant::now();
             let _in_flight = crate::metrics::InFlight::start();
             let received = declared_length(req.headers());
-            let operation = OperationSlot::default();
+            let facts = crate::access_log::RequestFacts::default();
+            let line = crate::access_log::RequestLine::of(&req, received);
             let mut req = req.map(Body::from);
-            req.extensions_mut().insert(operation.clone());
+            req.extensions_mut().insert(facts.clone());
             let resp = service.handle(req).await;
             if let Ok(resp) = &resp {
+                let facts = facts.take();
+                let elapsed = started.elapsed();
+                let sent = declared_length(resp.headers());
                 crate::metrics::record_request(
-                    operation.take(),
+                    facts
+                        .operation
+                        .clone()
+                        .unwrap_or_else(|| "Other".to_owned()),
                     resp.status().as_u16(),
-                    started.elapsed(),
+                    elapsed,
                     received,
-                    declared_length(resp.headers()),
+                    sent,
                 );
+                if facts.bucket.is_some() {
+                    let request_id = resp
+                        .headers()
+                        .get("x-amz-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let outcome = crate::access_log::Outcome {
+                        status: resp.status(),
+                        request_id,
+                        sent,
+                        elapsed,
+                        remote_ip: service.peer.map(|p| p.ip()),
+                        tls: service.tls,
+                    };
+                    service.access_logs.record(facts, line, outcome).await;
+                }
             }
             resp
         }))

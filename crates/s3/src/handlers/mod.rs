@@ -106,6 +106,7 @@ pub(crate) fn version_arg(version_id: Option<&str>) -> S3Result<Option<&str>> {
 
 mod acl;
 mod bucket_config;
+mod bucket_logging;
 mod buckets;
 mod listing;
 mod multipart;
@@ -500,6 +501,20 @@ impl S3 for BasaltS3 {
         req: S3Request<DeleteBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
         BasaltS3::delete_bucket_ownership_controls(self, req).await
+    }
+
+    async fn put_bucket_logging(
+        &self,
+        req: S3Request<PutBucketLoggingInput>,
+    ) -> S3Result<S3Response<PutBucketLoggingOutput>> {
+        BasaltS3::put_bucket_logging(self, req).await
+    }
+
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        BasaltS3::get_bucket_logging(self, req).await
     }
 
     async fn get_public_access_block(
