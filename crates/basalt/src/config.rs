@@ -217,6 +217,11 @@ pub struct NodeArgs {
     /// [default: the S3 address's host, port 9100]
     #[arg(long, env = "BASALT_RPC_ADDRESS")]
     pub rpc_address: Option<SocketAddr>,
+    /// The address other nodes reach this one's RPC listener at, as it appears in their
+    /// --peers (host:port; a stable DNS name where addresses change, as a Kubernetes
+    /// StatefulSet pod's) [default: --rpc-address]
+    #[arg(long, env = "BASALT_RPC_ADVERTISE_ADDRESS")]
+    pub rpc_advertise_address: Option<String>,
     /// The RPC addresses of the cluster's nodes (this one's may be among them)
     #[arg(long, env = "BASALT_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
@@ -244,6 +249,8 @@ pub struct NodeArgs {
 pub struct NodeConfig {
     pub name: String,
     pub rpc_address: SocketAddr,
+    /// How the other nodes name this one (its `--peers` entry).
+    pub rpc_advertise_address: String,
     pub peers: Vec<String>,
     pub bootstrap_expect: usize,
     pub zone: String,
@@ -312,6 +319,7 @@ struct FileConfig {
     pre_auth_budget: Option<u64>,
     node_name: Option<String>,
     rpc_address: Option<SocketAddr>,
+    rpc_advertise_address: Option<String>,
     peers: Option<Vec<String>>,
     bootstrap_expect: Option<usize>,
     zone: Option<String>,
@@ -449,44 +457,52 @@ impl ServerConfig {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
         let node = match args.node.node_name.or(file.node_name) {
             None => None,
-            Some(name) => Some(NodeConfig {
-                name,
-                rpc_address: args
+            Some(name) => Some({
+                let rpc_address = args
                     .node
                     .rpc_address
                     .or(file.rpc_address)
-                    .unwrap_or_else(|| SocketAddr::new(address.ip(), 9100)),
-                peers: if args.node.peers.is_empty() {
-                    file.peers.unwrap_or_default()
-                } else {
-                    args.node.peers
-                },
-                bootstrap_expect: args
-                    .node
-                    .bootstrap_expect
-                    .or(file.bootstrap_expect)
-                    .unwrap_or(0),
-                zone: args
-                    .node
-                    .zone
-                    .or(file.zone)
-                    .unwrap_or_else(|| "default".to_owned()),
-                snapshot_threshold: args
-                    .node
-                    .raft_snapshot_threshold
-                    .or(file.raft_snapshot_threshold)
-                    .unwrap_or(10_000)
-                    .max(2),
-                heartbeat_ms: args
-                    .node
-                    .raft_heartbeat_ms
-                    .or(file.raft_heartbeat_ms)
-                    .unwrap_or(100),
-                election_timeout_ms: args
-                    .node
-                    .raft_election_timeout_ms
-                    .or(file.raft_election_timeout_ms)
-                    .unwrap_or(500),
+                    .unwrap_or_else(|| SocketAddr::new(address.ip(), 9100));
+                NodeConfig {
+                    name,
+                    rpc_address,
+                    rpc_advertise_address: args
+                        .node
+                        .rpc_advertise_address
+                        .or(file.rpc_advertise_address)
+                        .unwrap_or_else(|| rpc_address.to_string()),
+                    peers: if args.node.peers.is_empty() {
+                        file.peers.unwrap_or_default()
+                    } else {
+                        args.node.peers
+                    },
+                    bootstrap_expect: args
+                        .node
+                        .bootstrap_expect
+                        .or(file.bootstrap_expect)
+                        .unwrap_or(0),
+                    zone: args
+                        .node
+                        .zone
+                        .or(file.zone)
+                        .unwrap_or_else(|| "default".to_owned()),
+                    snapshot_threshold: args
+                        .node
+                        .raft_snapshot_threshold
+                        .or(file.raft_snapshot_threshold)
+                        .unwrap_or(10_000)
+                        .max(2),
+                    heartbeat_ms: args
+                        .node
+                        .raft_heartbeat_ms
+                        .or(file.raft_heartbeat_ms)
+                        .unwrap_or(100),
+                    election_timeout_ms: args
+                        .node
+                        .raft_election_timeout_ms
+                        .or(file.raft_election_timeout_ms)
+                        .unwrap_or(500),
+                }
             }),
         };
         if let Some(node) = &node

@@ -222,7 +222,7 @@ pub async fn open(
 
     let me = NodeInfo {
         name: node_config.name.clone(),
-        rpc: node_config.rpc_address.to_string(),
+        rpc: node_config.rpc_advertise_address.clone(),
         s3: config.address.to_string(),
         zone: node_config.zone.clone(),
         drives: (0..config.drives.len()).map(drive_name).collect(),
@@ -240,7 +240,7 @@ pub async fn open(
         .await
         .map_err(anyhow::Error::msg)?;
     let _ = cell.set(node.clone());
-    tracing::info!(node = %node_config.name, id = node.id, rpc = %node_config.rpc_address, "cluster node started; joining the cluster");
+    tracing::info!(node = %node_config.name, id = node.id, rpc = %node_config.rpc_address, advertised = %node_config.rpc_advertise_address, "cluster node started; joining the cluster");
 
     let mut formatted = None;
     if let Formation::Bootstrap(layout) = node.form(&settings).await {

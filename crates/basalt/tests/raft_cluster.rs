@@ -391,3 +391,41 @@ async fn a_single_node_data_directory_becomes_a_one_node_cluster_in_place() {
     }
     common::read_all(&client, BUCKET, &written, "the one-node cluster").await;
 }
+
+/// As pods of a StatefulSet do: every node binds its own address and the others reach it by a
+/// name (`--rpc-advertise-address`), here `localhost:<port>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_naming_each_other_by_dns_name_form_a_cluster_and_rejoin() {
+    let mut cluster = Cluster::start_by_name(3, &[]);
+    let named = |status: &serde_json::Value| {
+        status["leader"].is_string()
+            && status["nodes"].as_array().is_some_and(|nodes| {
+                nodes.len() == 3
+                    && nodes.iter().all(|n| {
+                        n["up"] == true
+                            && n["rpc"]
+                                .as_str()
+                                .is_some_and(|rpc| rpc.starts_with("localhost:"))
+                    })
+            })
+    };
+    wait_for(
+        "three nodes up under their names",
+        Duration::from_secs(30),
+        || cluster.nodes[1].status().is_some_and(|s| named(&s)),
+    );
+    create_bucket(&cluster.nodes[0]).await;
+    put(&cluster.nodes[1], "named", b"through node 2")
+        .await
+        .expect("put");
+    cluster.nodes[2].kill();
+    cluster.restart(2);
+    put(&cluster.nodes[2], "after-restart", b"through node 3")
+        .await
+        .expect("put after the restart");
+    let acknowledged = vec![
+        ("named".to_owned(), b"through node 2".to_vec()),
+        ("after-restart".to_owned(), b"through node 3".to_vec()),
+    ];
+    assert_everything_everywhere(&cluster, &acknowledged).await;
+}

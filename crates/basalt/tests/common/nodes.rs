@@ -85,17 +85,33 @@ impl Drop for Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     extra: Vec<String>,
+    /// Nodes name each other `localhost:<port>` (`--rpc-advertise-address`), as pods of a
+    /// StatefulSet name each other by DNS, rather than by the address they bind.
+    by_name: bool,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts `n` nodes that form one cluster, and waits until each serves S3.
     pub fn start(n: usize, extra: &[&str]) -> Self {
+        Self::start_with(n, extra, false)
+    }
+
+    /// Like [`Self::start`], the nodes (all on 127.0.0.1) naming each other `localhost:<port>`.
+    pub fn start_by_name(n: usize, extra: &[&str]) -> Self {
+        Self::start_with(n, extra, true)
+    }
+
+    fn start_with(n: usize, extra: &[&str], by_name: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let nodes = (0..n)
             .map(|i| Node {
                 name: format!("node{}", i + 1),
-                ip: format!("127.0.0.{}", i + 1),
+                ip: if by_name {
+                    "127.0.0.1".to_owned()
+                } else {
+                    format!("127.0.0.{}", i + 1)
+                },
                 port: free_port(),
                 rpc_port: free_port(),
                 data: dir.path().join(format!("node{}/data", i + 1)),
@@ -106,6 +122,7 @@ impl Cluster {
         let mut cluster = Self {
             nodes,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            by_name,
             _dir: dir,
         };
         for i in 0..n {
@@ -120,13 +137,19 @@ impl Cluster {
     fn peers(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("{}:{}", n.ip, n.rpc_port))
+            .map(|n| self.advertised(n))
             .collect::<Vec<_>>()
             .join(",")
     }
 
+    fn advertised(&self, node: &Node) -> String {
+        let host = if self.by_name { "localhost" } else { &node.ip };
+        format!("{host}:{}", node.rpc_port)
+    }
+
     fn spawn(&mut self, i: usize) {
         let peers = self.peers();
+        let advertised = self.advertised(&self.nodes[i]);
         let expect = self.nodes.len().to_string();
         let node = &mut self.nodes[i];
         let child = Command::new(env!("CARGO_BIN_EXE_basalt"))
@@ -134,6 +157,7 @@ impl Cluster {
             .args(["--node-name", &node.name])
             .args(["--address", &format!("{}:{}", node.ip, node.port)])
             .args(["--rpc-address", &format!("{}:{}", node.ip, node.rpc_port)])
+            .args(["--rpc-advertise-address", &advertised])
             .args(["--peers", &peers])
             .args(["--bootstrap-expect", &expect])
             .args([
