@@ -313,7 +313,8 @@ async fn out_of_range_reads_and_part_numbers_are_refused() {
         .send()
         .await
         .expect_err("no part 2");
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(416));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert_eq!(common::error_code(&err), "InvalidPartNumber");
 
     let upload = client
         .create_multipart_upload()
