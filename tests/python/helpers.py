@@ -61,10 +61,10 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def admin_as(basalt, user, *args):
-    """`basalt admin ARGS` signed with `user`'s (name, access key, secret) keys."""
+    """`basalt admin --json ARGS` signed with `user`'s (name, access key, secret) keys."""
     _, access, secret = user
     return subprocess.run(
-        [str(_binary()), "admin", "--endpoint", basalt.endpoint,
+        [str(_binary()), "admin", "--json", "--endpoint", basalt.endpoint,
          "--access-key", access, "--secret-key", secret, *args],
         capture_output=True, text=True, timeout=60,
     )

@@ -11,7 +11,8 @@ use http::{Method, StatusCode};
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The node's S3 endpoint (plain HTTP)
+    /// The node's S3 endpoint: http://host:port, or https://host:port (verified against
+    /// --ca-file, else the system's trusted certificates)
     #[arg(
         long,
         env = "AWS_ENDPOINT_URL",
@@ -19,6 +20,10 @@ pub struct AdminArgs {
         global = true
     )]
     pub endpoint: String,
+    /// PEM certificates to trust for an https:// endpoint (a self-signed node's cert.pem, or
+    /// the CA that signed its certificate)
+    #[arg(long, env = "AWS_CA_BUNDLE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Root user [env: BASALT_ROOT_USER or AWS_ACCESS_KEY_ID]
     #[arg(long, global = true)]
     pub access_key: Option<String>,
@@ -27,7 +32,7 @@ pub struct AdminArgs {
     pub secret_key: Option<String>,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
     pub region: String,
-    /// Print JSON instead of text
+    /// Print JSON instead of text (tables for lists)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -358,7 +363,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         args.secret_key,
         &["BASALT_ROOT_PASSWORD", "AWS_SECRET_ACCESS_KEY"],
     )?;
-    let client = S3Client::new(&args.endpoint, &access, &secret, &args.region)?;
+    let client = S3Client::trusting(
+        &args.endpoint,
+        &access,
+        &secret,
+        &args.region,
+        args.ca_file.as_deref(),
+    )?;
     match args.command {
         AdminCommand::Cluster {
             command: ClusterCommand::Status,
@@ -374,7 +385,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             command: AccessLogsCommand::Flush,
         } => {
             let answer = call(&client, Method::POST, "access-logs/flush", "", Bytes::new()).await?;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{}", crate::admin_table::render(&answer));
+            }
         }
         AdminCommand::Status => {
             let s = status(&client).await?;
@@ -389,7 +404,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         | AdminCommand::Kms { .. }
         | AdminCommand::Policy { .. }) => {
             let answer = identity(&client, command).await?;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
+                print!("{}", crate::admin_table::render(&answer));
+            }
         }
         AdminCommand::Lifecycle { at } => {
             let query = at.map(|ms| format!("at_ms={ms}")).unwrap_or_default();
@@ -426,18 +445,21 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             if no_wait {
                 return Ok(());
             }
+            // Drawn only on a terminal: scripts and logs see the report alone.
+            let progress = indicatif::ProgressBar::new_spinner();
+            progress.enable_steady_tick(Duration::from_millis(120));
             let report = loop {
                 let s = status(&client).await?;
                 match s.running {
-                    Some(r) => eprint!(
-                        "\r{}: {} records, {} stripes, {} shards checked, {} rebuilt   ",
+                    Some(r) => progress.set_message(format!(
+                        "{}: {} records, {} stripes, {} shards checked, {} rebuilt",
                         r.kind, r.records, r.stripes, r.shards_checked, r.shards_rebuilt
-                    ),
+                    )),
                     None => break s.last.context("the node reports no finished heal")?,
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             };
-            eprintln!();
+            progress.finish_and_clear();
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

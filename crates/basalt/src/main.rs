@@ -2,6 +2,7 @@
 //! library crates; this file only puts them together.
 
 mod admin;
+mod admin_table;
 mod bench;
 mod certs;
 mod cluster;

@@ -133,3 +133,59 @@ async fn certificate_files_are_reloaded_on_sighup() {
     assert!(ready_over_tls(port, &second, false).await.is_ok());
     server.terminate();
 }
+
+/// `basalt admin` over HTTPS: trusting the node's certificate with `--ca-file`, and refusing
+/// an endpoint it cannot verify. Lists print as tables, or as JSON with `--json`.
+#[test]
+fn admin_calls_over_https_verify_the_node_against_the_ca_file() {
+    let server = Server::start_with(&["--tls-self-signed"]);
+    let cert = server.data.join("tls/cert.pem");
+    let endpoint = format!("https://127.0.0.1:{}", server.port);
+    let admin = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["admin", "--endpoint", &endpoint])
+            .args(["--access-key", common::ACCESS_KEY])
+            .args(["--secret-key", common::SECRET_KEY])
+            .args(args)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .unwrap()
+    };
+    let ca = cert.to_str().unwrap();
+    // The port listens before the node serves: the first call waits for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let added = admin(&["--ca-file", ca, "user", "add", "over-tls"]);
+        if added.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let table = admin(&["--ca-file", ca, "user", "list"]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("NAME "), "{table}");
+    assert!(
+        lines.any(|l| l.starts_with("over-tls ")),
+        "a row per user: {table}"
+    );
+    let json = admin(&["--ca-file", ca, "--json", "user", "list"]);
+    let users: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "over-tls")
+    );
+
+    let untrusted = admin(&["user", "list"]);
+    assert!(!untrusted.status.success());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+}

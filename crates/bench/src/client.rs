@@ -1,4 +1,8 @@
-//! The S3 requests the load generator makes, over one pooled HTTP/1.1 client.
+//! The S3 requests the load generator (and `basalt admin`) makes, over one pooled HTTP/1.1
+//! client, plain or TLS.
+
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -12,8 +16,10 @@ use crate::sigv4::{Signer, encode_path, encode_query};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BenchError {
-    #[error("invalid endpoint {0:?}: expected http://host:port")]
+    #[error("invalid endpoint {0:?}: expected http://host:port or https://host:port")]
     Endpoint(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("HTTP: {0}")]
     Http(String),
     #[error("{op} answered {status}: {body}")]
@@ -27,7 +33,7 @@ pub enum BenchError {
 }
 
 pub struct S3Client {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
     host: String,
     signer: Signer,
@@ -38,6 +44,50 @@ struct Response {
     headers: http::HeaderMap,
     body_len: u64,
     body: Option<Bytes>,
+}
+
+/// An error and its causes: hyper's client error says only "client error (Connect)" and
+/// keeps the reason (refused, a certificate not trusted…) in its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The certificates of `ca_file`, or the system's trusted ones.
+fn trusted_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, BenchError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| BenchError::Tls(format!("{}: {e}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| BenchError::Tls(format!("{}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| BenchError::Tls(format!("{}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(BenchError::Tls(format!(
+                    "{}: no certificate in the file",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    Ok(roots)
 }
 
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
@@ -53,14 +103,48 @@ impl S3Client {
         secret_key: &str,
         region: &str,
     ) -> Result<Self, BenchError> {
+        Self::trusting(endpoint, access_key, secret_key, region, None)
+    }
+
+    /// A client of `endpoint`; an `https://` one is verified against the certificates of
+    /// `ca_file` (PEM), or else the system's.
+    pub fn trusting(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        region: &str,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, BenchError> {
         let base = endpoint.trim_end_matches('/').to_owned();
-        let host = base
-            .strip_prefix("http://")
-            .filter(|h| !h.is_empty() && !h.contains('/'))
-            .ok_or_else(|| BenchError::Endpoint(endpoint.to_owned()))?
-            .to_owned();
+        let (tls, host) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+            (Some(host), _) => (false, host),
+            (_, Some(host)) => (true, host),
+            _ => return Err(BenchError::Endpoint(endpoint.to_owned())),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(BenchError::Endpoint(endpoint.to_owned()));
+        }
+        let host = host.to_owned();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let roots = if tls {
+            trusted_roots(ca_file)?
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BenchError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .build(connector);
@@ -109,7 +193,7 @@ impl S3Client {
             .http
             .request(request)
             .await
-            .map_err(|e| BenchError::Http(e.to_string()))?;
+            .map_err(|e| BenchError::Http(error_chain(&e)))?;
         let (parts, mut incoming) = response.into_parts();
         let mut body_len = 0u64;
         let mut kept = Vec::new();

@@ -184,7 +184,7 @@ impl Server {
     /// if the command fails.
     pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
-            .args(["admin", "--endpoint", &self.endpoint()])
+            .args(["admin", "--json", "--endpoint", &self.endpoint()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .args(args)
             .output()
