@@ -414,11 +414,16 @@ impl BuiltinKms {
         Ok(DataKey::from_bytes(&plain))
     }
 
-    fn usable(record: &KeyRecord) -> Result<(), ObjectError> {
+    /// The record of key `key_id`, if it exists and is enabled.
+    async fn usable(&self, key_id: &str) -> Result<KeyRecord, ObjectError> {
+        let record = self
+            .record(key_id)
+            .await?
+            .ok_or_else(|| ObjectError::KmsNotFound(key_id.to_owned()))?;
         if record.enabled {
-            Ok(())
+            Ok(record)
         } else {
-            Err(ObjectError::KmsDisabled(record.key_id.clone()))
+            Err(ObjectError::KmsDisabled(record.key_id))
         }
     }
 }
@@ -435,11 +440,7 @@ impl KeyManager for BuiltinKms {
         key_id: &str,
         context: &str,
     ) -> Result<WrappedDataKey, ObjectError> {
-        let record = self
-            .record(key_id)
-            .await?
-            .ok_or_else(|| ObjectError::KmsNotFound(key_id.to_owned()))?;
-        Self::usable(&record)?;
+        let record = self.usable(key_id).await?;
         let version = self.info(record).await?.version;
         let wrapping = self.material(key_id, version).await?;
         let bytes: [u8; 32] = rand::random();
@@ -458,11 +459,7 @@ impl KeyManager for BuiltinKms {
         wrapped: &[u8],
         context: &str,
     ) -> Result<DataKey, ObjectError> {
-        let record = self
-            .record(key_id)
-            .await?
-            .ok_or_else(|| ObjectError::KmsNotFound(key_id.to_owned()))?;
-        Self::usable(&record)?;
+        self.usable(key_id).await?;
         let wrapping = self.material(key_id, key_version).await?;
         let plain = open_with_aad(wrapping.aead(), wrapped, context.as_bytes())
             .ok_or_else(|| ObjectError::Corrupt(format!("a data key wrapped by {key_id}")))?;

@@ -416,27 +416,20 @@ mod tests {
 
     #[test]
     fn operations_are_named_as_aws_logs_name_them() {
-        assert_eq!(operation_name(&Method::GET, "GetObject"), "REST.GET.OBJECT");
-        assert_eq!(
-            operation_name(&Method::GET, "ListObjectsV2"),
-            "REST.GET.BUCKET"
-        );
-        assert_eq!(
-            operation_name(&Method::PUT, "CopyObject"),
-            "REST.COPY.OBJECT"
-        );
-        assert_eq!(
-            operation_name(&Method::GET, "GetBucketVersioning"),
-            "REST.GET.VERSIONING"
-        );
-        assert_eq!(
-            operation_name(&Method::PUT, "PutObjectTagging"),
-            "REST.PUT.OBJECT_TAGGING"
-        );
-        assert_eq!(
-            operation_name(&Method::POST, "DeleteObjects"),
-            "REST.POST.MULTI_OBJECT_DELETE"
-        );
+        for (method, operation, named) in [
+            (Method::GET, "GetObject", "REST.GET.OBJECT"),
+            (Method::GET, "ListObjectsV2", "REST.GET.BUCKET"),
+            (Method::PUT, "CopyObject", "REST.COPY.OBJECT"),
+            (Method::GET, "GetBucketVersioning", "REST.GET.VERSIONING"),
+            (Method::PUT, "PutObjectTagging", "REST.PUT.OBJECT_TAGGING"),
+            (
+                Method::POST,
+                "DeleteObjects",
+                "REST.POST.MULTI_OBJECT_DELETE",
+            ),
+        ] {
+            assert_eq!(operation_name(&method, operation), named);
+        }
     }
 
     #[test]
