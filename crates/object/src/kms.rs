@@ -79,11 +79,12 @@ pub trait KeyManager: Send + Sync {
     /// default key. `KmsNotFound` if there is none.
     async fn describe(&self, key_ref: Option<&str>) -> Result<KmsKey, ObjectError>;
 
-    /// A new data key wrapped by the current version of key `key_id` and bound to `context`
-    /// (canonical JSON): `KmsDisabled` for a disabled key.
+    /// A new data key wrapped by the current version of the key `key_ref` names (as in
+    /// [`Self::describe`]) and bound to `context` (canonical JSON): `KmsDisabled` for a
+    /// disabled key.
     async fn generate_data_key(
         &self,
-        key_id: &str,
+        key_ref: Option<&str>,
         context: &str,
     ) -> Result<WrappedDataKey, ObjectError>;
 
@@ -437,16 +438,20 @@ impl KeyManager for BuiltinKms {
 
     async fn generate_data_key(
         &self,
-        key_id: &str,
+        key_ref: Option<&str>,
         context: &str,
     ) -> Result<WrappedDataKey, ObjectError> {
-        let record = self.usable(key_id).await?;
+        let record = self.resolve(key_ref).await?;
+        if !record.enabled {
+            return Err(ObjectError::KmsDisabled(record.key_id));
+        }
+        let key_id = record.key_id.clone();
         let version = self.info(record).await?.version;
-        let wrapping = self.material(key_id, version).await?;
+        let wrapping = self.material(&key_id, version).await?;
         let bytes: [u8; 32] = rand::random();
         Ok(WrappedDataKey {
             key: DataKey::from_bytes(&bytes),
-            key_id: key_id.to_owned(),
+            key_id,
             key_version: version,
             wrapped: seal_with_aad(wrapping.aead(), &bytes, context.as_bytes()),
         })

@@ -668,11 +668,10 @@ impl ObjectStore {
             },
         };
         let bucket_key = kms.bucket_key.unwrap_or(false);
-        let named = self.key_manager.describe(kms.key_id.as_deref()).await?;
         let context = crate::kms::encryption_context(bucket, key, bucket_key, kms.context);
         let wrapped = self
             .key_manager
-            .generate_data_key(&named.key_id, &context)
+            .generate_data_key(kms.key_id.as_deref(), &context)
             .await?;
         Ok(Some((
             wrapped.key,
