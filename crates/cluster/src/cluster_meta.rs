@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use basalt_meta::{
     BucketAccess, BucketLogging, BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord,
-    LifecycleRule, ListPage, MetaError, MetaStore, ObjectLockConfig, ObjectRecord, Outcome,
-    PartListing, PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef, Tags, UploadPage,
-    UploadRecord, VersionPage, VersioningState,
+    LifecycleRule, ListPage, MetaError, MetaStore, Namespace, NamespaceRecord, ObjectLockConfig,
+    ObjectRecord, Outcome, PartListing, PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef,
+    TableRecord, Tags, UploadPage, UploadRecord, VersionPage, VersioningState,
 };
 
 use crate::node::ClusterNode;
@@ -211,6 +211,43 @@ impl MetaStore for ClusterMeta {
     async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError> {
         self.node.linearize().await?;
         self.node.meta.get_bucket_logging(bucket).await
+    }
+
+    async fn catalog_namespace(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Option<NamespaceRecord>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.catalog_namespace(bucket, namespace).await
+    }
+
+    async fn catalog_namespaces(
+        &self,
+        bucket: &str,
+        parent: &[String],
+    ) -> Result<Vec<Namespace>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.catalog_namespaces(bucket, parent).await
+    }
+
+    async fn catalog_table(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> Result<Option<TableRecord>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.catalog_table(bucket, namespace, name).await
+    }
+
+    async fn catalog_tables(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Vec<(String, TableRecord)>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.catalog_tables(bucket, namespace).await
     }
 
     async fn garbage_due(

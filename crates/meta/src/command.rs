@@ -3,6 +3,7 @@
 
 use crate::MetaError;
 use crate::acl::{Acl, BucketAccess, PublicAccessBlock};
+use crate::catalog::CatalogCommand;
 use crate::record::{
     BucketLogging, BucketRecord, Checksum, CorsRule, DefaultEncryption, LifecycleRule,
     ObjectLockConfig, ObjectRecord, PartRecord, Retention, StripeRef, Tags, UploadRecord,
@@ -193,6 +194,8 @@ pub enum Command {
         bucket: String,
         config: Option<BucketLogging>,
     },
+    /// Changes a bucket's Iceberg catalog.
+    Catalog(CatalogCommand),
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then

@@ -45,6 +45,9 @@ pub enum MetaError {
     /// The cluster cannot commit or confirm right now (no quorum, no leader): try again.
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
+    /// Refused by the Iceberg catalog (a missing namespace, a failed commit requirement, …).
+    #[error("{0}")]
+    Catalog(crate::catalog::CatalogError),
 }
 
 impl From<redb::Error> for MetaError {

@@ -27,6 +27,7 @@
 //! ```
 
 mod acl;
+mod catalog;
 mod command;
 mod error;
 mod keys;
@@ -41,6 +42,10 @@ mod tables;
 
 pub use acl::{
     Acl, AclGrant, BucketAccess, Grantee, ObjectOwnership, Owner, Permission, PublicAccessBlock,
+};
+pub use catalog::{
+    CatalogCommand, CatalogError, Namespace, NamespaceRecord, TableRecord, TableRequirement,
+    TableState, check_name as check_catalog_name, namespace_name,
 };
 pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;

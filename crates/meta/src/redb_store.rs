@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::MetaError;
 use crate::acl::{BucketAccess, PublicAccessBlock};
+use crate::catalog::{Namespace, NamespaceRecord, TableRecord};
 use crate::command::{Command, Outcome};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
@@ -83,6 +84,7 @@ impl RedbStore {
         txn.open_table(SYSTEM)?;
         txn.open_table(IDENTITIES)?;
         txn.open_table(GARBAGE)?;
+        txn.open_table(CATALOG)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -630,6 +632,59 @@ impl MetaStore for RedbStore {
 
     async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError> {
         self.get_setting(bucket, LOGGING_SETTING).await
+    }
+
+    async fn catalog_namespace(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Option<NamespaceRecord>, MetaError> {
+        let (bucket, namespace) = (bucket.to_owned(), namespace.to_vec());
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            crate::catalog::namespace(&txn.open_table(CATALOG)?, &bucket, &namespace)
+        })
+        .await
+    }
+
+    async fn catalog_namespaces(
+        &self,
+        bucket: &str,
+        parent: &[String],
+    ) -> Result<Vec<Namespace>, MetaError> {
+        let (bucket, parent) = (bucket.to_owned(), parent.to_vec());
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            crate::catalog::namespaces(&txn.open_table(CATALOG)?, &bucket, &parent)
+        })
+        .await
+    }
+
+    async fn catalog_table(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> Result<Option<TableRecord>, MetaError> {
+        let (bucket, namespace, name) = (bucket.to_owned(), namespace.to_vec(), name.to_owned());
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            crate::catalog::table(&txn.open_table(CATALOG)?, &bucket, &namespace, &name)
+        })
+        .await
+    }
+
+    async fn catalog_tables(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Vec<(String, TableRecord)>, MetaError> {
+        let (bucket, namespace) = (bucket.to_owned(), namespace.to_vec());
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            crate::catalog::tables(&txn.open_table(CATALOG)?, &bucket, &namespace)
+        })
+        .await
     }
 
     async fn payload_page(

@@ -32,12 +32,13 @@ type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 type NamedTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// The tables whose keys are bytes, each with its tag in a snapshot.
-const BYTE_TABLES: [(u8, BytesTable); 5] = [
+const BYTE_TABLES: [(u8, BytesTable); 6] = [
     (1, OBJECTS),
     (2, VERSIONS),
     (3, UPLOADS),
     (4, PARTS),
     (5, BUCKET_SETTINGS),
+    (10, CATALOG),
 ];
 const NAMED_TABLES: [(u8, NamedTable); 2] = [(6, BUCKETS), (7, IDENTITIES)];
 const GARBAGE_TAG: u8 = 8;

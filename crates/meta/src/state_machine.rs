@@ -25,6 +25,7 @@ pub(crate) struct Tables<'txn> {
     identities: Table<'txn, &'static str, &'static [u8]>,
     garbage: Table<'txn, u64, &'static [u8]>,
     system: Table<'txn, &'static str, &'static [u8]>,
+    catalog: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 /// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
@@ -144,6 +145,7 @@ impl<'txn> Tables<'txn> {
             identities: txn.open_table(IDENTITIES)?,
             garbage: txn.open_table(GARBAGE)?,
             system: txn.open_table(SYSTEM)?,
+            catalog: crate::catalog::open(txn)?,
         })
     }
 
@@ -312,6 +314,15 @@ impl<'txn> Tables<'txn> {
             }
             Command::SetBucketLogging { bucket, config } => {
                 self.set_setting(bucket, LOGGING_SETTING, config.as_ref())
+            }
+            Command::Catalog(command) => {
+                let buckets = &self.buckets;
+                crate::catalog::apply(
+                    &mut self.catalog,
+                    |name| Ok(buckets.get(name)?.is_some()),
+                    command,
+                )?;
+                Ok(Outcome::default())
             }
             Command::SetPublicAccessBlock { bucket, block } => {
                 self.set_setting(bucket, PUBLIC_ACCESS_BLOCK_SETTING, block.as_ref())
@@ -852,6 +863,11 @@ impl<'txn> Tables<'txn> {
                 .is_some()
         {
             return Err(MetaError::BucketNotEmpty);
+        }
+        if crate::catalog::has_entries(&self.catalog, name)? {
+            return Err(MetaError::InvalidBucketState(
+                "The bucket's Iceberg catalog still has namespaces: drop them first.".into(),
+            ));
         }
         let mut upload_ids = Vec::new();
         for entry in self

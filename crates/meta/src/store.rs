@@ -6,6 +6,7 @@ use crate::{
     BucketRecord, Command, GarbageRecord, MetaError, ObjectRecord, ObjectSummary, Outcome,
     PartRecord, Payload, StripeRef, UploadRecord,
 };
+use crate::{Namespace, NamespaceRecord, TableRecord};
 
 /// One entry of an object listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +241,34 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn get_bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, MetaError>;
 
     async fn get_bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>, MetaError>;
+
+    /// A namespace of a bucket's Iceberg catalog.
+    async fn catalog_namespace(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Option<NamespaceRecord>, MetaError>;
+
+    /// The namespaces directly under `parent` (the top level when it is empty), in order.
+    async fn catalog_namespaces(
+        &self,
+        bucket: &str,
+        parent: &[String],
+    ) -> Result<Vec<Namespace>, MetaError>;
+
+    async fn catalog_table(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+        name: &str,
+    ) -> Result<Option<TableRecord>, MetaError>;
+
+    /// The tables of a namespace, in name order.
+    async fn catalog_tables(
+        &self,
+        bucket: &str,
+        namespace: &[String],
+    ) -> Result<Vec<(String, TableRecord)>, MetaError>;
 
     /// Every stripe any record references: the live set for garbage collection.
     /// Garbage freed at or before `freed_by_ms`, oldest first, at most `limit` entries.

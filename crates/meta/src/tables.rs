@@ -43,6 +43,8 @@ pub(crate) const GARBAGE_NEXT_KEY: &str = "garbage-next";
 /// at start, the last run ended without one (a crash, or a version before this mark): writes
 /// it cut off may have left shard files no table knows of.
 pub(crate) const CLEAN_STOP_KEY: &str = "clean-stop";
+/// The Iceberg catalog's namespaces and tables: see [`crate::catalog`].
+pub(crate) const CATALOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("catalog");
 /// Users and access keys, opaque to the metadata layer.
 pub(crate) const IDENTITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("identities");
 /// In [`SYSTEM`]: cluster-wide values (`Command::SetClusterValue`), under this prefix.

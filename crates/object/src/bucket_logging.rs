@@ -1,10 +1,10 @@
 //! Server access logging: where a bucket's logs go, and delivering a batch of log lines as
 //! one object into the target bucket.
 
-use basalt_meta::{BucketLogging, Command, ObjectRecord, StandardHeaders};
+use basalt_meta::{BucketLogging, Command, ObjectRecord};
 use bytes::Bytes;
 
-use crate::{ObjectError, ObjectStore, ObjectWrite, Sse};
+use crate::{ObjectError, ObjectStore};
 
 impl ObjectStore {
     pub async fn bucket_logging(&self, bucket: &str) -> Result<Option<BucketLogging>, ObjectError> {
@@ -34,20 +34,6 @@ impl ObjectStore {
         key: &str,
         lines: Bytes,
     ) -> Result<ObjectRecord, ObjectError> {
-        let (seal, encryption) = self.sealing(target, key, Sse::Default).await?.unzip();
-        let len = lines.len() as u64;
-        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(lines)]);
-        let staged = self
-            .stage(body, &[], Some(len), true, seal.as_ref())
-            .await?;
-        let write = ObjectWrite {
-            headers: StandardHeaders {
-                content_type: Some("text/plain".to_owned()),
-                ..Default::default()
-            },
-            encryption,
-            ..Default::default()
-        };
-        self.put_object(target, key, staged, write, None).await
+        self.put_bytes(target, key, lines, "text/plain").await
     }
 }

@@ -85,6 +85,9 @@ pub enum ObjectError {
     KmsDisabled(String),
     #[error("an alias named {0} exists")]
     AliasExists(String),
+    /// Refused by the Iceberg catalog: the catalog's routes answer it in their own terms.
+    #[error("{0}")]
+    Catalog(basalt_meta::CatalogError),
 }
 
 impl From<MetaError> for ObjectError {
@@ -104,6 +107,7 @@ impl From<MetaError> for ObjectError {
             MetaError::NoSuchVersion => Self::NoSuchVersion,
             MetaError::InvalidBucketState(m) => Self::InvalidBucketState(m),
             MetaError::InvalidRequest(m) => Self::InvalidRequest(m),
+            MetaError::Catalog(e) => Self::Catalog(e),
             MetaError::Locked(m) => Self::AccessDenied(m),
             MetaError::DeleteMarker => Self::DeleteMarker {
                 version_id: String::new(),

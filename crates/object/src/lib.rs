@@ -9,6 +9,7 @@
 
 mod access;
 mod bucket_logging;
+mod catalog;
 mod crypto;
 mod digest;
 mod error;
@@ -27,12 +28,16 @@ mod versions;
 pub use basalt_data::Redundancy;
 pub use basalt_meta::read_fence;
 pub use basalt_meta::{
-    Acl, AclGrant, BucketAccess, BucketLogging, Checksum, ChecksumAlgorithm, CompletePart,
-    CorsRule, DefaultEncryption, DefaultRetention, Encryption, Grantee, LifecycleRule, ListEntry,
-    ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig, ObjectOwnership, ObjectRecord,
-    ObjectSummary, Owner, PartListing, Permission, Precondition, PublicAccessBlock, Retention,
-    RetentionMode, StandardHeaders, Tags, UploadListing, UploadPage, UploadRecord, VersionEntry,
-    VersionPage, VersioningState,
+    Acl, AclGrant, BucketAccess, BucketLogging, CatalogCommand, CatalogError, Checksum,
+    ChecksumAlgorithm, CompletePart, CorsRule, DefaultEncryption, DefaultRetention, Encryption,
+    Grantee, LifecycleRule, ListEntry, ListPage, NULL_VERSION, ObjectLock, ObjectLockConfig,
+    ObjectOwnership, ObjectRecord, ObjectSummary, Owner, PartListing, Permission, Precondition,
+    PublicAccessBlock, Retention, RetentionMode, StandardHeaders, Tags, UploadListing, UploadPage,
+    UploadRecord, VersionEntry, VersionPage, VersioningState,
+};
+pub use basalt_meta::{
+    Namespace, NamespaceRecord, TableRecord, TableRequirement, TableState, check_catalog_name,
+    namespace_name,
 };
 pub use crypto::{CustomerKey, DataKey, MasterKeys, SEAL_OVERHEAD};
 pub use digest::Digests;

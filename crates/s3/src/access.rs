@@ -358,6 +358,73 @@ impl Access {
         }
     }
 
+    /// What the holder of `access_key` may do, for requests `s3s` does not see (the Iceberg
+    /// catalog's): the root user everything; a user's key (without a session token) what its
+    /// policies allow; a role session (with its unexpired token) what the role's allow. The
+    /// policy of `bucket` joins them, as for S3 requests.
+    pub(crate) async fn grant_of(
+        &self,
+        access_key: &str,
+        session_token: Option<&str>,
+        bucket: Option<&str>,
+        connection: Option<Connection>,
+    ) -> S3Result<Grant> {
+        let internal = |e: basalt_object::ObjectError| {
+            tracing::error!(error = %e, "reading an access key failed");
+            s3_error!(InternalError, "cannot read access keys")
+        };
+        let invalid_token = || {
+            s3_error!(
+                InvalidToken,
+                "The provided token is malformed or otherwise invalid."
+            )
+        };
+        if access_key == self.root_access_key {
+            return match session_token {
+                None => Ok(Grant::root()),
+                Some(_) => Err(invalid_token()),
+            };
+        }
+        let (principal, attached) = if let Some((user, _)) = self
+            .store
+            .credentials_of(access_key)
+            .await
+            .map_err(internal)?
+        {
+            if session_token.is_some() {
+                return Err(invalid_token());
+            }
+            (user.name, user.policies)
+        } else if let Some((session, _)) =
+            self.store.session_of(access_key).await.map_err(internal)?
+        {
+            if session.expires_ms <= basalt_object::now_ms() {
+                return Err(s3_error!(ExpiredToken, "The provided token has expired."));
+            }
+            match session_token {
+                Some(t) if basalt_object::sha256_hex(t.as_bytes()) == session.token_sha256 => {}
+                _ => return Err(invalid_token()),
+            }
+            (session.principal, session.policies)
+        } else {
+            return Err(s3_error!(
+                InvalidAccessKeyId,
+                "the access key you provided does not exist"
+            ));
+        };
+        Ok(Grant {
+            root: false,
+            caller: Caller {
+                owner: Some(user_owner(&principal)),
+            },
+            restricted: false,
+            acl_writable: false,
+            keys: global_keys(connection, Some(&principal)),
+            policies: std::sync::Arc::new(self.policies_for(&attached, bucket).await?),
+            principal: Some(principal),
+        })
+    }
+
     /// Whether the ACLs give `caller` what `need` names. A bucket with ACLs disabled
     /// (BucketOwnerEnforced, or made before ACLs) counts as `private` to its owner, and so do
     /// its objects; IgnorePublicAcls drops grants to everyone. An object that is not there is

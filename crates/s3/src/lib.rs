@@ -13,6 +13,7 @@ mod convert;
 mod cors;
 mod error;
 mod handlers;
+mod iceberg;
 mod in_flight;
 mod jwt;
 mod lifecycle;

@@ -204,7 +204,11 @@ impl Policy {
             // Admin actions belong in identity policies only: a bucket policy cannot make
             // anybody an administrator.
             let admin = !bucket_policy && lower.starts_with("admin:");
-            if action != "*" && !lower.starts_with("s3:") && !admin {
+            if action != "*"
+                && !lower.starts_with("s3:")
+                && !lower.starts_with("s3tables:")
+                && !admin
+            {
                 return Err(format!("unsupported action {action}"));
             }
         }
@@ -216,6 +220,7 @@ impl Policy {
         for resource in &resources {
             if resource != "*"
                 && !resource.starts_with("arn:aws:s3:::")
+                && !resource.starts_with(TABLES_ARN_PREFIX)
                 && !resource.starts_with(ADMIN_ARN_PREFIX)
             {
                 return Err(format!("resource {resource} is not an S3 ARN"));
@@ -593,18 +598,23 @@ fn ip_in(address: &str, range: &str) -> bool {
 /// The resource of every admin action: `arn:basalt:admin:::<call>`.
 pub const ADMIN_ARN_PREFIX: &str = "arn:basalt:admin:::";
 
+/// The resources of the Iceberg catalog's actions (`s3tables:*`):
+/// `arn:aws:s3tables:::bucket/<bucket>` for a warehouse and its namespaces,
+/// `…/table/<namespace>/<table>` for a table (namespace levels joined by dots).
+pub const TABLES_ARN_PREFIX: &str = "arn:aws:s3tables:::";
+
 /// The canned identity policies: readonly, readwrite, writeonly, and admin (every S3 and
 /// admin action: users, keys, policies, heal, lifecycle runs).
 pub fn canned(name: &str) -> Option<&'static str> {
     match name {
         "admin" => Some(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","admin:*"],"Resource":["*"]}]}"#,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","s3tables:*","admin:*"],"Resource":["*"]}]}"#,
         ),
         "readonly" => Some(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging","s3:ListBucket","s3:ListBucketVersions","s3:ListAllMyBuckets","s3:GetBucketLocation","s3:GetBucketVersioning"],"Resource":["arn:aws:s3:::*"]}]}"#,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:GetObjectTagging","s3:GetObjectVersionTagging","s3:ListBucket","s3:ListBucketVersions","s3:ListAllMyBuckets","s3:GetBucketLocation","s3:GetBucketVersioning"],"Resource":["arn:aws:s3:::*"]},{"Effect":"Allow","Action":["s3tables:Get*","s3tables:List*"],"Resource":["arn:aws:s3tables:::*"]}]}"#,
         ),
         "readwrite" => Some(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::*"]}]}"#,
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],"Resource":["arn:aws:s3:::*"]},{"Effect":"Allow","Action":["s3tables:*"],"Resource":["arn:aws:s3tables:::*"]}]}"#,
         ),
         "writeonly" => Some(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:AbortMultipartUpload","s3:ListMultipartUploadParts","s3:ListBucketMultipartUploads"],"Resource":["arn:aws:s3:::*"]}]}"#,

@@ -145,6 +145,7 @@ pub struct HttpService {
     metrics_token: Option<basalt_object::Secret>,
     cluster_status: Option<ClusterStatusSource>,
     access_logs: Arc<crate::access_log::AccessLogs>,
+    catalog: crate::iceberg::Catalog,
 }
 
 fn declared_length(headers: &http::HeaderMap) -> u64 {
@@ -205,6 +206,20 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         builder.set_host(DomainHost::new(&config.domains)?);
         Some(Arc::new(DomainHost::new(&config.domains)?))
     };
+    let catalog = crate::iceberg::Catalog {
+        store: store.clone(),
+        auth: Arc::new(crate::access::Auth {
+            store: store.clone(),
+            root_access_key: config.access_key.clone(),
+            root_secret_key: SecretKey::from(config.secret_key.expose().to_owned()),
+        }),
+        access: Arc::new(crate::access::Access {
+            store: store.clone(),
+            root_access_key: config.access_key.clone(),
+            sse_c_over_http: config.sse_c_over_http,
+        }),
+        region: config.region.clone(),
+    };
     Ok(HttpService {
         s3: builder.build(),
         ready: Arc::new(AtomicBool::new(false)),
@@ -221,6 +236,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         metrics_token: config.metrics_token.clone(),
         cluster_status: config.cluster_status.clone(),
         access_logs,
+        catalog,
     })
 }
 
@@ -381,17 +397,24 @@ impl HttpService {
             tls: self.tls,
         });
         req.extensions_mut().insert(charge.clone());
-        crate::signed_request::sigv2_bucket_resource(&mut req);
-        let refused = crate::signed_request::check(&req, &self.region)
-            .and_then(|()| crate::body_limits::check(&req, crate::admin::PREFIX))
-            .and_then(|()| crate::convert::check_metadata_headers(req.headers()));
         let facts = req
             .extensions()
             .get::<crate::access_log::RequestFacts>()
             .cloned();
-        let mut resp = match refused {
-            Ok(()) => self.s3.call(req).await?,
-            Err(e) => s3_error_response(e),
+        let mut resp = if self.is_catalog_request(&req) {
+            if let Some(facts) = &facts {
+                facts.update(|f| f.operation = Some("IcebergCatalog".to_owned()));
+            }
+            self.catalog.handle(req).await
+        } else {
+            crate::signed_request::sigv2_bucket_resource(&mut req);
+            let refused = crate::signed_request::check(&req, &self.region)
+                .and_then(|()| crate::body_limits::check(&req, crate::admin::PREFIX))
+                .and_then(|()| crate::convert::check_metadata_headers(req.headers()));
+            match refused {
+                Ok(()) => self.s3.call(req).await?,
+                Err(e) => s3_error_response(e),
+            }
         };
         if charge.spent() {
             tracing::warn!(
@@ -465,6 +488,13 @@ impl HttpService {
         }
         let first = req.uri().path().trim_start_matches('/').split('/').next()?;
         (!first.is_empty()).then(|| first.to_owned())
+    }
+
+    /// A request for the Iceberg catalog: its path, on a host that names no bucket (under a
+    /// virtual-hosted bucket, `/_iceberg/…` is an object key).
+    fn is_catalog_request<B>(&self, req: &Request<B>) -> bool {
+        crate::iceberg::is_catalog_request(req.uri().path())
+            && !(self.host.is_some() && self.bucket_of(req).is_some_and(|b| !b.starts_with('_')))
     }
 
     async fn cors_rules(&self, bucket: Option<&str>) -> Option<Vec<basalt_object::CorsRule>> {
