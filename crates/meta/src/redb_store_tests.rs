@@ -4,7 +4,10 @@
 use super::*;
 use crate::record::{ChunkRef, ObjectDetails, ObjectSummary, Payload, StandardHeaders};
 use crate::store::ListEntry;
-use crate::{CompletePart, Precondition, RetentionMode, VersionEntry, VersioningState};
+use crate::{
+    CatalogCommand, CompletePart, Precondition, RetentionMode, TableRecord, VersionEntry,
+    VersioningState,
+};
 
 fn open() -> (tempfile::TempDir, RedbStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -835,6 +838,171 @@ async fn object_lock_refuses_deletes_and_weakening_until_it_passes() {
     ));
     store
         .execute(delete_at("c", "v-c", 2000, false))
+        .await
+        .unwrap();
+}
+
+fn catalog(command: CatalogCommand) -> Command {
+    Command::Catalog(command)
+}
+
+fn table_record(location: &str, main: Option<i64>) -> TableRecord {
+    TableRecord {
+        metadata_location: location.into(),
+        state: crate::TableState {
+            uuid: "u".into(),
+            refs: main.map(|id| ("main".to_owned(), id)).into_iter().collect(),
+            ..Default::default()
+        },
+    }
+}
+
+fn commit(base: Option<&str>, main_before: Option<i64>, record: TableRecord) -> Command {
+    catalog(CatalogCommand::CommitTable {
+        bucket: "w".into(),
+        namespace: vec!["db".into()],
+        name: "t".into(),
+        base_location: base.map(str::to_owned),
+        // A create has no base, and no requirement of a table that is not there yet.
+        requirements: base
+            .map(|_| crate::TableRequirement::RefSnapshotId {
+                name: "main".into(),
+                snapshot_id: main_before,
+            })
+            .into_iter()
+            .collect(),
+        record,
+    })
+}
+
+fn catalog_error(result: Result<Outcome, MetaError>) -> crate::CatalogError {
+    match result {
+        Err(MetaError::Catalog(e)) => e,
+        other => panic!("expected a catalog refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn of_two_commits_on_one_table_state_exactly_one_wins() {
+    use crate::CatalogError;
+    let (_dir, store) = open();
+    bucket(&store, "w").await;
+    let create_ns = |namespace: Vec<&str>| {
+        catalog(CatalogCommand::CreateNamespace {
+            bucket: "w".into(),
+            namespace: namespace.into_iter().map(str::to_owned).collect(),
+            properties: Default::default(),
+        })
+    };
+    assert!(matches!(
+        catalog_error(store.execute(create_ns(vec!["db", "nested"])).await),
+        CatalogError::NoSuchNamespace(_)
+    ));
+    store.execute(create_ns(vec!["db"])).await.unwrap();
+    store
+        .execute(create_ns(vec!["db", "nested"]))
+        .await
+        .unwrap();
+    assert!(matches!(
+        catalog_error(store.execute(create_ns(vec!["db"])).await),
+        CatalogError::NamespaceExists(_)
+    ));
+    assert_eq!(
+        store.catalog_namespaces("w", &[]).await.unwrap(),
+        vec![vec!["db".to_owned()]]
+    );
+    assert_eq!(
+        store
+            .catalog_namespaces("w", &["db".to_owned()])
+            .await
+            .unwrap(),
+        vec![vec!["db".to_owned(), "nested".to_owned()]]
+    );
+
+    store
+        .execute(commit(None, None, table_record("m0", None)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        catalog_error(
+            store
+                .execute(commit(None, None, table_record("m0b", None)))
+                .await
+        ),
+        CatalogError::TableExists(_)
+    ));
+    // Two appends made on the same state: the first wins, the second's requirement fails.
+    store
+        .execute(commit(Some("m0"), None, table_record("m1", Some(1))))
+        .await
+        .unwrap();
+    assert!(matches!(
+        catalog_error(
+            store
+                .execute(commit(Some("m0"), None, table_record("m2", Some(2))))
+                .await
+        ),
+        CatalogError::CommitFailed(_)
+    ));
+    // Requirements that still hold on a table that moved on: the caller must redo the commit.
+    assert_eq!(
+        catalog_error(
+            store
+                .execute(commit(Some("m0"), Some(1), table_record("m3", Some(3))))
+                .await
+        ),
+        CatalogError::CommitBaseMoved
+    );
+    let ns = ["db".to_owned()];
+    let current = store.catalog_table("w", &ns, "t").await.unwrap().unwrap();
+    assert_eq!(current.metadata_location, "m1");
+
+    // A namespace with a table or a namespace in it stays.
+    let drop_ns = |namespace: Vec<&str>| {
+        catalog(CatalogCommand::DropNamespace {
+            bucket: "w".into(),
+            namespace: namespace.into_iter().map(str::to_owned).collect(),
+        })
+    };
+    assert!(matches!(
+        catalog_error(store.execute(drop_ns(vec!["db"])).await),
+        CatalogError::NamespaceNotEmpty(_)
+    ));
+    assert!(matches!(
+        store
+            .execute(Command::DeleteBucket { name: "w".into() })
+            .await,
+        Err(MetaError::InvalidBucketState(_))
+    ));
+    store
+        .execute(catalog(CatalogCommand::RenameTable {
+            bucket: "w".into(),
+            from: (ns.to_vec(), "t".into()),
+            to: (vec!["db".into(), "nested".into()], "u".into()),
+        }))
+        .await
+        .unwrap();
+    assert!(store.catalog_table("w", &ns, "t").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .catalog_tables("w", &["db".to_owned(), "nested".to_owned()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .execute(catalog(CatalogCommand::DropTable {
+            bucket: "w".into(),
+            namespace: vec!["db".into(), "nested".into()],
+            name: "u".into(),
+        }))
+        .await
+        .unwrap();
+    store.execute(drop_ns(vec!["db", "nested"])).await.unwrap();
+    store.execute(drop_ns(vec!["db"])).await.unwrap();
+    store
+        .execute(Command::DeleteBucket { name: "w".into() })
         .await
         .unwrap();
 }

@@ -301,6 +301,14 @@ mod tests {
                     if_absent: true,
                 },
             ),
+            stamped(
+                16,
+                Command::Catalog(crate::CatalogCommand::CreateNamespace {
+                    bucket: "photos".into(),
+                    namespace: vec!["lakehouse".into()],
+                    properties: Default::default(),
+                }),
+            ),
         ]
     }
 
@@ -344,6 +352,10 @@ mod tests {
         let (snap_a, pos_a) = snapshot_of(&a);
         let (snap_b, pos_b) = snapshot_of(&b);
         assert_eq!(snap_a, snap_b, "same log, same state");
+        assert!(
+            snap_a.windows(9).any(|w| w == b"lakehouse"),
+            "the catalog is part of the snapshot"
+        );
         assert_eq!(pos_a.as_deref(), Some(&b"pos-6"[..]));
         assert_eq!(pos_a, pos_b);
 
