@@ -151,7 +151,7 @@ const CUSTOMER_KEY_HEADERS: [&str; 2] = [
 /// The IAM action of an S3 operation (AWS's names; a few operations share one).
 fn action_of(op: &str) -> String {
     let name = match op {
-        "HeadObject" => "GetObject",
+        "HeadObject" | "SelectObjectContent" => "GetObject",
         "HeadBucket" | "ListObjects" | "ListObjectsV2" => "ListBucket",
         "ListObjectVersions" => "ListBucketVersions",
         "ListBuckets" => "ListAllMyBuckets",
@@ -204,7 +204,7 @@ fn acl_need(op: &str) -> Option<AclNeed> {
         | "DeleteObject" => AclNeed::Bucket(Permission::Write),
         "GetBucketAcl" => AclNeed::Bucket(Permission::ReadAcp),
         "PutBucketAcl" => AclNeed::Bucket(Permission::WriteAcp),
-        "GetObject" | "HeadObject" => AclNeed::Object(Permission::Read),
+        "GetObject" | "HeadObject" | "SelectObjectContent" => AclNeed::Object(Permission::Read),
         "GetObjectAcl" => AclNeed::Object(Permission::ReadAcp),
         "PutObjectAcl" => AclNeed::Object(Permission::WriteAcp),
         _ => return None,

@@ -113,6 +113,7 @@ mod multipart;
 mod object_lock;
 mod objects;
 mod read;
+mod select;
 
 /// The routes of the S3 trait: each operation lives in the module of its kind, as an
 /// inherent method of the same name (which `BasaltS3::name` resolves to before the trait's).
@@ -235,6 +236,13 @@ impl S3 for BasaltS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         BasaltS3::get_object(self, req).await
+    }
+
+    async fn select_object_content(
+        &self,
+        req: S3Request<SelectObjectContentInput>,
+    ) -> S3Result<S3Response<SelectObjectContentOutput>> {
+        BasaltS3::select_object_content(self, req).await
     }
 
     async fn head_object(
