@@ -908,3 +908,39 @@ def test_policies_scope_tables_by_arn(basalt, bucket, populated):
     assert root.load_table(("ns", "sub", "denied")).metadata_location == denied_before
     assert root.table_exists(("ns", "sub", "allowed"))
     assert sorted(root.list_namespaces()) == [("ns",)]
+
+
+def test_table_files_need_the_callers_s3_rights_on_their_location(basalt, s3, bucket):
+    """The catalog writes metadata files and purges a table's files for the caller: a caller
+    with every catalog action but S3 rights only under lake/ cannot place a table elsewhere,
+    move one there, or purge one whose files it may not delete."""
+    root = catalog_for(basalt, bucket)
+    root.create_namespace("ns")
+    victim = root.create_table(("ns", "victim"), schema=SCHEMA, location=f"s3://{bucket}/finance/t")
+    victim.append(arrow([(1, "x")]))
+    finance = keys_under(s3, bucket, "finance/")
+    user = make_user(basalt, doc(
+        {"Effect": "Allow", "Action": "s3tables:*", "Resource": f"arn:aws:s3tables:::bucket/{bucket}*"},
+        {"Effect": "Allow", "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}/lake/*"},
+    ))
+    scoped = catalog_for(basalt, bucket, user=user, file_io=False)
+
+    with pytest.raises(ForbiddenError):
+        scoped.create_table(("ns", "mine"), schema=SCHEMA, location=f"s3://{bucket}/finance/mine")
+    assert not root.table_exists(("ns", "mine"))
+    # The default location (ns/<table>-<uuid>) is outside lake/ too.
+    with pytest.raises(ForbiddenError):
+        scoped.create_table(("ns", "mine"), schema=SCHEMA)
+    ok = scoped.create_table(("ns", "ok"), schema=SCHEMA, location=f"s3://{bucket}/lake/ok")
+    move = _commit_body(
+        [{"type": "assert-table-uuid", "uuid": str(ok.metadata.table_uuid)}],
+        [{"action": "set-location", "location": f"s3://{bucket}/finance/t"}],
+    )
+    resp = signed_request(basalt, "POST", table_path(bucket, ["ns"], "ok"), body=move, user=user)
+    assert_iceberg_error(resp, 403, "ForbiddenException")
+    assert root.load_table(("ns", "ok")).location() == f"s3://{bucket}/lake/ok"
+
+    with pytest.raises(ForbiddenError):
+        scoped.purge_table(("ns", "victim"))
+    assert root.table_exists(("ns", "victim")), "a refused purge drops nothing"
+    assert keys_under(s3, bucket, "finance/") == finance

@@ -111,9 +111,10 @@ impl ObjectStore {
     /// how many.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, ObjectError> {
         let mut deleted = 0;
+        let mut after: Option<String> = None;
         loop {
             let page = self
-                .list_objects(bucket, prefix, None, None, PURGE_PAGE)
+                .list_objects(bucket, prefix, None, after.as_deref(), PURGE_PAGE)
                 .await?;
             let keys: Vec<String> = page
                 .entries
@@ -126,6 +127,8 @@ impl ObjectStore {
             if keys.is_empty() {
                 return Ok(deleted);
             }
+            // Paged by key, so a key that cannot go (a version kept by a lock) is passed.
+            after = keys.last().cloned();
             for key in keys {
                 let request = DeleteRequest {
                     version_id: None,

@@ -179,7 +179,9 @@ fn add_to_date(t: OffsetDateTime, part: &str, n: i64) -> Result<OffsetDateTime, 
     } else {
         n
     };
-    let total = i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1 + months;
+    let total = (i64::from(t.year()) * 12 + i64::from(u8::from(t.month())) - 1)
+        .checked_add(months)
+        .ok_or_else(overflow)?;
     let year = i32::try_from(total.div_euclid(12)).map_err(|_| overflow())?;
     let month = time::Month::try_from(u8::try_from(total.rem_euclid(12) + 1).unwrap_or(1))
         .map_err(|_| overflow())?;
@@ -208,14 +210,14 @@ fn date_diff(part: &str, a: OffsetDateTime, b: OffsetDateTime) -> Result<i64, Se
 
 fn substring(text: &str, from: Option<i64>, length: Option<i64>) -> String {
     // SQL positions start at 1; a start before it shortens the length accordingly.
-    let start = from.unwrap_or(1);
+    let start = i128::from(from.unwrap_or(1));
     let chars: Vec<char> = text.chars().collect();
     let end = match length {
-        Some(l) => start.saturating_add(l.max(0)),
-        None => i64::MAX,
+        Some(l) => start + i128::from(l.max(0)),
+        None => i128::MAX,
     };
     let lo = start.max(1) - 1;
-    let hi = end.min(chars.len() as i64 + 1) - 1;
+    let hi = end.min(chars.len() as i128 + 1) - 1;
     if hi <= lo {
         return String::new();
     }
@@ -718,6 +720,8 @@ mod tests {
         assert_eq!(substring("hello", Some(0), Some(2)), "h");
         assert_eq!(substring("hello", Some(4), None), "lo");
         assert_eq!(substring("hello", Some(9), None), "");
+        assert_eq!(substring("hello", Some(i64::MIN), Some(0)), "");
+        assert_eq!(substring("hello", Some(i64::MAX), Some(i64::MAX)), "");
     }
 
     #[test]

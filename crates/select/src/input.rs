@@ -278,7 +278,6 @@ fn csv_reader<R: Read>(csv: &CsvInput, reader: R) -> csv::Reader<R> {
         .flexible(true)
         .delimiter(csv.field_delimiter)
         .quote(csv.quote)
-        .comment(csv.comment)
         .terminator(if csv.record_delimiter == b'\n' {
             csv::Terminator::CRLF
         } else {
@@ -342,10 +341,6 @@ fn scan_csv<R: Read>(
     let mut first = !window.skip_partial;
     let mut headers: Option<Arc<Vec<String>>> = header.take().map(Arc::new);
     loop {
-        let start = reader.position().byte() + counters.skipped;
-        if window.last_start.is_some_and(|last| start > last) {
-            return Ok(());
-        }
         match reader.read_byte_record(&mut record) {
             // A window that ends early stops mid-object: only the object's end can leave a
             // quote open for good.
@@ -361,12 +356,28 @@ fn scan_csv<R: Read>(
             Ok(true) => {}
             Err(e) => return Err(csv_error(&e)),
         }
+        // Where the record itself starts (after any comment or blank lines before it): a
+        // record belongs to the range its first byte is in.
+        let start = record
+            .position()
+            .map_or_else(|| reader.position().byte(), csv::Position::byte)
+            + counters.skipped;
+        if window.last_start.is_some_and(|last| start > last) {
+            return Ok(());
+        }
         let end = reader.position().byte() + counters.skipped;
         counters.boundary.store(end, Ordering::Relaxed);
         if end - start > MAX_RECORD_BYTES as u64 {
             return Err(too_long());
         }
         engine.stats.processed = end;
+        // Comment lines are skipped here, not by the parser, which would give the record
+        // after one the comment's position (and so the wrong scan range).
+        if let Some(comment) = csv.comment
+            && record.get(0).is_some_and(|f| f.first() == Some(&comment))
+        {
+            continue;
+        }
         if first {
             first = false;
             match csv.header {

@@ -307,6 +307,10 @@ impl Engine {
         if self.left == Some(0) && self.query.aggregates == 0 {
             return Ok(Flow::Done);
         }
+        // A client that went away stops the scan, even one that has sent nothing yet.
+        if self.events.is_closed() {
+            return Err(SelectError::new("InternalError", "the client went away"));
+        }
         let scope = Scope {
             record: Some(&record),
             aggregates: &[],
@@ -331,12 +335,21 @@ impl Engine {
                 Row::Json(record.to_json())
             }
             Select::All => Row::Values(record.fields()),
-            Select::Columns(columns) => Row::Values(
-                columns
+            Select::Columns(columns) => {
+                let values: Vec<(String, Value)> = columns
                     .iter()
                     .map(|c| Ok((c.name.clone(), scope.eval(&c.expr)?)))
-                    .collect::<Result<_, SelectError>>()?,
-            ),
+                    .collect::<Result<_, SelectError>>()?;
+                // Results are bounded like records (AWS: 1 MB), whatever `||` makes of them.
+                let size: usize = values.iter().map(|(_, v)| v.size()).sum();
+                if size > MAX_RECORD_BYTES {
+                    return Err(SelectError::new(
+                        "OverMaxRecordSize",
+                        format!("a result record is longer than {MAX_RECORD_BYTES} bytes"),
+                    ));
+                }
+                Row::Values(values)
+            }
         };
         self.writer.write(row)?;
         if self.writer.pending() >= RECORDS_CHUNK {
@@ -556,6 +569,22 @@ mod engine_tests {
             all += &collect(r, data).await.unwrap().0;
         }
         assert_eq!(all, "a\nbb\nccc\ndddd\n");
+        // A record after a comment line belongs to the range its own first byte is in.
+        let data = b"a\n#c\nb\n";
+        let mut all = String::new();
+        for (start, end) in [(0, 3), (4, 6)] {
+            let mut r = request(
+                "SELECT _1 FROM S3Object",
+                Input::Csv(CsvInput {
+                    comment: Some(b'#'),
+                    ..CsvInput::default()
+                }),
+                Output::Csv(CsvOutput::default()),
+            );
+            r.scan_range = Some((Some(start), Some(end)));
+            all += &collect(r, data).await.unwrap().0;
+        }
+        assert_eq!(all, "a\nb\n");
     }
 
     #[tokio::test(flavor = "multi_thread")]

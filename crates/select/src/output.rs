@@ -12,8 +12,9 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use crate::value::Value;
 use crate::{Output, QuoteFields, SelectError};
 
-/// Rows an Arrow batch holds before it is written.
+/// Rows an Arrow batch holds before it is written, and bytes (about).
 const ARROW_BATCH_ROWS: usize = 8192;
+const ARROW_BATCH_BYTES: usize = 4 << 20;
 
 /// One result row: named values, or a JSON record passed through whole (`SELECT *`).
 pub(crate) enum Row {
@@ -29,6 +30,8 @@ pub(crate) struct Writer {
 
 struct ArrowState {
     rows: Vec<Vec<(String, Value)>>,
+    /// About how many bytes `rows` hold.
+    held: usize,
     writer: Option<arrow_ipc::writer::StreamWriter<Vec<u8>>>,
     schema: Option<Arc<Schema>>,
 }
@@ -124,6 +127,7 @@ impl ArrowState {
             return Ok(());
         }
         let rows = std::mem::take(&mut self.rows);
+        self.held = 0;
         let schema = match &self.schema {
             Some(s) => s.clone(),
             None => {
@@ -205,6 +209,7 @@ impl Writer {
     pub(crate) fn new(format: Output) -> Self {
         let arrow = matches!(format, Output::Arrow).then(|| ArrowState {
             rows: Vec::new(),
+            held: 0,
             writer: None,
             schema: None,
         });
@@ -270,8 +275,12 @@ impl Writer {
                     Row::Json(other) => vec![("_1".to_owned(), Value::from_json(&other))],
                 };
                 if let Some(arrow) = &mut self.arrow {
+                    arrow.held += values
+                        .iter()
+                        .map(|(n, v)| n.len() + v.size())
+                        .sum::<usize>();
                     arrow.rows.push(values);
-                    if arrow.rows.len() >= ARROW_BATCH_ROWS {
+                    if arrow.rows.len() >= ARROW_BATCH_ROWS || arrow.held >= ARROW_BATCH_BYTES {
                         arrow.flush(&mut self.buffer)?;
                     }
                 }

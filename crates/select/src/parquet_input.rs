@@ -55,7 +55,13 @@ impl ObjectChunks {
                 "a read of {length} bytes is over the limit of a row group"
             )));
         }
-        let end = start.saturating_add(length as u64).min(self.source.len());
+        let len = self.source.len();
+        if start > len {
+            return Err(std::io::Error::other(format!(
+                "a read at {start} is past the end of the object ({len} bytes)"
+            )));
+        }
+        let end = start.saturating_add(length as u64).min(len);
         let bytes = self.handle.block_on(async {
             let mut stream = self.source.read(start..end).await?;
             let mut out = Vec::with_capacity((end - start) as usize);
@@ -454,10 +460,14 @@ fn scan_chunks(
         if !may_match(group, &schema_descr, &filters) {
             continue;
         }
-        let projected: i64 = leaves
+        let sizes: Vec<i64> = leaves
             .iter()
             .map(|&leaf| group.column(leaf).compressed_size())
-            .sum();
+            .collect();
+        if sizes.iter().any(|s| *s < 0) {
+            return Err(parquet_error("a column chunk has a negative size"));
+        }
+        let projected = sizes.iter().fold(0i64, |a, s| a.saturating_add(*s));
         if projected > MAX_ROW_GROUP_BYTES {
             return Err(SelectError::new(
                 "OverMaxParquetBlockSize",

@@ -11,6 +11,47 @@ use crate::value::{CastType, Value};
 
 /// The longest expression S3 Select takes (AWS: 256 KB).
 const MAX_EXPRESSION_BYTES: usize = 256 << 10;
+/// The most operators an expression may have: a chain of them is a tree as deep as it is
+/// long, and compiling, evaluating and dropping it recurse.
+const MAX_OPERATORS: usize = 256;
+
+/// Refuses an expression with more operators than [`MAX_OPERATORS`], before it is parsed.
+fn check_operators(sql: &str) -> Result<(), SelectError> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| parse_error(e.to_string()))?;
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => matches!(
+                w.value.to_ascii_uppercase().as_str(),
+                "AND" | "OR" | "NOT" | "LIKE" | "BETWEEN" | "IS" | "IN" | "CASE" | "WHEN"
+            ),
+            Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::LParen => true,
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(SelectError::new(
+            "ExpressionTooLong",
+            format!("the expression has more than {MAX_OPERATORS} operators"),
+        ));
+    }
+    Ok(())
+}
 
 /// One step of a column path: a name, matched exactly when it was quoted.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +271,7 @@ impl Query {
                 "the SQL expression is longer than 256 KB",
             ));
         }
+        check_operators(sql)?;
         let (sql, from_path) = take_from_path(sql)?;
         let statements =
             Parser::parse_sql(&GenericDialect {}, &sql).map_err(|e| parse_error(e.to_string()))?;
@@ -787,6 +829,12 @@ mod tests {
         assert_eq!(
             code("SELECT * FROM S3Object s JOIN S3Object t ON 1 = 1"),
             "UnsupportedSyntax"
+        );
+        // A chain deep enough to overflow the stack is refused before it is parsed.
+        let chain = vec!["1 = 1"; 60_000].join(" OR ");
+        assert_eq!(
+            code(&format!("SELECT * FROM S3Object WHERE {chain}")),
+            "ExpressionTooLong"
         );
     }
 }

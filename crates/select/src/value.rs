@@ -24,6 +24,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// About how many bytes the value takes as text.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Nested(v) => v.to_string().len(),
+            _ => 16,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null | Value::Missing)
     }

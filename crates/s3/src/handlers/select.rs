@@ -21,6 +21,11 @@ use super::BasaltS3;
 /// The header that asks for Arrow output (Basalt's extension).
 pub const OUTPUT_FORMAT_HEADER: &str = "x-basalt-output-format";
 
+/// Queries a node runs at once: each holds a blocking thread for its whole scan, and the
+/// reads it makes need blocking threads of their own, so they are kept well under the pool.
+const SELECTS_AT_ONCE: usize = 8;
+static SELECTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SELECTS_AT_ONCE);
+
 fn select_error(e: &select::SelectError) -> S3Error {
     let code = match e.code {
         "InternalError" => S3ErrorCode::InternalError,
@@ -303,6 +308,12 @@ impl BasaltS3 {
             record: Arc::new(record),
             opened,
         };
+        let Ok(permit) = SELECTS.try_acquire() else {
+            return Err(S3Error::with_message(
+                S3ErrorCode::SlowDown,
+                "Too many queries are running on this node; try again.",
+            ));
+        };
         let mut events = select::run(job, source);
         // A failure before the first event (a file that is not Parquet, a bad gzip header) is
         // the HTTP answer; later ones are error events in the stream.
@@ -311,8 +322,13 @@ impl BasaltS3 {
             Some(Ok(event)) => event,
             None => return Err(refused("InternalError", "the query ended without events")),
         };
-        let stream = futures::stream::once(async move { Ok(event_of(first)) })
-            .chain(events.map(|item| item.map(event_of).map_err(|e| select_error(&e))));
+        // The permit goes with the stream: the query holds its place until its last event.
+        let stream = futures::stream::once(async move { Ok(event_of(first)) }).chain(events.map(
+            move |item| {
+                let _held = &permit;
+                item.map(event_of).map_err(|e| select_error(&e))
+            },
+        ));
         let stream = sync_wrapper::SyncStream::new(stream);
         Ok(S3Response::new(SelectObjectContentOutput {
             payload: Some(SelectObjectContentEventStream::new(stream)),

@@ -218,8 +218,9 @@ impl TableMetadata {
     /// The metadata a staged create's updates start from: a table with nothing yet, which
     /// the updates (assign-uuid, add-schema, set-location, …) fill in.
     pub(crate) fn empty(now_ms: i64) -> Self {
+        // Version 1, so that the create's `upgrade-format-version` sets whichever it asks.
         let metadata = json!({
-            "format-version": 2,
+            "format-version": 1,
             "table-uuid": "",
             "last-sequence-number": 0,
             "last-updated-ms": now_ms,
@@ -243,6 +244,13 @@ impl TableMetadata {
         match metadata {
             Value::Object(o) => Self(o),
             _ => Self(Map::new()),
+        }
+    }
+
+    /// A staged create that named no format version gets the default one (2).
+    pub(crate) fn finish_staged_create(&mut self, created: bool, session: &Session) {
+        if created && !session.upgraded {
+            self.0.insert("format-version".into(), json!(2));
         }
     }
 
@@ -399,6 +407,7 @@ impl TableMetadata {
                     self.0.insert("next-row-id".into(), json!(0));
                 }
                 self.0.insert("format-version".into(), json!(version));
+                session.upgraded = true;
             }
             "add-schema" => {
                 let schema = u
@@ -715,6 +724,8 @@ pub(crate) struct Session {
     last_sort_order: Option<i64>,
     added_snapshots: BTreeMap<i64, i64>,
     pub(crate) changed: bool,
+    /// The commit set the format version.
+    upgraded: bool,
 }
 
 impl Session {

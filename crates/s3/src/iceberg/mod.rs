@@ -230,6 +230,16 @@ fn query_param(req: &http::request::Parts, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The bucket a `warehouse` names: its name, `s3://name` or `arn:aws:s3:::name`.
+fn warehouse_bucket(warehouse: &str) -> String {
+    warehouse
+        .strip_prefix("s3://")
+        .or_else(|| warehouse.strip_prefix("arn:aws:s3:::"))
+        .unwrap_or(warehouse)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 /// The resource of a catalog action on a warehouse (and its namespaces) or on a table.
 fn warehouse_arn(bucket: &str) -> String {
     format!("{}bucket/{bucket}", crate::policy::TABLES_ARN_PREFIX)
@@ -336,7 +346,10 @@ impl Catalog {
 
     async fn answer(&self, req: Request<Body>) -> Answer {
         let (parts, body) = req.into_parts();
-        let (bucket, route) = Route::of(parts.uri.path())?;
+        let (mut bucket, route) = Route::of(parts.uri.path())?;
+        if route == Route::Config {
+            bucket = query_param(&parts, "warehouse").map(|w| warehouse_bucket(&w));
+        }
         let body = read_body(body).await?;
         if route == Route::Token {
             return self.token(&parts, &body).await;
@@ -516,12 +529,7 @@ impl Catalog {
         let warehouse = query_param(&call.parts, "warehouse").ok_or_else(|| {
             Failure::bad_request("give the warehouse: the name of a bucket (warehouse=<bucket>)")
         })?;
-        let bucket = warehouse
-            .strip_prefix("s3://")
-            .or_else(|| warehouse.strip_prefix("arn:aws:s3:::"))
-            .unwrap_or(&warehouse)
-            .trim_end_matches('/')
-            .to_owned();
+        let bucket = warehouse_bucket(&warehouse);
         call.require("s3tables:GetTableBucket", &warehouse_arn(&bucket))?;
         self.store.bucket(&bucket).await?;
         let mut overrides = json!({

@@ -7,8 +7,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{
-    Answer, Call, Catalog, Failure, body_json, namespace_of_json, namespace_of_segment, no_content,
-    ok_json, query_param, warehouse_arn,
+    Answer, Call, Catalog, Failure, body_json, namespace_of_json, no_content, ok_json, query_param,
+    warehouse_arn,
 };
 
 /// A page of a listing: at most `pageSize` names after `pageToken` (the last name of the page
@@ -97,7 +97,12 @@ impl Catalog {
         call.require("s3tables:ListNamespaces", &warehouse_arn(bucket))?;
         let parent = match query_param(&call.parts, "parent").filter(|p| !p.is_empty()) {
             Some(p) => {
-                let parent = namespace_of_segment(&p)?;
+                // Already decoded as a query value: only split at the separator.
+                let parent: Vec<String> = p.split('\u{1f}').map(str::to_owned).collect();
+                for level in &parent {
+                    basalt_object::check_catalog_name(level, "namespace")
+                        .map_err(|e| Failure::bad_request(e.to_string()))?;
+                }
                 self.require_namespace(bucket, &parent).await?;
                 parent
             }

@@ -80,6 +80,28 @@ fn table_identifier(value: Option<&Value>) -> Result<(Vec<String>, String), Fail
     Ok((namespace, name.to_owned()))
 }
 
+/// The S3 resource of the objects under a table location (`arn:aws:s3:::bucket/prefix/`).
+fn location_arn(bucket: &str, location: &str) -> Result<String, Failure> {
+    let key = key_in_bucket(bucket, location)?;
+    Ok(format!(
+        "arn:aws:s3:::{bucket}/{}/",
+        key.trim_end_matches('/')
+    ))
+}
+
+impl Call {
+    /// A table's files are written (and purged) by the catalog for the caller: the caller must
+    /// be allowed `action` on the objects under its location, as if it wrote them itself.
+    fn require_on_location(
+        &self,
+        action: &str,
+        bucket: &str,
+        location: &str,
+    ) -> Result<(), Failure> {
+        self.require(action, &location_arn(bucket, location)?)
+    }
+}
+
 impl Catalog {
     async fn read_metadata(&self, bucket: &str, location: &str) -> Result<TableMetadata, Failure> {
         let key = key_in_bucket(bucket, location)?;
@@ -160,7 +182,9 @@ impl Catalog {
                 record,
             })
             .await;
-        if result.is_err() {
+        // Only a refusal says the file is unused: a commit whose outcome is unknown (the
+        // leader did not answer) may have made it the table's current file.
+        if let Err(ObjectError::Catalog(_)) = &result {
             self.discard_metadata(bucket, &location).await;
         }
         result
@@ -217,6 +241,7 @@ impl Catalog {
                 uuid.replace('-', "")
             ),
         };
+        call.require_on_location("s3:PutObject", bucket, &location)?;
         let properties = super::namespaces::string_map(request.get("properties"), "properties")?;
         let metadata = TableMetadata::create(NewTable {
             location,
@@ -325,6 +350,7 @@ impl Catalog {
                 }
                 // A staged create (`assert-create`): the updates make the whole table.
                 None if requirements.contains(&TableRequirement::Create) => {
+                    call.require("s3tables:CreateTable", &table_arn(bucket, ns, name))?;
                     (None, TableMetadata::empty(now_ms), 0)
                 }
                 None => return Err(no_such_table(ns, name)),
@@ -341,7 +367,13 @@ impl Catalog {
             let table_location = metadata
                 .location()
                 .ok_or_else(|| Failure::bad_request("the table has no location"))?;
-            key_in_bucket(bucket, table_location)?;
+            let moved = base_location
+                .as_ref()
+                .is_none_or(|(_, base)| base.location() != Some(table_location));
+            if moved {
+                call.require_on_location("s3:PutObject", bucket, table_location)?;
+            }
+            metadata.finish_staged_create(base_location.is_none(), &session);
             metadata.state()?;
             let location = self.write_metadata(bucket, &metadata, version).await?;
             match self
@@ -384,14 +416,19 @@ impl Catalog {
             .catalog_table(bucket, ns, name)
             .await?
             .ok_or_else(|| no_such_table(ns, name))?;
-        let table_location = if purge {
-            Some(
-                self.read_metadata(bucket, &record.metadata_location)
-                    .await?
-                    .location()
-                    .map(str::to_owned)
-                    .ok_or_else(|| Failure::bad_request("the table has no location"))?,
-            )
+        // What a purge deletes is settled (and allowed) before the table is dropped.
+        let purged_prefix = if purge {
+            let metadata = self
+                .read_metadata(bucket, &record.metadata_location)
+                .await?;
+            let location = metadata
+                .location()
+                .ok_or_else(|| Failure::bad_request("the table has no location"))?;
+            call.require_on_location("s3:DeleteObject", bucket, location)?;
+            Some(format!(
+                "{}/",
+                key_in_bucket(bucket, location)?.trim_end_matches('/')
+            ))
         } else {
             None
         };
@@ -402,11 +439,7 @@ impl Catalog {
                 name: name.to_owned(),
             })
             .await?;
-        if let Some(location) = table_location {
-            let prefix = format!(
-                "{}/",
-                key_in_bucket(bucket, &location)?.trim_end_matches('/')
-            );
+        if let Some(prefix) = purged_prefix {
             let deleted = self.store.delete_prefix(bucket, &prefix).await?;
             tracing::info!(bucket, prefix, deleted, "purged a dropped table's files");
         }
@@ -430,7 +463,12 @@ impl Catalog {
             .to_owned();
         let overwrite = request.get("overwrite").and_then(Value::as_bool) == Some(true);
         self.require_namespace(bucket, ns).await?;
+        call.require_on_location("s3:GetObject", bucket, &location)?;
         let metadata = self.read_metadata(bucket, &location).await?;
+        let table_location = metadata
+            .location()
+            .ok_or_else(|| Failure::bad_request("the metadata names no table location"))?;
+        call.require_on_location("s3:PutObject", bucket, table_location)?;
         let base = match self.store.catalog_table(bucket, ns, &name).await? {
             Some(existing) if overwrite => Some(existing.metadata_location),
             Some(_) => {
