@@ -134,14 +134,14 @@ def timed(fn, *args):
 
 def select_figures(s3, bucket: str) -> None:
     write_objects(s3, bucket)
-    print("object  method       MB_sent   seconds(median)  rows")
+    print("object  method         MB_sent   seconds(median)  rows")
     for kind in ("parquet", "csv"):
         key = f"data.{kind}"
         for name, fn in (("select", select), ("get+pyarrow", full_get)):
             runs = [timed(fn, s3, bucket, key, kind) for _ in range(ROUNDS)]
             seconds = statistics.median(r[0] for r in runs)
             sent, rows = runs[0][1]
-            print(f"{kind:7} {name:12} {sent / 1e6:9.1f} {seconds:12.2f}      {rows}", flush=True)
+            print(f"{kind:7} {name:12} {sent / 1e6:11.3f} {seconds:12.2f}      {rows}", flush=True)
 
 
 def catalog_figures(bucket: str) -> None:

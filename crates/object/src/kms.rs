@@ -133,19 +133,6 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
 }
 
-fn new_key_id() -> String {
-    let b: [u8; 16] = rand::random();
-    let hex = hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ObjectError> {
     serde_json::from_slice(bytes).map_err(|e| ObjectError::Internal(format!("KMS record: {e}")))
 }
@@ -294,7 +281,7 @@ impl BuiltinKms {
                     "a key id is 1 to 64 letters, digits, _ or -".into(),
                 ));
             }
-            None => new_key_id(),
+            None => crate::new_uuid(),
         };
         if self.record(&key_id).await?.is_some() || !self.create_material(&key_id, 1).await? {
             return Err(ObjectError::InvalidArgument(format!(

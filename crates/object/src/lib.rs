@@ -55,7 +55,7 @@ pub use secret::Secret;
 pub use stage::Staged;
 pub use store::{
     ByteStream, DeleteRequest, Deleted, KmsRequest, ObjectConfig, ObjectStore, ObjectWrite, Sse,
-    is_valid_version_id, new_version_id, now_ms,
+    is_valid_version_id, new_uuid, new_version_id, now_ms,
 };
 pub use tags::{MAX_BUCKET_TAGS, MAX_OBJECT_TAGS, validate_tags};
 pub use versions::MAX_LIFECYCLE_RULES;

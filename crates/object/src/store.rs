@@ -127,6 +127,22 @@ pub fn new_version_id() -> String {
     format!("{micros:016x}{random:016x}")
 }
 
+/// A random (version 4) UUID, as KMS key ids and Iceberg tables are named.
+pub fn new_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = hex_simd::encode_to_string(b, hex_simd::AsciiCase::Lower);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// Whether `id` could name a version: `null` or an id from [`new_version_id`].
 pub fn is_valid_version_id(id: &str) -> bool {
     id == basalt_meta::NULL_VERSION

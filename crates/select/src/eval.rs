@@ -630,71 +630,10 @@ impl Accumulator {
 pub(crate) fn aggregate_args<'a>(expr: &'a Expr, out: &mut Vec<(usize, Option<&'a Expr>)>) {
     match expr {
         Expr::Aggregate { index, arg, .. } => out.push((*index, arg.as_deref())),
-        Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) | Expr::Extract(_, e) => {
-            aggregate_args(e, out)
-        }
-        Expr::IsNull { expr, .. } => aggregate_args(expr, out),
-        Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arith(_, a, b)
-        | Expr::Concat(a, b) => {
-            aggregate_args(a, out);
-            aggregate_args(b, out);
-        }
-        Expr::Function(_, args) => args.iter().for_each(|a| aggregate_args(a, out)),
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-        } => {
-            if let Some(o) = operand {
-                aggregate_args(o, out);
-            }
-            for (w, t) in whens {
-                aggregate_args(w, out);
-                aggregate_args(t, out);
-            }
-            if let Some(o) = otherwise {
-                aggregate_args(o, out);
-            }
-        }
-        Expr::Substring { expr, from, length } => {
-            aggregate_args(expr, out);
-            for e in [from, length].into_iter().flatten() {
-                aggregate_args(e, out);
-            }
-        }
-        Expr::Trim { expr, what, .. } => {
-            aggregate_args(expr, out);
-            if let Some(w) = what {
-                aggregate_args(w, out);
-            }
-        }
-        Expr::Like {
-            expr,
-            pattern,
-            escape,
-            ..
-        } => {
-            aggregate_args(expr, out);
-            aggregate_args(pattern, out);
-            if let Some(e) = escape {
-                aggregate_args(e, out);
-            }
-        }
-        Expr::Between {
-            expr, low, high, ..
-        } => {
-            for e in [expr, low, high] {
-                aggregate_args(e, out);
-            }
-        }
-        Expr::In { expr, list, .. } => {
-            aggregate_args(expr, out);
-            list.iter().for_each(|e| aggregate_args(e, out));
-        }
-        Expr::Column(_) | Expr::Literal(_) => {}
+        other => other
+            .children()
+            .into_iter()
+            .for_each(|e| aggregate_args(e, out)),
     }
 }
 

@@ -155,6 +155,8 @@ pub struct Request {
     pub scan_range: Option<(Option<u64>, Option<u64>)>,
     /// Send Progress events.
     pub progress: bool,
+    /// How long a scan may send nothing before it sends a Cont event ([`KEEP_ALIVE`]).
+    pub keep_alive: std::time::Duration,
 }
 
 /// Byte counts of a query, as the Stats and Progress events report them.
@@ -170,6 +172,8 @@ pub enum Event {
     Records(Bytes),
     Progress(Stats),
     Stats(Stats),
+    /// A keep-alive, sent while a scan finds nothing to send for [`KEEP_ALIVE`].
+    Cont,
     End,
 }
 
@@ -192,6 +196,11 @@ pub const MAX_RECORD_BYTES: usize = 1 << 20;
 const RECORDS_CHUNK: usize = 64 << 10;
 /// Events waiting for the client, at most.
 const EVENTS_IN_FLIGHT: usize = 4;
+/// How long a scan goes without sending anything before it sends a Cont event, so that the
+/// client (and the node's wait for the first event) hears from it.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Records between two looks at the clock.
+const RECORDS_PER_CLOCK_CHECK: u64 = 4096;
 
 impl Request {
     /// Checks the parts of the request that do not need the object (before any event is
@@ -255,6 +264,10 @@ pub(crate) struct Engine {
     pub(crate) stats: Stats,
     progress: bool,
     json_passthrough: bool,
+    /// Records fed so far, and when the last event went out.
+    fed: u64,
+    last_event: std::time::Instant,
+    keep_alive: std::time::Duration,
 }
 
 /// Whether the engine wants more records.
@@ -293,10 +306,14 @@ impl Engine {
             events,
             stats: Stats::default(),
             progress: request.progress,
+            fed: 0,
+            last_event: std::time::Instant::now(),
+            keep_alive: request.keep_alive,
         }
     }
 
-    fn send(&self, event: Event) -> Result<(), SelectError> {
+    fn send(&mut self, event: Event) -> Result<(), SelectError> {
+        self.last_event = std::time::Instant::now();
         self.events
             .blocking_send(Ok(event))
             .map_err(|_| SelectError::new("InternalError", "the client went away"))
@@ -310,6 +327,12 @@ impl Engine {
         // A client that went away stops the scan, even one that has sent nothing yet.
         if self.events.is_closed() {
             return Err(SelectError::new("InternalError", "the client went away"));
+        }
+        self.fed += 1;
+        if self.fed.is_multiple_of(RECORDS_PER_CLOCK_CHECK)
+            && self.last_event.elapsed() >= self.keep_alive
+        {
+            self.send(Event::Cont)?;
         }
         let scope = Scope {
             record: Some(&record),
@@ -376,7 +399,8 @@ impl Engine {
         self.stats.returned += bytes.len() as u64;
         self.send(Event::Records(Bytes::from(bytes)))?;
         if self.progress {
-            self.send(Event::Progress(self.stats))?;
+            let stats = self.stats;
+            self.send(Event::Progress(stats))?;
         }
         Ok(())
     }
@@ -399,7 +423,8 @@ impl Engine {
         }
         let rest = self.writer.finish()?;
         self.send_records(rest)?;
-        self.send(Event::Stats(self.stats))?;
+        let stats = self.stats;
+        self.send(Event::Stats(stats))?;
         self.send(Event::End)
     }
 }
@@ -481,6 +506,7 @@ mod engine_tests {
             output,
             scan_range: None,
             progress: false,
+            keep_alive: KEEP_ALIVE,
         }
     }
 
@@ -492,7 +518,7 @@ mod engine_tests {
             match event? {
                 Event::Records(b) => out.extend_from_slice(&b),
                 Event::Stats(s) => stats = Some(s),
-                Event::Progress(_) => {}
+                Event::Progress(_) | Event::Cont => {}
                 Event::End => {
                     return Ok((String::from_utf8(out).unwrap(), stats.unwrap()));
                 }
@@ -614,6 +640,26 @@ mod engine_tests {
         .await
         .unwrap_err();
         assert_eq!(err.code, "JSONParsingError");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_scan_that_finds_nothing_keeps_the_client_listening() {
+        let data: String = (0..20_000).map(|i| format!("{i}\n")).collect();
+        let mut r = request(
+            "SELECT * FROM S3Object WHERE _1 = 'none'",
+            csv_in(FileHeaderInfo::None),
+            Output::Csv(CsvOutput::default()),
+        );
+        r.keep_alive = std::time::Duration::ZERO;
+        let mut events = run(r, Memory(Bytes::from(data)));
+        let mut kinds = Vec::new();
+        while let Some(event) = events.next().await {
+            kinds.push(event.unwrap());
+        }
+        let conts = kinds.iter().filter(|e| **e == Event::Cont).count();
+        assert!(conts >= 4, "{conts} Cont events in {kinds:?}");
+        assert_eq!(kinds.last(), Some(&Event::End));
+        assert!(!kinds.iter().any(|e| matches!(e, Event::Records(_))));
     }
 
     #[tokio::test(flavor = "multi_thread")]

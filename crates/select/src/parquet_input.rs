@@ -39,8 +39,17 @@ fn parquet_error(message: impl Into<String>) -> SelectError {
 struct ObjectChunks {
     source: Arc<dyn Source>,
     handle: tokio::runtime::Handle,
+    /// Bytes the reader asked for (what Stats reports as scanned).
     scanned: Arc<std::sync::atomic::AtomicU64>,
+    /// The last blocks read: the store reads (and verifies) whole chunks, so the many small
+    /// reads of page headers and pages are served from the block they fall in.
+    blocks: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
 }
+
+/// What one read from the store covers at least (the default chunk size), aligned to it.
+const BLOCK: u64 = 4 << 20;
+/// Blocks kept per query.
+const BLOCKS_KEPT: usize = 2;
 
 impl Length for ObjectChunks {
     fn len(&self) -> u64 {
@@ -62,17 +71,40 @@ impl ObjectChunks {
             )));
         }
         let end = start.saturating_add(length as u64).min(len);
-        let bytes = self.handle.block_on(async {
-            let mut stream = self.source.read(start..end).await?;
-            let mut out = Vec::with_capacity((end - start) as usize);
+        self.scanned
+            .fetch_add(end - start, std::sync::atomic::Ordering::Relaxed);
+        let block_start = start - start % BLOCK;
+        if end - start >= BLOCK || end > block_start + BLOCK {
+            // Large, or across two blocks: read as asked.
+            return self.read(start..end);
+        }
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, block)) = blocks.iter().find(|(at, _)| *at == block_start) {
+            let from = (start - at) as usize;
+            let to = ((end - at) as usize).min(block.len());
+            return Ok(block.slice(from.min(to)..to));
+        }
+        let block = self.read(block_start..(block_start + BLOCK).min(len))?;
+        let slice = block.slice(
+            ((start - block_start) as usize).min(block.len())
+                ..((end - block_start) as usize).min(block.len()),
+        );
+        if blocks.len() == BLOCKS_KEPT {
+            blocks.remove(0);
+        }
+        blocks.push((block_start, block));
+        Ok(slice)
+    }
+
+    fn read(&self, range: std::ops::Range<u64>) -> std::io::Result<Bytes> {
+        self.handle.block_on(async {
+            let mut stream = self.source.read(range.clone()).await?;
+            let mut out = Vec::with_capacity((range.end - range.start) as usize);
             while let Some(piece) = stream.next().await {
                 out.extend_from_slice(&piece?);
             }
             Ok::<_, std::io::Error>(Bytes::from(out))
-        })?;
-        self.scanned
-            .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(bytes)
+        })
     }
 }
 
@@ -117,6 +149,7 @@ impl ChunkReader for ObjectChunks {
                 source: self.source.clone(),
                 handle: self.handle.clone(),
                 scanned: self.scanned.clone(),
+                blocks: self.blocks.clone(),
             },
             position: start,
             window: Bytes::new(),
@@ -144,81 +177,11 @@ fn named_columns(request: &Request) -> Option<Vec<Step>> {
 
 fn collect_columns(expr: &Expr, out: &mut Vec<Step>) {
     match expr {
-        Expr::Column(path) => {
-            if let Some(first) = path.first() {
-                out.push(first.clone());
-            }
-        }
-        Expr::Literal(_) => {}
-        Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) | Expr::Extract(_, e) => {
-            collect_columns(e, out)
-        }
-        Expr::IsNull { expr, .. } => collect_columns(expr, out),
-        Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arith(_, a, b)
-        | Expr::Concat(a, b) => {
-            collect_columns(a, out);
-            collect_columns(b, out);
-        }
-        Expr::Function(_, args) => args.iter().for_each(|a| collect_columns(a, out)),
-        Expr::Aggregate { arg, .. } => {
-            if let Some(a) = arg {
-                collect_columns(a, out);
-            }
-        }
-        Expr::Like {
-            expr,
-            pattern,
-            escape,
-            ..
-        } => {
-            collect_columns(expr, out);
-            collect_columns(pattern, out);
-            if let Some(e) = escape {
-                collect_columns(e, out);
-            }
-        }
-        Expr::Between {
-            expr, low, high, ..
-        } => {
-            for e in [expr, low, high] {
-                collect_columns(e, out);
-            }
-        }
-        Expr::In { expr, list, .. } => {
-            collect_columns(expr, out);
-            list.iter().for_each(|e| collect_columns(e, out));
-        }
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-        } => {
-            if let Some(o) = operand {
-                collect_columns(o, out);
-            }
-            for (w, t) in whens {
-                collect_columns(w, out);
-                collect_columns(t, out);
-            }
-            if let Some(o) = otherwise {
-                collect_columns(o, out);
-            }
-        }
-        Expr::Substring { expr, from, length } => {
-            collect_columns(expr, out);
-            for e in [from, length].into_iter().flatten() {
-                collect_columns(e, out);
-            }
-        }
-        Expr::Trim { expr, what, .. } => {
-            collect_columns(expr, out);
-            if let Some(w) = what {
-                collect_columns(w, out);
-            }
-        }
+        Expr::Column(path) => out.extend(path.first().cloned()),
+        other => other
+            .children()
+            .into_iter()
+            .for_each(|e| collect_columns(e, out)),
     }
 }
 
@@ -382,6 +345,7 @@ pub(crate) fn scan(
         source,
         handle: handle.clone(),
         scanned: scanned.clone(),
+        blocks: Arc::default(),
     };
     let result = scan_chunks(request, chunks, engine);
     engine.stats.scanned = scanned.load(std::sync::atomic::Ordering::Relaxed);

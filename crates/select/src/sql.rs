@@ -372,47 +372,55 @@ fn limit_value(expr: &ast::Expr) -> Result<u64, SelectError> {
 fn has_bare_column(expr: &Expr) -> bool {
     match expr {
         Expr::Column(_) => true,
-        Expr::Literal(_) | Expr::Aggregate { .. } => false,
-        Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) | Expr::Extract(_, e) => has_bare_column(e),
-        Expr::IsNull { expr, .. } => has_bare_column(expr),
-        Expr::And(a, b)
-        | Expr::Or(a, b)
-        | Expr::Compare(_, a, b)
-        | Expr::Arith(_, a, b)
-        | Expr::Concat(a, b) => has_bare_column(a) || has_bare_column(b),
-        Expr::Function(_, args) => args.iter().any(has_bare_column),
-        Expr::Like {
-            expr,
-            pattern,
-            escape,
-            ..
-        } => {
-            has_bare_column(expr)
-                || has_bare_column(pattern)
-                || escape.as_deref().is_some_and(has_bare_column)
-        }
-        Expr::Between {
-            expr, low, high, ..
-        } => has_bare_column(expr) || has_bare_column(low) || has_bare_column(high),
-        Expr::In { expr, list, .. } => has_bare_column(expr) || list.iter().any(has_bare_column),
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-        } => {
-            operand.as_deref().is_some_and(has_bare_column)
-                || whens
-                    .iter()
-                    .any(|(w, t)| has_bare_column(w) || has_bare_column(t))
-                || otherwise.as_deref().is_some_and(has_bare_column)
-        }
-        Expr::Substring { expr, from, length } => {
-            has_bare_column(expr)
-                || from.as_deref().is_some_and(has_bare_column)
-                || length.as_deref().is_some_and(has_bare_column)
-        }
-        Expr::Trim { expr, what, .. } => {
-            has_bare_column(expr) || what.as_deref().is_some_and(has_bare_column)
+        Expr::Aggregate { .. } => false,
+        other => other.children().into_iter().any(has_bare_column),
+    }
+}
+
+impl Expr {
+    /// The expressions this one is made of, in order (an aggregate's argument included).
+    pub(crate) fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => Vec::new(),
+            Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) | Expr::Extract(_, e) => vec![e],
+            Expr::IsNull { expr, .. } => vec![expr],
+            Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Compare(_, a, b)
+            | Expr::Arith(_, a, b)
+            | Expr::Concat(a, b) => vec![a, b],
+            Expr::Function(_, args) => args.iter().collect(),
+            Expr::Aggregate { arg, .. } => arg.iter().map(|a| &**a).collect(),
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                ..
+            } => [Some(&**expr), Some(&**pattern), escape.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Expr::Between {
+                expr, low, high, ..
+            } => vec![expr, low, high],
+            Expr::In { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+            } => operand
+                .as_deref()
+                .into_iter()
+                .chain(whens.iter().flat_map(|(w, t)| [w, t]))
+                .chain(otherwise.as_deref())
+                .collect(),
+            Expr::Substring { expr, from, length } => std::iter::once(&**expr)
+                .chain(from.as_deref())
+                .chain(length.as_deref())
+                .collect(),
+            Expr::Trim { expr, what, .. } => {
+                std::iter::once(&**expr).chain(what.as_deref()).collect()
+            }
         }
     }
 }

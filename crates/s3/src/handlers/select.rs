@@ -237,6 +237,7 @@ fn event_of(event: select::Event) -> SelectObjectContentEvent {
         select::Event::Stats(s) => SelectObjectContentEvent::Stats(StatsEvent {
             details: Some(stats_of(s)),
         }),
+        select::Event::Cont => SelectObjectContentEvent::Cont(ContinuationEvent {}),
         select::Event::End => SelectObjectContentEvent::End(EndEvent {}),
     }
 }
@@ -287,6 +288,7 @@ impl BasaltS3 {
             output,
             scan_range,
             progress,
+            keep_alive: select::KEEP_ALIVE,
         };
         let record = self
             .store

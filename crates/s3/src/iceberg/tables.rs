@@ -17,21 +17,6 @@ use super::{
 /// How many times a commit is redone on a table that moved on while its requirements held.
 const COMMIT_ATTEMPTS: usize = 10;
 
-fn new_uuid() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex_simd::encode_to_string(bytes, hex_simd::AsciiCase::Lower);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 /// The key, in `bucket`, of a location (`s3://bucket/key`); locations elsewhere are refused,
 /// so that a purge never reaches past the warehouse.
 fn key_in_bucket(bucket: &str, location: &str) -> Result<String, Failure> {
@@ -49,12 +34,28 @@ fn key_in_bucket(bucket: &str, location: &str) -> Result<String, Failure> {
         })
 }
 
+/// The `name` of a create or register request.
+fn table_name_of(request: &serde_json::Map<String, Value>) -> Result<String, Failure> {
+    let name = request
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::bad_request("a table needs a name"))?;
+    basalt_object::check_catalog_name(name, "table")
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    Ok(name.to_owned())
+}
+
 fn no_such_table(namespace: &[String], name: &str) -> Failure {
-    ObjectError::Catalog(CatalogError::NoSuchTable(format!(
-        "{}.{name}",
-        namespace_name(namespace)
-    )))
-    .into()
+    ObjectError::Catalog(CatalogError::NoSuchTable(qualified(namespace, name))).into()
+}
+
+fn table_exists(namespace: &[String], name: &str) -> Failure {
+    ObjectError::Catalog(CatalogError::TableExists(qualified(namespace, name))).into()
+}
+
+/// `namespace.levels.table`, as errors name a table.
+fn qualified(namespace: &[String], name: &str) -> String {
+    format!("{}.{name}", namespace_name(namespace))
 }
 
 /// `LoadTableResult`: the table's metadata, and where it is.
@@ -126,7 +127,7 @@ impl Catalog {
             .to_owned();
         let location = format!(
             "{table_location}/metadata/{version:05}-{}.metadata.json",
-            new_uuid()
+            basalt_object::new_uuid()
         );
         let key = key_in_bucket(bucket, &location)?;
         self.store
@@ -208,26 +209,16 @@ impl Catalog {
 
     pub(super) async fn create_table(&self, call: &Call, bucket: &str, ns: &[String]) -> Answer {
         let request = body_json(&call.body)?;
-        let name = request
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure::bad_request("a table needs a name"))?
-            .to_owned();
-        basalt_object::check_catalog_name(&name, "table")
-            .map_err(|e| Failure::bad_request(e.to_string()))?;
+        let name = table_name_of(&request)?;
         call.require("s3tables:CreateTable", &table_arn(bucket, ns, &name))?;
         let schema = request
             .get("schema")
             .ok_or_else(|| Failure::bad_request("a table needs a schema"))?;
         self.require_namespace(bucket, ns).await?;
         if self.store.catalog_table(bucket, ns, &name).await?.is_some() {
-            return Err(ObjectError::Catalog(CatalogError::TableExists(format!(
-                "{}.{name}",
-                namespace_name(ns)
-            )))
-            .into());
+            return Err(table_exists(ns, &name));
         }
-        let uuid = new_uuid();
+        let uuid = basalt_object::new_uuid();
         let location = match request.get("location").and_then(Value::as_str) {
             Some(given) => {
                 key_in_bucket(bucket, given)?;
@@ -448,13 +439,7 @@ impl Catalog {
 
     pub(super) async fn register_table(&self, call: &Call, bucket: &str, ns: &[String]) -> Answer {
         let request = body_json(&call.body)?;
-        let name = request
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure::bad_request("a table needs a name"))?
-            .to_owned();
-        basalt_object::check_catalog_name(&name, "table")
-            .map_err(|e| Failure::bad_request(e.to_string()))?;
+        let name = table_name_of(&request)?;
         call.require("s3tables:RegisterTable", &table_arn(bucket, ns, &name))?;
         let location = request
             .get("metadata-location")
@@ -472,11 +457,7 @@ impl Catalog {
         let base = match self.store.catalog_table(bucket, ns, &name).await? {
             Some(existing) if overwrite => Some(existing.metadata_location),
             Some(_) => {
-                return Err(ObjectError::Catalog(CatalogError::TableExists(format!(
-                    "{}.{name}",
-                    namespace_name(ns)
-                )))
-                .into());
+                return Err(table_exists(ns, &name));
             }
             None => None,
         };
@@ -533,13 +514,5 @@ mod tests {
         assert!(key_in_bucket("w", "s3://wx/db/t").is_err());
         assert!(key_in_bucket("w", "s3://w/").is_err());
         assert!(key_in_bucket("w", "file:///etc").is_err());
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let id = new_uuid();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(id, new_uuid());
     }
 }
