@@ -329,6 +329,16 @@ impl TableMetadata {
             .unwrap_or_default()
     }
 
+    /// Drops the items of `list` whose `id_field` is one of `ids`.
+    fn remove_ids(&mut self, list: &str, id_field: &str, ids: &[i64]) {
+        self.list_mut(list).retain(|item| {
+            !item
+                .get(id_field)
+                .and_then(Value::as_i64)
+                .is_some_and(|id| ids.contains(&id))
+        });
+    }
+
     fn snapshot(&self, id: i64) -> Option<&Value> {
         self.0
             .get("snapshots")?
@@ -559,22 +569,14 @@ impl TableMetadata {
                 if opt_int(&self.0, "default-spec-id").is_some_and(|d| ids.contains(&d)) {
                     return invalid("cannot remove the default partition spec");
                 }
-                self.list_mut("partition-specs").retain(|s| {
-                    !s.get("spec-id")
-                        .and_then(Value::as_i64)
-                        .is_some_and(|id| ids.contains(&id))
-                });
+                self.remove_ids("partition-specs", "spec-id", &ids);
             }
             "remove-schemas" => {
                 let ids = ints(u.get("schema-ids"), "schema-ids")?;
                 if opt_int(&self.0, "current-schema-id").is_some_and(|c| ids.contains(&c)) {
                     return invalid("cannot remove the current schema");
                 }
-                self.list_mut("schemas").retain(|s| {
-                    !s.get("schema-id")
-                        .and_then(Value::as_i64)
-                        .is_some_and(|id| ids.contains(&id))
-                });
+                self.remove_ids("schemas", "schema-id", &ids);
             }
             "add-encryption-key" => {
                 let key = u

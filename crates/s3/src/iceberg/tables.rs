@@ -104,6 +104,18 @@ impl Call {
 }
 
 impl Catalog {
+    async fn require_table(
+        &self,
+        bucket: &str,
+        ns: &[String],
+        name: &str,
+    ) -> Result<TableRecord, Failure> {
+        self.store
+            .catalog_table(bucket, ns, name)
+            .await?
+            .ok_or_else(|| no_such_table(ns, name))
+    }
+
     async fn read_metadata(&self, bucket: &str, location: &str) -> Result<TableMetadata, Failure> {
         let key = key_in_bucket(bucket, location)?;
         let bytes = self
@@ -266,11 +278,7 @@ impl Catalog {
         name: &str,
     ) -> Answer {
         call.require("s3tables:GetTable", &table_arn(bucket, ns, name))?;
-        let record = self
-            .store
-            .catalog_table(bucket, ns, name)
-            .await?
-            .ok_or_else(|| no_such_table(ns, name))?;
+        let record = self.require_table(bucket, ns, name).await?;
         let metadata = self
             .read_metadata(bucket, &record.metadata_location)
             .await?;
@@ -285,10 +293,7 @@ impl Catalog {
         name: &str,
     ) -> Answer {
         call.require("s3tables:GetTable", &table_arn(bucket, ns, name))?;
-        self.store
-            .catalog_table(bucket, ns, name)
-            .await?
-            .ok_or_else(|| no_such_table(ns, name))?;
+        self.require_table(bucket, ns, name).await?;
         no_content()
     }
 
@@ -402,11 +407,7 @@ impl Catalog {
         if purge {
             call.require("s3tables:PurgeTable", &arn)?;
         }
-        let record = self
-            .store
-            .catalog_table(bucket, ns, name)
-            .await?
-            .ok_or_else(|| no_such_table(ns, name))?;
+        let record = self.require_table(bucket, ns, name).await?;
         // What a purge deletes is settled (and allowed) before the table is dropped.
         let purged_prefix = if purge {
             let metadata = self
