@@ -389,9 +389,10 @@ fn scan_csv<R: Read>(
                 FileHeaderInfo::None => {}
             }
         }
+        // The raw fields: only those the query reads become strings.
         let row = Record::Csv {
             headers: headers.clone(),
-            fields: fields_of(&record),
+            fields: record.clone(),
         };
         if engine.feed(row)? == Flow::Done {
             return Ok(());

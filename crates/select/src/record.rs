@@ -11,7 +11,7 @@ pub(crate) enum Record {
     Csv {
         /// The header's names, when the header is used.
         headers: Option<Arc<Vec<String>>>,
-        fields: Vec<String>,
+        fields: csv::ByteRecord,
     },
     Json(serde_json::Value),
     Columns {
@@ -58,7 +58,7 @@ impl Record {
                     .and_then(|h| h.iter().position(|name| first.matches(name)))
                     .or_else(|| first.position());
                 match index.and_then(|i| fields.get(i)) {
-                    Some(f) => Value::Str(f.clone()),
+                    Some(f) => Value::Str(String::from_utf8_lossy(f).into_owned()),
                     None => Value::Missing,
                 }
             }
@@ -104,7 +104,7 @@ impl Record {
                         .as_ref()
                         .and_then(|h| h.get(i).cloned())
                         .unwrap_or_else(|| format!("_{}", i + 1));
-                    (name, Value::Str(f.clone()))
+                    (name, Value::Str(String::from_utf8_lossy(f).into_owned()))
                 })
                 .collect(),
             Record::Json(serde_json::Value::Object(o)) => o
