@@ -24,6 +24,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from helpers import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROOT_USER = "basaltadmin"
 ROOT_PASSWORD = "basaltsecret123"
@@ -163,17 +165,6 @@ def _wait_ready(proc: subprocess.Popen, endpoint: str, log_path: Path) -> None:
     )
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def basalt() -> BasaltServer:
     """Spawn one Basalt server for the whole session and yield its coordinates."""
@@ -291,10 +282,10 @@ def basalt() -> BasaltServer:
         for (node, _), node_endpoint in zip(cluster_nodes, endpoints[1:]):
             _wait_ready(node, node_endpoint, log_path)
     except Exception as e:
-        _stop(proc)
+        stop_process(proc)
         log_fh.close()
         for node, node_log in drive_servers:
-            _stop(node)
+            stop_process(node)
             node_log.close()
         if not os.environ.get("BASALT_KEEP_DATA"):
             shutil.rmtree(workdir, ignore_errors=True)
@@ -322,10 +313,10 @@ def basalt() -> BasaltServer:
     try:
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)
         log_fh.close()
         for node, node_log in drive_servers:
-            _stop(node)
+            stop_process(node)
             node_log.close()
         global _SERVER_LOG_TAIL
         _SERVER_LOG_TAIL = server.log_tail(80)

@@ -79,6 +79,18 @@ def admin(basalt, *args):
 _counter = iter(range(10**6))
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminates a child process (killing it if it does not exit within 10 s)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def make_user(basalt, *policies):
     name = f"user{next(_counter)}-{id(policies) % 10000}"
     admin(basalt, "user", "add", name)

@@ -39,7 +39,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from helpers import s3_error
+from helpers import s3_error, stop_process
 
 # pyspark-client 4.2 predates pandas 3: it warns on import and toPandas() passes the copy keyword
 # pandas 3 deprecates. The conversions here are plain numeric and string columns.
@@ -387,16 +387,6 @@ def _sail_env(basalt, endpoint: str) -> dict:
     return env
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def sail(basalt, tmp_path_factory):
     """A Sail Spark Connect server for the module, and one Spark session on it."""
@@ -440,7 +430,7 @@ def sail(basalt, tmp_path_factory):
     finally:
         if session is not None:
             session.stop()
-        _stop(proc)
+        stop_process(proc)
 
 
 SALES_SCHEMA = StructType(

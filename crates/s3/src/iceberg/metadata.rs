@@ -38,7 +38,10 @@ fn object<'a>(value: &'a Value, what: &str) -> Result<&'a Map<String, Value>, In
         .ok_or_else(|| Invalid(format!("{what} must be a JSON object")))
 }
 
-fn string_map(value: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, Invalid> {
+pub(crate) fn string_map(
+    value: Option<&Value>,
+    what: &str,
+) -> Result<BTreeMap<String, String>, Invalid> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(BTreeMap::new());
     };
@@ -51,31 +54,26 @@ fn string_map(value: Option<&Value>, what: &str) -> Result<BTreeMap<String, Stri
         .collect()
 }
 
-fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, Invalid> {
+/// A JSON list whose items `item` reads (`kind` names them in the refusal).
+fn list_of<T>(
+    value: Option<&Value>,
+    what: &str,
+    kind: &str,
+    item: impl Fn(&Value) -> Option<T>,
+) -> Result<Vec<T>, Invalid> {
+    let refusal = || Invalid(format!("{what} must be a list of {kind}"));
     let Some(Value::Array(items)) = value else {
-        return invalid(format!("{what} must be a list of strings"));
+        return Err(refusal());
     };
-    items
-        .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| Invalid(format!("{what} must be a list of strings")))
-        })
-        .collect()
+    items.iter().map(|v| item(v).ok_or_else(refusal)).collect()
+}
+
+pub(crate) fn strings(value: Option<&Value>, what: &str) -> Result<Vec<String>, Invalid> {
+    list_of(value, what, "strings", |v| v.as_str().map(str::to_owned))
 }
 
 fn ints(value: Option<&Value>, what: &str) -> Result<Vec<i64>, Invalid> {
-    let Some(Value::Array(items)) = value else {
-        return invalid(format!("{what} must be a list of integers"));
-    };
-    items
-        .iter()
-        .map(|v| {
-            v.as_i64()
-                .ok_or_else(|| Invalid(format!("{what} must be a list of integers")))
-        })
-        .collect()
+    list_of(value, what, "integers", Value::as_i64)
 }
 
 /// The highest field id in a schema or type, nested fields, list elements and map keys and

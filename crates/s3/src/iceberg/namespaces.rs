@@ -1,7 +1,5 @@
 //! The catalog's namespace routes.
 
-use std::collections::BTreeMap;
-
 use basalt_object::{CatalogCommand, CatalogError, ObjectError};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -40,39 +38,11 @@ pub(super) fn page<T>(
     Ok((items, next))
 }
 
-pub(super) fn string_map(
-    value: Option<&Value>,
-    what: &str,
-) -> Result<BTreeMap<String, String>, Failure> {
-    match value {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(o)) => o
-            .iter()
-            .map(|(k, v)| match v.as_str() {
-                Some(s) => Ok((k.clone(), s.to_owned())),
-                None => Err(Failure::bad_request(format!(
-                    "{what} must map strings to strings"
-                ))),
-            })
-            .collect(),
-        Some(_) => Err(Failure::bad_request(format!("{what} must be an object"))),
-    }
-}
-
+/// An optional list of strings (absent or null: none).
 fn string_list(value: Option<&Value>, what: &str) -> Result<Vec<String>, Failure> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_owned).ok_or_else(|| {
-                    Failure::bad_request(format!("{what} must be a list of strings"))
-                })
-            })
-            .collect(),
-        Some(_) => Err(Failure::bad_request(format!(
-            "{what} must be a list of strings"
-        ))),
+        some => Ok(super::metadata::strings(some, what)?),
     }
 }
 
@@ -121,7 +91,7 @@ impl Catalog {
         call.require("s3tables:CreateNamespace", &warehouse_arn(bucket))?;
         let request = body_json(&call.body)?;
         let namespace = namespace_of_json(request.get("namespace"))?;
-        let properties = string_map(request.get("properties"), "properties")?;
+        let properties = super::metadata::string_map(request.get("properties"), "properties")?;
         self.store
             .catalog_execute(CatalogCommand::CreateNamespace {
                 bucket: bucket.to_owned(),
@@ -179,7 +149,7 @@ impl Catalog {
         call.require("s3tables:UpdateNamespaceProperties", &warehouse_arn(bucket))?;
         let request = body_json(&call.body)?;
         let removals = string_list(request.get("removals"), "removals")?;
-        let updates = string_map(request.get("updates"), "updates")?;
+        let updates = super::metadata::string_map(request.get("updates"), "updates")?;
         if let Some(both) = removals.iter().find(|k| updates.contains_key(*k)) {
             return Err(Failure::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

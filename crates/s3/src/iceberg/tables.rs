@@ -245,7 +245,7 @@ impl Catalog {
             ),
         };
         call.require_on_location("s3:PutObject", bucket, &location)?;
-        let properties = super::namespaces::string_map(request.get("properties"), "properties")?;
+        let properties = metadata::string_map(request.get("properties"), "properties")?;
         let metadata = TableMetadata::create(NewTable {
             location,
             uuid,
