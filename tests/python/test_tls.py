@@ -16,7 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import SSLError
 
-from conftest import ROOT_PASSWORD, ROOT_USER, _binary_path, _free_port, _stop
+from conftest import ROOT_PASSWORD, ROOT_USER, _binary_path, _free_port
+from helpers import stop_process
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,10 @@ def tls_node():
             pass
         time.sleep(0.1)
     else:
-        _stop(proc)
+        stop_process(proc)
         pytest.fail("the TLS node did not become ready")
     yield f"https://localhost:{port}", str(cert)
-    _stop(proc)
+    stop_process(proc)
 
 
 def _client(endpoint, verify):
