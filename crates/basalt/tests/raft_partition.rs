@@ -200,6 +200,11 @@ async fn the_cluster_survives_partitions_and_a_rolling_restart() {
         let rpc = format!("{}:9100", node.cluster_ip);
         let root_user = format!("BASALT_ROOT_USER={ACCESS_KEY}");
         let root_password = format!("BASALT_ROOT_PASSWORD={SECRET_KEY}");
+        // BASALT_TEST_NODE_LOG (a log filter) makes the nodes say more, for a failure's logs.
+        let log = format!(
+            "BASALT_LOG={}",
+            std::env::var("BASALT_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into())
+        );
         let mut args: Vec<String> = [
             "run",
             "-d",
@@ -212,7 +217,7 @@ async fn the_cluster_survives_partitions_and_a_rolling_restart() {
             "-v",
             &mount,
             "-e",
-            "BASALT_LOG=warn",
+            &log,
             "-e",
             &root_user,
             "-e",

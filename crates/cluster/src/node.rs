@@ -197,9 +197,8 @@ fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
                 // applied later by the new leader's log, maybe not: the client is told so).
                 let Ok(written) = written else {
                     for reply in replies {
-                        let _ = reply.send(Err(Refusal::Unavailable(
-                            "not committed in time (no quorum?); the write may or may not be applied"
-                                .into(),
+                        let _ = reply.send(Err(Refusal::Indeterminate(
+                            "not committed in time (no quorum?)".into(),
                         )));
                     }
                     return;
@@ -212,10 +211,13 @@ fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
                     }
                     Err(e) => {
                         let refusal = match e {
+                            // Before the append, or when the entry was truncated away: never
+                            // applied.
                             RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
                                 Refusal::NotLeader(forward.leader_id)
                             }
-                            other => Refusal::Unavailable(other.to_string()),
+                            // A fatal error (the node stopping) may come after the append.
+                            other => Refusal::Indeterminate(other.to_string()),
                         };
                         for reply in replies {
                             let _ = reply.send(Err(refusal.clone()));
@@ -252,7 +254,10 @@ fn unavailable(why: impl std::fmt::Display) -> MetaError {
 pub enum Refusal {
     /// It is not the leader (any more): ask the one it names, if any.
     NotLeader(Option<NodeId>),
+    /// Refused before anything was proposed.
     Unavailable(String),
+    /// Proposed, and then no answer: a later leader may still commit it, or not.
+    Indeterminate(String),
 }
 
 impl ClusterNode {
@@ -460,7 +465,7 @@ impl ClusterNode {
             .map_err(|_| Refusal::Unavailable("the node is shutting down".into()))?;
         answer
             .await
-            .map_err(|_| Refusal::Unavailable("the proposal was dropped".into()))?
+            .map_err(|_| Refusal::Indeterminate("the proposal was dropped".into()))?
     }
 
     /// Commits `command` through the leader, wherever it is, and returns what applying it
@@ -491,8 +496,8 @@ impl ClusterNode {
                         Refusal::NotLeader(None)
                     }
                     Err(e) => {
-                        return Err(unavailable(format!(
-                            "the leader did not answer; the write may or may not have been applied: {e}"
+                        return Err(MetaError::Indeterminate(format!(
+                            "the leader did not answer: {e}"
                         )));
                     }
                 }
@@ -500,6 +505,7 @@ impl ClusterNode {
             match refusal {
                 Refusal::NotLeader(_) => {}
                 Refusal::Unavailable(why) => return Err(unavailable(why)),
+                Refusal::Indeterminate(why) => return Err(MetaError::Indeterminate(why)),
             }
             if Instant::now() >= deadline {
                 return Err(unavailable("no Raft leader accepted the write in time"));
@@ -568,7 +574,9 @@ impl ClusterNode {
             };
             match index {
                 Ok(index) => return Ok(index),
-                Err(Refusal::Unavailable(why)) => return Err(unavailable(why)),
+                Err(Refusal::Unavailable(why) | Refusal::Indeterminate(why)) => {
+                    return Err(unavailable(why));
+                }
                 Err(Refusal::NotLeader(_)) => {}
             }
             if Instant::now() >= deadline {

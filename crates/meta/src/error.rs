@@ -45,6 +45,10 @@ pub enum MetaError {
     /// The cluster cannot commit or confirm right now (no quorum, no leader): try again.
     #[error("metadata unavailable: {0}")]
     Unavailable(String),
+    /// A write was proposed and its outcome is unknown: it may yet be committed, or not. What
+    /// it would publish must stay until that is settled.
+    #[error("metadata unavailable, the write may or may not be applied: {0}")]
+    Indeterminate(String),
     /// Refused by the Iceberg catalog (a missing namespace, a failed commit requirement, …).
     #[error("{0}")]
     Catalog(crate::catalog::CatalogError),

@@ -104,6 +104,7 @@ impl From<MetaError> for ObjectError {
             MetaError::EntityTooSmall { part, size } => Self::EntityTooSmall { part, size, min: 0 },
             MetaError::Poisoned => Self::Unavailable,
             MetaError::Unavailable(m) => Self::ClusterUnavailable(m),
+            e @ MetaError::Indeterminate(_) => Self::ClusterUnavailable(e.to_string()),
             MetaError::NoSuchVersion => Self::NoSuchVersion,
             MetaError::InvalidBucketState(m) => Self::InvalidBucketState(m),
             MetaError::InvalidRequest(m) => Self::InvalidRequest(m),

@@ -528,6 +528,8 @@ impl ObjectStore {
     }
 
     /// Runs a command whose record owns `stripes`: if the command is refused, they are freed.
+    /// If its outcome is unknown (a cluster that lost its leader mid-commit may still commit
+    /// it), they stay: deleting them could leave a committed record without its data.
     async fn execute_owning(
         &self,
         command: Command,
@@ -535,6 +537,14 @@ impl ObjectStore {
     ) -> Result<basalt_meta::Outcome, ObjectError> {
         match self.meta.execute(command).await {
             Ok(outcome) => Ok(outcome),
+            Err(e @ basalt_meta::MetaError::Indeterminate(_)) => {
+                tracing::warn!(
+                    error = %e,
+                    stripes = stripes.len(),
+                    "a write's outcome is unknown: its shards stay (an orphan sweep removes them if it was not applied)"
+                );
+                Err(e.into())
+            }
             Err(e) => {
                 self.discard_unpublished(stripes);
                 Err(e.into())

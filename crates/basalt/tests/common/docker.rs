@@ -25,6 +25,19 @@ pub struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        // A failed test is diagnosed from what the nodes logged, which goes with the container.
+        if std::thread::panicking() {
+            for c in &self.containers {
+                if let Ok(out) = Command::new("docker")
+                    .args(["logs", "--tail", "400", c])
+                    .output()
+                {
+                    eprintln!("--- the last lines {c} logged ---");
+                    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+                    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+                }
+            }
+        }
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", c]).output();
         }
