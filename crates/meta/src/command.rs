@@ -278,6 +278,17 @@ pub struct Outcome {
     pub delete_marker: bool,
 }
 
+impl Command {
+    /// The stripes the record this command writes references (none for most commands).
+    pub(crate) fn published_stripes(&self) -> Vec<StripeRef> {
+        match self {
+            Command::PutObject { record, .. } => record.details.payload.stripes(),
+            Command::PutPart { record, .. } => record.payload.stripes(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl Outcome {
     pub(crate) fn garbage_of_part(record: Option<&PartRecord>) -> Vec<StripeRef> {
         record.map(|r| r.payload.stripes()).unwrap_or_default()

@@ -1006,3 +1006,31 @@ async fn of_two_commits_on_one_table_state_exactly_one_wins() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_same_put_applied_twice_frees_nothing_it_references() {
+    let (_dir, store) = open();
+    bucket(&store, "b").await;
+    store
+        .execute(put("k", object("one", 7), None))
+        .await
+        .unwrap();
+    let again = store
+        .execute(put("k", object("one", 7), None))
+        .await
+        .unwrap();
+    assert!(
+        again.garbage.is_empty(),
+        "a record replacing itself keeps its stripes: {:?}",
+        again.garbage
+    );
+    let next = store
+        .execute(put("k", object("two", 8), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.garbage.len(),
+        1,
+        "a different record frees the old stripes"
+    );
+}

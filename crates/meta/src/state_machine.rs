@@ -157,7 +157,15 @@ impl<'txn> Tables<'txn> {
         at_ms: i64,
         command: &Command,
     ) -> Result<Outcome, MetaError> {
-        let outcome = self.apply(command)?;
+        let mut outcome = self.apply(command)?;
+        // The same record applied twice (a command proposed again) replaces itself: what it
+        // references is not garbage, or the collector would delete live data.
+        if !outcome.garbage.is_empty() {
+            let published = command.published_stripes();
+            outcome
+                .garbage
+                .retain(|freed| !published.iter().any(|p| p.id == freed.id));
+        }
         if !outcome.garbage.is_empty() {
             self.record_garbage(at_ms, &outcome.garbage)?;
         }
