@@ -34,3 +34,14 @@ else
 fi
 
 "$VENV/bin/python" -m pip check
+
+# The console tests drive Debian's headless Chromium through its chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "python-setup: installing chromium and chromium-driver"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "python-setup: chromium and chromium-driver are missing (the console tests will fail)" >&2
+    fi
+fi

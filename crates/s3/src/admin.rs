@@ -10,6 +10,8 @@
 //! - SSE-KMS keys of the built-in key store: `GET kms/keys`, `POST kms/keys[?alias=A]
 //!   [&description=D][&id=I]`, `POST kms/keys/rotate?key=K`, `POST kms/keys/disable?key=K`,
 //!   `POST kms/keys/enable?key=K` (K: an id, `alias/NAME` or an ARN).
+//! - `GET /basalt-admin/v1/metrics/history`: the node's request totals and capacity, sampled
+//!   every 10 s for the last hour, and one sample taken now (the console charts them).
 //! - `POST /basalt-admin/v1/access-logs/flush`: delivers this node's buffered server access
 //!   logs now (200).
 //! - `POST /basalt-admin/v1/lifecycle[?at_ms=N]`: runs the lifecycle rules now, or as if the
@@ -36,6 +38,7 @@ pub(crate) struct AdminRoute {
     /// The region key ARNs name.
     pub(crate) region: String,
     pub(crate) access_logs: std::sync::Arc<crate::access_log::AccessLogs>,
+    pub(crate) history: std::sync::Arc<crate::console::history::MetricsHistory>,
 }
 
 /// The IAM action of an admin call (`admin:*` in an identity policy grants them all), or
@@ -56,7 +59,7 @@ fn admin_action(method: &Method, call: &str) -> Option<&'static str> {
         (&Method::POST, "kms/keys/rotate") => "admin:RotateKey",
         (&Method::POST, "kms/keys/disable") => "admin:DisableKey",
         (&Method::POST, "kms/keys/enable") => "admin:EnableKey",
-        (&Method::GET, "status" | "cluster/status") => "admin:ServerInfo",
+        (&Method::GET, "status" | "cluster/status" | "metrics/history") => "admin:ServerInfo",
         (&Method::POST, "lifecycle") => "admin:RunLifecycle",
         (&Method::POST, "heal") => "admin:Heal",
         (&Method::POST, "access-logs/flush") => "admin:FlushAccessLogs",
@@ -266,6 +269,9 @@ impl S3Route for AdminRoute {
             }
             (&Method::GET, "status") => {
                 json(StatusCode::OK, &self.store.maintenance_status().await)
+            }
+            (&Method::GET, "metrics/history") => {
+                json(StatusCode::OK, &self.history.history().await)
             }
             (&Method::GET, "cluster/status") => match &self.cluster_status {
                 Some(source) => json(StatusCode::OK, &(source.0)().await),

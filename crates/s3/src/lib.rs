@@ -9,6 +9,7 @@ mod acl;
 mod admin;
 mod audit;
 mod body_limits;
+mod console;
 mod convert;
 mod cors;
 mod error;

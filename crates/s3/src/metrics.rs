@@ -4,6 +4,7 @@
 //! process-wide `metrics-exporter-prometheus` recorder; rendered in Prometheus' text format.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use basalt_object::ObjectStore;
@@ -61,6 +62,59 @@ pub(crate) fn record_request(
         .record(elapsed.as_secs_f64());
     counter!("basalt_s3_received_bytes_total").increment(received);
     counter!("basalt_s3_sent_bytes_total").increment(sent);
+    TOTALS.requests.fetch_add(1, Ordering::Relaxed);
+    match status {
+        400..=499 => TOTALS.client_errors.fetch_add(1, Ordering::Relaxed),
+        500.. => TOTALS.server_errors.fetch_add(1, Ordering::Relaxed),
+        _ => 0,
+    };
+    TOTALS
+        .latency_us
+        .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    TOTALS.received_bytes.fetch_add(received, Ordering::Relaxed);
+    TOTALS.sent_bytes.fetch_add(sent, Ordering::Relaxed);
+}
+
+/// The node's request totals since it started, kept beside the recorder (which does not read
+/// back) for the console's charts.
+struct Totals {
+    requests: AtomicU64,
+    client_errors: AtomicU64,
+    server_errors: AtomicU64,
+    latency_us: AtomicU64,
+    received_bytes: AtomicU64,
+    sent_bytes: AtomicU64,
+}
+
+static TOTALS: Totals = Totals {
+    requests: AtomicU64::new(0),
+    client_errors: AtomicU64::new(0),
+    server_errors: AtomicU64::new(0),
+    latency_us: AtomicU64::new(0),
+    received_bytes: AtomicU64::new(0),
+    sent_bytes: AtomicU64::new(0),
+};
+
+/// The totals as one reading.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TotalsNow {
+    pub requests: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub latency_us: u64,
+    pub received_bytes: u64,
+    pub sent_bytes: u64,
+}
+
+pub(crate) fn totals() -> TotalsNow {
+    TotalsNow {
+        requests: TOTALS.requests.load(Ordering::Relaxed),
+        client_errors: TOTALS.client_errors.load(Ordering::Relaxed),
+        server_errors: TOTALS.server_errors.load(Ordering::Relaxed),
+        latency_us: TOTALS.latency_us.load(Ordering::Relaxed),
+        received_bytes: TOTALS.received_bytes.load(Ordering::Relaxed),
+        sent_bytes: TOTALS.sent_bytes.load(Ordering::Relaxed),
+    }
 }
 
 /// Counts a request in flight for as long as it lives.

@@ -159,6 +159,8 @@ fn declared_length(headers: &http::HeaderMap) -> u64 {
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let access_logs = crate::access_log::AccessLogs::new(store.clone(), config.region.clone());
     access_logs.spawn_flusher();
+    let history = crate::console::history::MetricsHistory::new(store.clone());
+    history.spawn_sampler();
     let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
     // s3s holds a browser POST upload's file in memory to check the policy's
     // content-length-range before the object is written: cap it so memory stays bounded by
@@ -189,6 +191,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         cluster_status: config.cluster_status.clone(),
         region: config.region.clone(),
         access_logs: access_logs.clone(),
+        history,
     });
     builder.set_auth(crate::access::Auth {
         store: store.clone(),
@@ -336,6 +339,11 @@ impl HttpService {
                     });
                 }
                 _ => {}
+            }
+            if let Some(resp) =
+                crate::console::respond(&req, &self.region, self.host_names_bucket(&req))
+            {
+                return Ok(resp);
             }
         }
         let request_id = ChunkIdLike::new();
@@ -490,11 +498,15 @@ impl HttpService {
         (!first.is_empty()).then(|| first.to_owned())
     }
 
-    /// A request for the Iceberg catalog: its path, on a host that names no bucket (under a
-    /// virtual-hosted bucket, `/_iceberg/…` is an object key).
+    /// The host names a bucket (virtual-hosted style): the whole path is then an object key,
+    /// and `/_iceberg/…` or `/_console/…` are keys like any other.
+    fn host_names_bucket<B>(&self, req: &Request<B>) -> bool {
+        self.host.is_some() && self.bucket_of(req).is_some_and(|b| !b.starts_with('_'))
+    }
+
+    /// A request for the Iceberg catalog: its path, on a host that names no bucket.
     fn is_catalog_request<B>(&self, req: &Request<B>) -> bool {
-        crate::iceberg::is_catalog_request(req.uri().path())
-            && !(self.host.is_some() && self.bucket_of(req).is_some_and(|b| !b.starts_with('_')))
+        crate::iceberg::is_catalog_request(req.uri().path()) && !self.host_names_bucket(req)
     }
 
     async fn cors_rules(&self, bucket: Option<&str>) -> Option<Vec<basalt_object::CorsRule>> {
@@ -665,8 +677,10 @@ fn policy_failure_as_aws(resp: &mut Response<Body>) {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return;
     };
+    // A form for another bucket fails the policy's `bucket` condition on AWS: 403 too.
+    let other_bucket = text.contains("<Message>Bucket in form field");
     if !text.contains("<Code>InvalidPolicyDocument</Code>")
-        || !text.contains("<Message>Policy condition")
+        || !(text.contains("<Message>Policy condition") || other_bucket)
     {
         return;
     }
@@ -678,6 +692,10 @@ fn policy_failure_as_aws(resp: &mut Response<Body>) {
         .replace(
             "<Message>Policy condition",
             "<Message>Invalid according to Policy: Policy condition",
+        )
+        .replace(
+            "<Message>Bucket in form field",
+            "<Message>Invalid according to Policy: Bucket in form field",
         );
     *resp.status_mut() = StatusCode::FORBIDDEN;
     resp.headers_mut()
