@@ -1,6 +1,7 @@
 """S3 behaviours boto3 users rely on, as AWS documents them: GetObjectAttributes, conditional
-writes with an ETag in If-None-Match, ListBuckets paging, and a GET that is not cut short when
-the object is overwritten while it is read."""
+writes with an ETag in If-None-Match, ListBuckets paging, a GET that is not cut short when the
+object is overwritten while it is read, and the edges the s3-tests conformance suite checks
+(a completion sent twice, 304 validators, V1 listing fields, checksum formats)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 
 from botocore.exceptions import ClientError
 
-from helpers import s3_error
+from helpers import crc32_b64, s3_error, sha256_b64
 
 MiB = 1024 * 1024
 
@@ -185,3 +186,76 @@ def test_part_number_beyond_the_parts_is_invalid_part_number(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k", PartNumber=1)["Body"].read() == b"abc"
     with s3_error("InvalidPartNumber", 400):
         s3.get_object(Bucket=bucket, Key="k", PartNumber=2)
+
+
+def test_a_completion_sent_again_answers_the_same_object(s3, bucket):
+    key = "mp/twice"
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1,
+                          Body=b"p" * 1024)["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    first = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload=parts)
+    again = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                         MultipartUpload=parts)
+    assert again["ETag"] == first["ETag"]
+    # Another part list is not that completion: the upload is gone.
+    with s3_error("NoSuchUpload", 404):
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}]})
+    # Once the object is replaced, the old upload's completion is not answered any more.
+    s3.put_object(Bucket=bucket, Key=key, Body=b"replaced")
+    with s3_error("NoSuchUpload", 404):
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                     MultipartUpload=parts)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"replaced"
+
+
+def test_not_modified_carries_the_validators(s3, bucket):
+    put = s3.put_object(Bucket=bucket, Key="cached", Body=b"v1")
+    with s3_error("304", 304) as failure:
+        s3.get_object(Bucket=bucket, Key="cached", IfNoneMatch=put["ETag"])
+    headers = failure.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["etag"] == put["ETag"]
+    assert headers["last-modified"].endswith(" GMT")
+
+
+def test_list_objects_v1_answers_marker_and_prefix_as_given(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="\nline", Body=b"")
+    listing = s3.list_objects(Bucket=bucket)
+    assert listing["Marker"] == "" and listing["Prefix"] == ""
+    # boto3 asks for encoding-type=url and decodes what V1 encodes; Prefix comes back as sent.
+    listing = s3.list_objects(Bucket=bucket, Prefix="\n")
+    assert listing["Prefix"] == "\n"
+    assert [o["Key"] for o in listing["Contents"]] == ["\nline"]
+
+
+def test_reads_refuse_an_encryption_request(basalt, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    with s3_error("InvalidArgument", 400):
+        _client_sending(basalt, "x-amz-server-side-encryption", "AES256").get_object(
+            Bucket=bucket, Key="plain")
+    with s3_error("400", 400):
+        _client_sending(basalt, "x-amz-server-side-encryption", "aws:kms").head_object(
+            Bucket=bucket, Key="plain")
+
+
+def _client_sending(basalt, name, value):
+    """A client that adds a header to every request (boto3 has no parameter for these)."""
+    client = basalt.client()
+    client.meta.events.register_first(
+        "before-call.s3.*", lambda params, **_: params["headers"].__setitem__(name, value))
+    return client
+
+
+def test_a_malformed_checksum_is_invalid_request_and_a_wrong_one_bad_digest(s3, bucket):
+    with s3_error("InvalidRequest", 400):
+        s3.put_object(Bucket=bucket, Key="sum", Body=b"data", ChecksumSHA256="bad")
+    with s3_error("InvalidRequest", 400):
+        # Base64, but of 4 bytes: not a SHA-256.
+        s3.put_object(Bucket=bucket, Key="sum", Body=b"data", ChecksumSHA256=crc32_b64(b"data"))
+    with s3_error("BadDigest", 400):
+        s3.put_object(Bucket=bucket, Key="sum", Body=b"data", ChecksumSHA256=sha256_b64(b"other"))
+    with s3_error(("404", "NoSuchKey")):
+        s3.head_object(Bucket=bucket, Key="sum")
+    s3.put_object(Bucket=bucket, Key="sum", Body=b"data", ChecksumSHA256=sha256_b64(b"data"))

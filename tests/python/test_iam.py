@@ -223,3 +223,73 @@ def test_bypassing_governance_needs_its_own_permission(s3, basalt, bucket_factor
          "Resource": "arn:aws:s3:::*"}
     )))
     admin_like.delete_object(Bucket=b, Key="g", VersionId=vid, BypassGovernanceRetention=True)
+
+
+def _user_arn(name):
+    return f"arn:aws:iam::basalt:user/{name}"
+
+
+def test_a_copy_source_is_judged_by_its_own_bucket_policy(s3, basalt, bucket_factory):
+    source, target = bucket_factory("src"), bucket_factory("dst")
+    s3.put_object(Bucket=source, Key="public/a", Body=b"shared")
+    s3.put_object(Bucket=source, Key="private/b", Body=b"secret")
+    name, access, secret = make_user(basalt)
+    copier = basalt.client(access_key=access, secret_key=secret)
+    # The target's owner writes a policy that names the source's objects: a bucket policy
+    # speaks for its own bucket only, so it grants no read of another.
+    s3.put_bucket_policy(Bucket=target, Policy=doc(
+        {"Effect": "Allow", "Principal": {"AWS": [_user_arn(name)]}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{target}/*",
+         "Condition": {"StringLike": {"s3:x-amz-copy-source": f"{source}/public/*"}}},
+        {"Effect": "Allow", "Principal": {"AWS": [_user_arn(name)]}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{source}/*"}))
+    with s3_error("AccessDenied", 403):
+        copier.copy_object(Bucket=target, Key="a", CopySource={"Bucket": source, "Key": "public/a"})
+    # The source's own policy lets the user read public/: that copy goes through.
+    s3.put_bucket_policy(Bucket=source, Policy=doc(
+        {"Effect": "Allow", "Principal": {"AWS": [_user_arn(name)]}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{source}/*"}))
+    copier.copy_object(Bucket=target, Key="a", CopySource={"Bucket": source, "Key": "public/a"})
+    assert s3.get_object(Bucket=target, Key="a")["Body"].read() == b"shared"
+    # The target's condition on x-amz-copy-source holds the rest back.
+    with s3_error("AccessDenied", 403):
+        copier.copy_object(Bucket=target, Key="b", CopySource={"Bucket": source, "Key": "private/b"})
+    with s3_error(("404", "NoSuchKey")):
+        s3.head_object(Bucket=target, Key="b")
+
+
+def test_conditions_on_object_tags(s3, basalt, bucket):
+    name, access, secret = make_user(basalt)
+    user = basalt.client(access_key=access, secret_key=secret)
+    s3.put_object(Bucket=bucket, Key="open", Body=b"o", Tagging="security=public")
+    s3.put_object(Bucket=bucket, Key="closed", Body=b"c", Tagging="security=private")
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        {"Effect": "Allow", "Principal": {"AWS": [_user_arn(name)]}, "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/security": "public"}}},
+        {"Effect": "Allow", "Principal": {"AWS": [_user_arn(name)]}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/team": "data"}}}))
+    assert user.get_object(Bucket=bucket, Key="open")["Body"].read() == b"o"
+    with s3_error("AccessDenied", 403):
+        user.get_object(Bucket=bucket, Key="closed")
+    user.put_object(Bucket=bucket, Key="tagged", Body=b"t", Tagging="team=data")
+    with s3_error("AccessDenied", 403):
+        user.put_object(Bucket=bucket, Key="untagged", Body=b"u")
+    with s3_error("AccessDenied", 403):
+        user.put_object(Bucket=bucket, Key="other", Body=b"u", Tagging="team=ops")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["closed", "open", "tagged"]
+
+
+def test_the_root_user_is_held_by_a_bucket_policys_deny(s3, bucket):
+    s3.put_bucket_policy(Bucket=bucket, Policy=doc(
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}}))
+    with s3_error("AccessDenied", 403):
+        s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="sealed", Body=b"x", ServerSideEncryption="AES256")
+    # A policy that locks the owner out can still be read and removed by it.
+    assert "Deny" in s3.get_bucket_policy(Bucket=bucket)["Policy"]
+    s3.delete_bucket_policy(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")

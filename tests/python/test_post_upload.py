@@ -111,6 +111,9 @@ def test_post_success_status_and_refusals(s3, bucket):
     other = s3.generate_presigned_post(bucket + "-other", "k", ExpiresIn=300)
     status, body = _post(f"{s3.meta.endpoint_url}/{bucket}", other["fields"], b"x")
     assert status == 403, body
+    # The same with the form naming its bucket: it fails the policy's bucket condition, 403.
+    status, body = _post(f"{s3.meta.endpoint_url}/{bucket}", {"bucket": bucket + "-other", **other["fields"]}, b"x")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body, body
 
     bad_date = s3.generate_presigned_post(bucket, "bad-date", ExpiresIn=300)
     fields = dict(bad_date["fields"])

@@ -1076,7 +1076,12 @@ impl ObjectStore {
             });
             return Err(ObjectError::InvalidPart(bad.map_or(0, |p| p.part_number)));
         };
-        let upload = self.upload(bucket, key, upload_id).await?;
+        let upload = match self.upload(bucket, key, upload_id).await {
+            Err(ObjectError::NoSuchUpload) => {
+                return self.completed_already(bucket, key, &etag).await;
+            }
+            other => other?,
+        };
         let checksum = match upload.checksum_algorithm {
             Some(algorithm) => Some(
                 self.parts_checksum(
@@ -1104,26 +1109,43 @@ impl ObjectStore {
             parts,
             min_part_size: self.config.min_part_size,
             last_modified_ms: now_ms(),
-            etag,
+            etag: etag.clone(),
             precondition,
             version_id: new_version_id(),
             checksum,
         });
-        let outcome = self
-            .meta
-            .execute(command)
-            .await
-            .map_err(|e| match ObjectError::from(e) {
-                ObjectError::EntityTooSmall { part, size, .. } => ObjectError::EntityTooSmall {
+        let outcome = match self.meta.execute(command).await.map_err(ObjectError::from) {
+            Ok(outcome) => outcome,
+            Err(ObjectError::NoSuchUpload) => {
+                return self.completed_already(bucket, key, &etag).await;
+            }
+            Err(ObjectError::EntityTooSmall { part, size, .. }) => {
+                return Err(ObjectError::EntityTooSmall {
                     part,
                     size,
                     min: self.config.min_part_size,
-                },
-                other => other,
-            })?;
+                });
+            }
+            Err(e) => return Err(e),
+        };
         outcome
             .object
             .ok_or_else(|| ObjectError::Internal("completion returned no object".into()))
+    }
+
+    /// A completion sent again (a retry whose first answer was lost): the upload is gone, and
+    /// if the current object is the one these parts made, S3 answers it again rather than
+    /// NoSuchUpload.
+    async fn completed_already(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<ObjectRecord, ObjectError> {
+        match self.head_version(bucket, key, None).await {
+            Ok(current) if current.summary.etag == etag => Ok(current),
+            _ => Err(ObjectError::NoSuchUpload),
+        }
     }
 
     /// The object checksum of the listed parts, from their stored checksums (which each part

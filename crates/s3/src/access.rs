@@ -219,6 +219,21 @@ fn resource_of(path: &S3Path) -> String {
     }
 }
 
+/// The key a request addresses, if it addresses an object.
+fn key_of(path: &S3Path) -> Option<String> {
+    match path {
+        S3Path::Object { key, .. } => Some(key.to_string()),
+        _ => None,
+    }
+}
+
+/// The `versionId` a request names.
+fn version_of(cx: &S3AccessContext<'_>) -> Option<String> {
+    query_pairs(cx.uri().query().unwrap_or_default())
+        .find(|(k, _)| k == "versionId")
+        .map(|(_, v)| v)
+}
+
 fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
@@ -271,34 +286,6 @@ fn check_session_token(cx: &S3AccessContext<'_>, session: &basalt_object::Sessio
     }
 }
 
-/// The global condition keys of a request: where it came from, how, when, and who sent it.
-fn global_keys(
-    connection: Option<Connection>,
-    principal: Option<&str>,
-) -> HashMap<String, Vec<String>> {
-    let mut keys: HashMap<String, Vec<String>> = HashMap::new();
-    if let Some(peer) = connection.and_then(|c| c.peer) {
-        // An IPv4 client of a dual-stack listener must match IPv4 ranges.
-        keys.insert(
-            "aws:SourceIp".into(),
-            vec![peer.ip().to_canonical().to_string()],
-        );
-    }
-    keys.insert(
-        "aws:SecureTransport".into(),
-        vec![connection.is_some_and(|c| c.tls).to_string()],
-    );
-    if let Ok(now) =
-        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
-    {
-        keys.insert("aws:CurrentTime".into(), vec![now]);
-    }
-    if let Some(name) = principal {
-        keys.insert("aws:username".into(), vec![name.to_owned()]);
-    }
-    keys
-}
-
 impl Access {
     /// The refusal of a request: `AccessDenied`, except that an anonymous request for a bucket
     /// that does not exist learns so (`NoSuchBucket`), as on AWS.
@@ -342,7 +329,7 @@ impl Access {
             },
             restricted: false,
             acl_writable: false,
-            keys: global_keys(connection, Some(&user.name)),
+            keys: crate::condition_keys::global_keys(connection, Some(&user.name)),
             principal: Some(user.name),
             policies: std::sync::Arc::new(self.policies_for(&user.policies, None).await?),
         };
@@ -419,7 +406,7 @@ impl Access {
             },
             restricted: false,
             acl_writable: false,
-            keys: global_keys(connection, Some(&principal)),
+            keys: crate::condition_keys::global_keys(connection, Some(&principal)),
             policies: std::sync::Arc::new(self.policies_for(&attached, bucket).await?),
             principal: Some(principal),
         })
@@ -530,6 +517,65 @@ impl Access {
         verdict
     }
 
+    /// The root user is subject to a bucket policy's explicit Deny, as an AWS account is to
+    /// its bucket's: everything else it may do, and the bucket policy calls stay open to it so
+    /// that a policy that locks everyone out can be mended.
+    async fn check_root_against_bucket_policy(
+        &self,
+        cx: &S3AccessContext<'_>,
+        connection: Option<Connection>,
+    ) -> S3Result<()> {
+        let bucket = match cx.s3_path() {
+            S3Path::Root => return Ok(()),
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket.to_string(),
+        };
+        let op = cx.s3_op().name();
+        if matches!(
+            op,
+            "GetBucketPolicy" | "PutBucketPolicy" | "DeleteBucketPolicy" | "GetBucketPolicyStatus"
+        ) {
+            return Ok(());
+        }
+        let Ok(Some(text)) = self.store.bucket_policy(&bucket).await else {
+            return Ok(());
+        };
+        let Ok(policy) = Policy::parse(&text, true) else {
+            return Ok(());
+        };
+        let mut keys = crate::condition_keys::global_keys(connection, None);
+        crate::condition_keys::add_header_keys(cx.headers(), &mut keys);
+        let facts = RequestFacts {
+            action: action_of(op),
+            resource: resource_of(cx.s3_path()),
+            user: None,
+            keys,
+        };
+        match policy.evaluate(&facts) {
+            Some(Effect::Deny) => Err(s3_error!(AccessDenied, "Access Denied")),
+            _ => Ok(()),
+        }
+    }
+
+    /// A public access block's RestrictPublicBuckets on `bucket`: a public bucket policy then
+    /// grants anonymous callers nothing.
+    async fn restricts_public(
+        &self,
+        principal: Option<&str>,
+        bucket: Option<&str>,
+        policies: &[Policy],
+    ) -> bool {
+        let Some(bucket) = bucket else { return false };
+        principal.is_none()
+            && policies.iter().any(Policy::is_public)
+            && self
+                .store
+                .public_access_block(bucket)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|b| b.restrict_public_buckets)
+    }
+
     async fn policies_for(
         &self,
         attached: &[String],
@@ -604,6 +650,8 @@ impl S3Access for Access {
             Some(key) if key == self.root_access_key => {
                 facts.update(|f| f.requester = Some(crate::acl::root_owner().id));
                 refuse_token_without_session(cx)?;
+                self.check_root_against_bucket_policy(cx, connection)
+                    .await?;
                 cx.extensions_mut().insert(Grant::root());
                 if let Some(charge) = charge {
                     charge.authorize();
@@ -636,7 +684,8 @@ impl S3Access for Access {
             (bucket, resource_of(path))
         };
         let op = cx.s3_op().name().to_owned();
-        let mut keys = global_keys(connection, principal.as_deref());
+        let mut keys = crate::condition_keys::global_keys(connection, principal.as_deref());
+        crate::condition_keys::add_header_keys(cx.headers(), &mut keys);
         for (k, v) in query_pairs(cx.uri().query().unwrap_or_default()) {
             if matches!(k.as_str(), "prefix" | "delimiter" | "max-keys") {
                 keys.insert(format!("s3:{k}"), vec![v]);
@@ -686,21 +735,20 @@ impl S3Access for Access {
             owner: principal.as_deref().map(user_owner),
         };
         facts.update(|f| f.requester = caller.owner.as_ref().map(|o| o.id.clone()));
-        // A public access block's RestrictPublicBuckets: a public bucket policy grants
-        // anonymous callers nothing.
-        let restricted = if principal.is_none()
-            && let Some(bucket) = bucket.as_deref()
-            && policies.iter().any(Policy::is_public)
-        {
-            self.store
-                .public_access_block(bucket)
+        let restricted = self
+            .restricts_public(principal.as_deref(), bucket.as_deref(), &policies)
+            .await;
+        if let (Some(bucket), Some(key)) = (bucket.as_deref(), key_of(cx.s3_path()))
+            && policies
+                .iter()
+                .any(|p| p.names_condition_key_under("s3:existingobjecttag/"))
+            && let Ok(record) = self
+                .store
+                .head_version(bucket, &key, version_of(cx).as_deref())
                 .await
-                .ok()
-                .flatten()
-                .is_some_and(|b| b.restrict_public_buckets)
-        } else {
-            false
-        };
+        {
+            crate::condition_keys::add_existing_tag_keys(&record.details.tags, &mut keys);
+        }
         let mut grant = Grant {
             root: false,
             principal,
@@ -711,13 +759,8 @@ impl S3Access for Access {
             keys,
         };
         let verdict = |action: &str, resource: &str| grant.verdict(action, resource);
-        let version = query_pairs(cx.uri().query().unwrap_or_default())
-            .find(|(k, _)| k == "versionId")
-            .map(|(_, v)| v);
-        let key = match cx.s3_path() {
-            S3Path::Object { key, .. } => Some(key.to_string()),
-            _ => None,
-        };
+        let version = version_of(cx);
+        let key = key_of(cx.s3_path());
         let mut denied = false;
         for (action, resource) in &checks {
             denied |= match verdict(action, resource) {
@@ -741,7 +784,30 @@ impl S3Access for Access {
         }
         if let Some((source_bucket, source_key, source_version)) = &copy_source {
             let resource = format!("arn:aws:s3:::{source_bucket}/{source_key}");
-            denied |= match verdict("s3:GetObject", &resource) {
+            // The source is judged by its own bucket's policy: a bucket policy speaks for its
+            // bucket only, so the destination's could never grant a read of another bucket.
+            let source_verdict = if bucket.as_deref() == Some(source_bucket.as_str()) {
+                verdict("s3:GetObject", &resource)
+            } else {
+                let policies = self.policies_for(&attached, Some(source_bucket)).await?;
+                let source_grant = Grant {
+                    restricted: self
+                        .restricts_public(
+                            grant.principal.as_deref(),
+                            Some(source_bucket),
+                            &policies,
+                        )
+                        .await,
+                    policies: std::sync::Arc::new(policies),
+                    keys: grant.keys.clone(),
+                    principal: grant.principal.clone(),
+                    caller: grant.caller.clone(),
+                    root: false,
+                    acl_writable: false,
+                };
+                source_grant.verdict("s3:GetObject", &resource)
+            };
+            denied |= match source_verdict {
                 Some(Effect::Allow) => false,
                 Some(Effect::Deny) => true,
                 None => {

@@ -167,6 +167,7 @@ impl ChecksumFields {
     /// The one checksum given (a multipart completion names at most one); `InvalidRequest`
     /// for several.
     pub(crate) fn single(&self) -> S3Result<Option<Checksum>> {
+        self.check_format(true)?;
         let mut given = self.expected();
         if given.len() > 1 {
             return Err(s3_error!(
@@ -175,6 +176,27 @@ impl ChecksumFields {
             ));
         }
         Ok(given.pop())
+    }
+
+    /// Each value given is base64 of its algorithm's digest (a multipart completion's may end
+    /// in `-N`, the parts it combines): else `InvalidRequest`, before any body is read. A
+    /// well-formed value that does not match is `BadDigest`, later.
+    pub(crate) fn check_format(&self, composite: bool) -> S3Result<()> {
+        for c in self.expected() {
+            let value = match c.value.rsplit_once('-') {
+                Some((v, parts)) if composite && parts.parse::<u32>().is_ok() => v,
+                _ => c.value.as_str(),
+            };
+            let decoded = base64_simd::STANDARD.decode_to_vec(value.trim());
+            if decoded.map_or(true, |d| d.len() != digest_len(c.algorithm)) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Value for x-amz-checksum-{} header is invalid.",
+                    algorithm_name(c.algorithm).to_ascii_lowercase()
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn expected(&self) -> Vec<Checksum> {
@@ -196,6 +218,16 @@ impl ChecksumFields {
     }
 }
 
+/// The bytes of an algorithm's digest.
+fn digest_len(a: ChecksumAlgorithm) -> usize {
+    match a {
+        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
+        ChecksumAlgorithm::Crc64Nvme => 8,
+        ChecksumAlgorithm::Sha1 => 20,
+        ChecksumAlgorithm::Sha256 => 32,
+    }
+}
+
 /// Which checksums to compute for a body: those given as headers, the declared algorithm,
 /// and the one announced in `x-amz-trailer`.
 pub(crate) fn requested_algorithms(
@@ -203,6 +235,7 @@ pub(crate) fn requested_algorithms(
     declared: Option<&dto::ChecksumAlgorithm>,
     headers: &HeaderMap,
 ) -> S3Result<Vec<ChecksumAlgorithm>> {
+    given.check_format(false)?;
     let mut algorithms: Vec<ChecksumAlgorithm> =
         given.expected().iter().map(|c| c.algorithm).collect();
     if let Some(a) = declared {

@@ -9,6 +9,7 @@ mod acl;
 mod admin;
 mod audit;
 mod body_limits;
+mod condition_keys;
 mod console;
 mod convert;
 mod cors;

@@ -294,6 +294,14 @@ impl Policy {
         })
     }
 
+    /// Whether a condition of some statement names a key starting with `prefix` (lower case),
+    /// so that a caller knows to look up the facts such keys need.
+    pub fn names_condition_key_under(&self, prefix: &str) -> bool {
+        self.statements
+            .iter()
+            .any(|st| st.conditions.iter().any(|c| c.key.starts_with(prefix)))
+    }
+
     pub fn evaluate(&self, facts: &RequestFacts) -> Option<Effect> {
         let keys: HashMap<String, &Vec<String>> = facts
             .keys

@@ -183,3 +183,21 @@ pub(crate) fn fields(encryption: Option<&Encryption>, region: &str) -> SseFields
         },
     }
 }
+
+/// A read names no encryption to apply: S3 refuses `x-amz-server-side-encryption` (and a KMS
+/// key id) on GET and HEAD rather than ignore it. SSE-C's key headers are a read's own.
+pub(crate) fn refuse_encryption_request_on_read(headers: &http::HeaderMap) -> S3Result<()> {
+    for name in [
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        "x-amz-server-side-encryption-context",
+    ] {
+        if headers.contains_key(name) {
+            return Err(s3_error!(
+                InvalidArgument,
+                "{name} header is not supported for this operation."
+            ));
+        }
+    }
+    Ok(())
+}

@@ -280,11 +280,13 @@ impl BasaltS3 {
             None
         };
         let enc = |s: Option<String>| if url { s.map(|s| url_encode(&s)) } else { s };
+        // Version 1 answers `Prefix` and `Marker` always, and `Prefix` as given even under
+        // `encoding-type=url` (clients decode only the marker and delimiter of a V1 listing).
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: enc(input.prefix),
+            prefix: Some(input.prefix.unwrap_or_default()),
             delimiter: enc(input.delimiter),
-            marker: enc(input.marker),
+            marker: Some(enc(input.marker).unwrap_or_default()),
             next_marker: enc(next_marker),
             max_keys: Some(max_keys as i32),
             is_truncated: Some(listing.is_truncated),

@@ -20,9 +20,27 @@ fn etag_matches(condition: &ETagCondition, current: &str) -> bool {
     }
 }
 
-fn not_modified() -> S3Error {
+/// 304, with the validators a cache revalidates by (RFC 9110 §15.4.5), as S3 sends them.
+fn not_modified(record: &ObjectRecord) -> S3Error {
     let mut e = S3Error::new(S3ErrorCode::NotModified);
     e.set_status_code(StatusCode::NOT_MODIFIED);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", record.summary.etag)) {
+        headers.insert(http::header::ETAG, v);
+    }
+    let modified =
+        time::OffsetDateTime::from_unix_timestamp(record.summary.last_modified_ms / 1000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc2822)
+                    .ok()
+            });
+    if let Some(v) =
+        modified.and_then(|m| http::HeaderValue::from_str(&m.replace("+0000", "GMT")).ok())
+    {
+        headers.insert(http::header::LAST_MODIFIED, v);
+    }
+    e.set_headers(headers);
     e
 }
 
@@ -49,12 +67,12 @@ pub(super) fn check_read_conditions(
         _ => {}
     }
     match if_none_match {
-        Some(c) if etag_matches(c, current) => return Err(not_modified()),
+        Some(c) if etag_matches(c, current) => return Err(not_modified(record)),
         None => {
             if let Some(t) = if_modified_since
                 && modified_s <= millis(t) / 1000
             {
-                return Err(not_modified());
+                return Err(not_modified(record));
             }
         }
         _ => {}
@@ -274,6 +292,7 @@ impl BasaltS3 {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        sse::refuse_encryption_request_on_read(&req.headers)?;
         let input = req.input;
         let (record, plan, mut output, opened) = prepare_read!(self, input);
         let stream = self
@@ -297,6 +316,7 @@ impl BasaltS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        sse::refuse_encryption_request_on_read(&req.headers)?;
         let input = req.input;
         let (_, plan, g, _) = prepare_read!(self, input);
         let output = HeadObjectOutput {
