@@ -102,6 +102,8 @@ impl Drop for Ticket {
 pub(crate) struct TicketedBody {
     inner: Body,
     ticket: Option<Ticket>,
+    /// The request's span: what is logged while the body streams names the request too.
+    span: tracing::Span,
 }
 
 impl TicketedBody {
@@ -109,6 +111,7 @@ impl TicketedBody {
         Body::http_body(Self {
             inner,
             ticket: Some(ticket),
+            span: tracing::Span::current(),
         })
     }
 }
@@ -130,6 +133,8 @@ impl HttpBody for TicketedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let span = self.span.clone();
+        let _in_request = span.enter();
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             self.ticket = None;

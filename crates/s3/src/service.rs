@@ -12,6 +12,7 @@ use s3s::auth::SecretKey;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError};
+use tracing::Instrument;
 
 use crate::BasaltS3;
 use crate::in_flight::TicketedBody;
@@ -347,6 +348,19 @@ impl HttpService {
             }
         }
         let request_id = ChunkIdLike::new();
+        // Every line logged while the request is handled names it (`request{id=…}:`), and the
+        // id is the `x-amz-request-id` the client sees.
+        let span = tracing::info_span!("request", id = %request_id);
+        self.handle_identified(req, request_id)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_identified(
+        &self,
+        req: Request<Body>,
+        request_id: String,
+    ) -> Result<Response<Body>, HttpError> {
         if self.over_connection_cap {
             let mut resp = error_response(slow_down(), &request_id, req.uri().path());
             resp.headers_mut()
