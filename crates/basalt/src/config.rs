@@ -166,6 +166,10 @@ pub struct ServerArgs {
     /// would cross the network in clear). For loopback tests, or behind a TLS-terminating proxy
     #[arg(long, env = "BASALT_SSE_C_OVER_HTTP")]
     pub sse_c_over_http: bool,
+    /// The object ownership of a bucket created without `x-amz-object-ownership`: ACLs off, as
+    /// on AWS since 2023, or on for tools written before it [default: BucketOwnerEnforced]
+    #[arg(long, env = "BASALT_OBJECT_OWNERSHIP_DEFAULT", value_parser = ["BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter"])]
+    pub object_ownership_default: Option<String>,
     /// STS roles (JSON: {"roles": [{"name", "issuer", "audience", "jwks_file" or "jwks_url",
     /// "claims", "users", "policies", "max_duration_seconds"}]})
     #[arg(long, env = "BASALT_STS_ROLES")]
@@ -301,6 +305,7 @@ struct FileConfig {
     metrics_address: Option<std::net::SocketAddr>,
     metrics_token: Option<basalt_object::Secret>,
     sse_c_over_http: Option<bool>,
+    object_ownership_default: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
@@ -361,6 +366,7 @@ pub struct ServerConfig {
     pub metrics_address: Option<std::net::SocketAddr>,
     pub metrics_token: Option<basalt_object::Secret>,
     pub sse_c_over_http: bool,
+    pub object_ownership_default: String,
     pub tls: Option<TlsSetting>,
     pub region: String,
     pub domains: Vec<String>,
@@ -532,6 +538,10 @@ impl ServerConfig {
             metrics_address: args.metrics_address.or(file.metrics_address),
             metrics_token: args.metrics_token.or(file.metrics_token),
             sse_c_over_http: args.sse_c_over_http || file.sse_c_over_http.unwrap_or(false),
+            object_ownership_default: args
+                .object_ownership_default
+                .or(file.object_ownership_default)
+                .unwrap_or_else(|| "BucketOwnerEnforced".to_owned()),
             tls,
             region: args
                 .region
@@ -628,6 +638,7 @@ mod tests {
             metrics_address: None,
             metrics_token: None,
             sse_c_over_http: false,
+            object_ownership_default: None,
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,
@@ -723,6 +734,7 @@ mod tests {
             access_key: "root".into(),
             secret_key: basalt_object::Secret::new("front-secret-0123456789"),
             sse_c_over_http: false,
+            object_ownership_default: "BucketOwnerEnforced".into(),
             roles: vec![],
             limits: basalt_s3::FrontLimits::default(),
             cluster_status: None,

@@ -65,6 +65,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             access_key,
             secret_key,
             sse_c_over_http: config.sse_c_over_http,
+            object_ownership_default: config.object_ownership_default.clone(),
             roles: match &config.sts_roles {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)

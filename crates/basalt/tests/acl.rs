@@ -594,3 +594,55 @@ async fn expected_bucket_owner_is_checked() {
         .unwrap_err();
     assert_eq!(error_code(&err), "NotFound", "nothing stored");
 }
+
+#[tokio::test]
+async fn the_operator_may_turn_acls_on_for_new_buckets() {
+    let server = Server::start_with(&["--object-ownership-default", "ObjectWriter"]);
+    let client = server.client();
+    // A bucket made the way tools before 2023 make it: a canned ACL, no ownership asked.
+    client
+        .create_bucket()
+        .bucket("legacy")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let controls = client
+        .get_bucket_ownership_controls()
+        .bucket("legacy")
+        .send()
+        .await
+        .unwrap();
+    let rules = controls.ownership_controls().unwrap().rules();
+    assert_eq!(rules[0].object_ownership(), &ObjectOwnership::ObjectWriter);
+    put(&client, "legacy", "k", Some(ObjectCannedAcl::PublicRead)).await;
+    assert_eq!(anonymous_status(&server, "/legacy/k"), 200);
+    // Asking for ownership still wins over the default.
+    client
+        .create_bucket()
+        .bucket("enforced")
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .send()
+        .await
+        .unwrap();
+    let err = client
+        .put_object()
+        .bucket("enforced")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&err), "AccessControlListNotSupported");
+}
+
+#[test]
+fn an_unknown_default_ownership_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["server", "--object-ownership-default", "Everyone"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BucketOwnerEnforced"));
+}

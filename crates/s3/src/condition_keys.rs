@@ -37,7 +37,7 @@ pub(crate) fn global_keys(
 }
 
 /// The request headers S3 offers as `s3:<header>` condition keys.
-const HEADER_KEYS: [&str; 15] = [
+const HEADER_KEYS: [&str; 16] = [
     "x-amz-acl",
     "x-amz-content-sha256",
     "x-amz-copy-source",
@@ -52,6 +52,7 @@ const HEADER_KEYS: [&str; 15] = [
     "x-amz-object-lock-retain-until-date",
     "x-amz-server-side-encryption",
     "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-storage-class",
 ];
 

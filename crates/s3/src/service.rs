@@ -30,6 +30,9 @@ pub struct FrontConfig {
     pub secret_key: basalt_object::Secret,
     /// Accept SSE-C keys on plain-HTTP connections (AWS refuses them).
     pub sse_c_over_http: bool,
+    /// The ownership of a bucket created without `x-amz-object-ownership`
+    /// (`BucketOwnerEnforced`, `BucketOwnerPreferred` or `ObjectWriter`).
+    pub object_ownership_default: String,
     /// Roles STS may hand out credentials for.
     pub roles: Vec<crate::RoleConfig>,
     /// Limits on what clients can make the node hold.
@@ -162,7 +165,15 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     access_logs.spawn_flusher();
     let history = crate::console::history::MetricsHistory::new(store.clone());
     history.spawn_sampler();
-    let mut builder = S3ServiceBuilder::new(BasaltS3::new(store.clone(), config.region.clone()));
+    let ownership = crate::acl::ownership_of(&config.object_ownership_default).map_err(|_| {
+        format!(
+            "unknown object ownership {}",
+            config.object_ownership_default
+        )
+    })?;
+    let mut builder = S3ServiceBuilder::new(
+        BasaltS3::new(store.clone(), config.region.clone()).with_default_ownership(ownership),
+    );
     // s3s holds a browser POST upload's file in memory to check the policy's
     // content-length-range before the object is written: cap it so memory stays bounded by
     // concurrency. Larger uploads from a browser use presigned multipart uploads.

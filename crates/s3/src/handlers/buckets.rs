@@ -25,10 +25,11 @@ impl BasaltS3 {
                 "the bucket name {bucket} is reserved for Basalt's admin API"
             ));
         }
-        // New buckets have ACLs disabled unless they ask otherwise, as on AWS.
+        // New buckets have ACLs disabled unless they ask otherwise, as on AWS (or the
+        // operator's `--object-ownership-default`).
         let ownership = match input.object_ownership.as_ref() {
             Some(o) => ownership_of(o.as_str())?,
-            None => ObjectOwnership::BucketOwnerEnforced,
+            None => self.default_ownership,
         };
         let asked = acl_request_of!(input, bucket);
         if ownership == ObjectOwnership::BucketOwnerEnforced && !asked.fits_owner_enforced() {

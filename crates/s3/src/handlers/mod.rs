@@ -55,6 +55,8 @@ macro_rules! lock_of {
 pub struct BasaltS3 {
     store: ObjectStore,
     region: String,
+    /// What a bucket created without `x-amz-object-ownership` gets.
+    default_ownership: basalt_object::ObjectOwnership,
 }
 
 impl BasaltS3 {
@@ -62,6 +64,16 @@ impl BasaltS3 {
         Self {
             store,
             region: region.into(),
+            default_ownership: basalt_object::ObjectOwnership::BucketOwnerEnforced,
+        }
+    }
+
+    /// Buckets created without `x-amz-object-ownership` get `ownership` (AWS's default, ACLs
+    /// off, unless the operator chose otherwise for tools that predate it).
+    pub fn with_default_ownership(self, ownership: basalt_object::ObjectOwnership) -> Self {
+        Self {
+            default_ownership: ownership,
+            ..self
         }
     }
 }
