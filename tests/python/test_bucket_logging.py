@@ -117,3 +117,12 @@ def test_bad_logging_configurations_are_refused(s3, basalt, bucket_factory):
     finally:
         other.delete_bucket(Bucket=theirs)
     assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=source)
+
+
+def test_an_unknown_partition_date_source_is_malformed(s3, bucket_factory):
+    source, target = bucket_factory("src"), bucket_factory("logs")
+    with s3_error("MalformedXML", 400):
+        s3.put_bucket_logging(Bucket=source, BucketLoggingStatus={"LoggingEnabled": {
+            "TargetBucket": target, "TargetPrefix": "log/",
+            "TargetObjectKeyFormat": {"PartitionedPrefix": {"PartitionDateSource": "kaboom"}}}})
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket=source)

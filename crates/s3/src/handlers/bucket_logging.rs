@@ -52,13 +52,22 @@ impl BasaltS3 {
                         "The owner for the bucket to be logged and the target bucket must be the same.",
                     ));
                 }
-                let partitioned_by_event_time = enabled
+                let partitioned_by_event_time = match enabled
                     .target_object_key_format
                     .and_then(|format| format.partitioned_prefix)
-                    .map(|p| {
-                        p.partition_date_source
-                            .is_some_and(|s| s.as_str() == PartitionDateSource::EVENT_TIME)
-                    });
+                {
+                    None => None,
+                    Some(p) => match p.partition_date_source.as_ref().map(|s| s.as_str()) {
+                        Some(PartitionDateSource::EVENT_TIME) => Some(true),
+                        None | Some(PartitionDateSource::DELIVERY_TIME) => Some(false),
+                        Some(other) => {
+                            return Err(s3_error!(
+                                MalformedXML,
+                                "PartitionDateSource must be EventTime or DeliveryTime, not {other}"
+                            ));
+                        }
+                    },
+                };
                 Some(BucketLogging {
                     target_bucket: target,
                     target_prefix: enabled.target_prefix,
