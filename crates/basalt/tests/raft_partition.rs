@@ -154,6 +154,36 @@ async fn wait_serving(node: &Node, objects: &[(String, Vec<u8>)]) {
     }
 }
 
+/// Waits until `node` reads every object: after a partition heals, a node's links to the
+/// others come back within a few seconds (its data links reconnect every 2 s), and a read that
+/// needs a shard on a node not yet reconnected is refused with 503 meanwhile, never answered
+/// wrong. Shards the cut-off node missed are not healed yet, so such reads exist.
+async fn wait_reading(node: &Node, objects: &[(String, Vec<u8>)]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (key, _) in objects {
+        loop {
+            let got = node
+                .client()
+                .get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await;
+            match got {
+                Ok(_) => break,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{}: {key} still unreadable: {e:?}",
+                        node.container
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_cluster_survives_partitions_and_a_rolling_restart() {
     let id = std::process::id();
@@ -315,6 +345,7 @@ async fn the_cluster_survives_partitions_and_a_rolling_restart() {
     ]);
     wait_serving(&nodes[old], &acknowledged).await;
     for node in &nodes {
+        wait_reading(node, &acknowledged).await;
         read_everything(node, &acknowledged, "after the partition healed").await;
         let refused = node
             .client()
@@ -362,6 +393,7 @@ async fn the_cluster_survives_partitions_and_a_rolling_restart() {
     ]);
     wait_serving(&nodes[follower], &acknowledged).await;
     for node in &nodes {
+        wait_reading(node, &acknowledged).await;
         read_everything(node, &acknowledged, "after the minority rejoined").await;
     }
 

@@ -15,6 +15,12 @@ pub enum DataError {
     Poisoned,
     #[error("only {readable} of the {needed} shards needed to rebuild the chunk are readable")]
     TooFewShards { readable: usize, needed: usize },
+    /// Too few shards readable because nodes holding the others do not answer (not because
+    /// shards are known lost): worth retrying once they are back.
+    #[error(
+        "too few of the {needed} shards needed to rebuild the chunk are reachable: a node holding the others is unreachable"
+    )]
+    ShardsUnreachable { needed: usize },
     #[error(
         "only {written} of the {needed} shards a write needs reached their drives; too many drives are unavailable"
     )]

@@ -518,14 +518,16 @@ impl StripeStore {
             .collect();
         let mut shards: Vec<Option<Bytes>> = vec![None; stripe.shards.len()];
         let mut damaged = Vec::new();
-        let collect = |results: Vec<(usize, Result<Bytes, DataError>)>,
-                       shards: &mut Vec<Option<Bytes>>,
-                       damaged: &mut Vec<usize>| {
+        let mut unreachable = false;
+        let mut collect = |results: Vec<(usize, Result<Bytes, DataError>)>,
+                           shards: &mut Vec<Option<Bytes>>,
+                           damaged: &mut Vec<usize>| {
             for (i, result) in results {
                 match result {
                     Ok(data) => shards[i] = Some(data),
                     Err(e) => {
                         log_unreadable(stripe, i, &e);
+                        unreachable |= is_unreachable(&e);
                         damaged.push(i);
                     }
                 }
@@ -537,7 +539,14 @@ impl StripeStore {
                 .filter(|i| !wanted.contains(i))
                 .collect();
             collect(self.read_shards(stripe, &rest), &mut shards, &mut damaged);
-            redundancy.reconstruct_data(len, &mut shards)?;
+            redundancy
+                .reconstruct_data(len, &mut shards)
+                .map_err(|e| match e {
+                    DataError::TooFewShards { needed, .. } if unreachable => {
+                        DataError::ShardsUnreachable { needed }
+                    }
+                    other => other,
+                })?;
             // Decoded shards must be the bytes that were written, or the client gets an error.
             for &i in &wanted {
                 let (Some(data), Some(shard)) = (&shards[i], stripe.shards.get(i)) else {
@@ -784,6 +793,16 @@ fn joined<T>(
             )))
         }),
         Err(e) => Err(DataError::Io(e)),
+    }
+}
+
+/// A shard read that failed because its node or drive did not answer, not because the shard is
+/// known to be lost.
+fn is_unreachable(e: &DataError) -> bool {
+    match e {
+        DataError::Io(io) => io.kind() == std::io::ErrorKind::NotConnected,
+        DataError::Offline(_) => true,
+        _ => false,
     }
 }
 

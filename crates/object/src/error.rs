@@ -127,6 +127,7 @@ impl From<DataError> for ObjectError {
                 Self::Corrupt(e.to_string())
             }
             DataError::WriteQuorum { .. } => Self::InsufficientDrives(e.to_string()),
+            DataError::ShardsUnreachable { .. } => Self::ClusterUnavailable(e.to_string()),
             DataError::DriveFull => Self::StorageFull,
             DataError::Poisoned => Self::Unavailable,
             other => Self::Internal(other.to_string()),
