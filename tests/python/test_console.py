@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -60,8 +60,9 @@ def console(basalt, tmp_path_factory):
 
 
 def _wait(driver, condition, what: str):
+    # A table re-rendered while it is looked at leaves stale references: look again.
     try:
-        return WebDriverWait(driver, WAIT_S).until(condition)
+        return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
     except TimeoutException:
         message = driver.find_elements(By.ID, "message")
         shown = message[0].get_attribute("textContent") if message else ""
@@ -104,6 +105,15 @@ def _has_row(driver, attribute: str, value: str) -> bool:
 
 def _wait_gone(driver, attribute: str, value: str) -> None:
     _wait(driver, lambda d: not _has_row(d, attribute, value), f"the row with {attribute}={value!r} gone")
+
+
+def _click(driver, attribute: str, value: str, xpath: str) -> None:
+    """Clicks `xpath` inside the row with `attribute`=`value`, looking again if the row is
+    re-rendered between finding it and clicking."""
+    def clicked(d):
+        _row(d, attribute, value).find_element(By.XPATH, xpath).click()
+        return True
+    _wait(driver, clicked, f"a click on {xpath} in the row {attribute}={value!r}")
 
 
 def _row(driver, attribute: str, value: str):
@@ -184,8 +194,8 @@ def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
     s3.put_object(Bucket=name, Key="dir/inner.txt", Body=b"inner", Metadata={"colour": "blue"},
                   Tagging="team=storage")
     _go(console, f"#/b/{name}/", "objects")
-    _row(console, "data-prefix", "dir/").find_element(By.TAG_NAME, "a").click()
-    _row(console, "data-key", "dir/inner.txt").find_element(By.TAG_NAME, "a").click()
+    _click(console, "data-prefix", "dir/", ".//a")
+    _click(console, "data-key", "dir/inner.txt", ".//a")
     facts = _wait(console, ec.presence_of_element_located((By.ID, "object-facts")), "the object's details")
     assert "dir/inner.txt" in facts.text and "5 B" in facts.text
     page = console.find_element(By.ID, "app-view").text
@@ -195,7 +205,7 @@ def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
 
     # Download streams through a presigned URL into the browser's download folder.
     _go(console, f"#/b/{name}/", "objects")
-    _row(console, "data-key", "hello world.txt").find_element(By.XPATH, ".//button[text()='Download']").click()
+    _click(console, "data-key", "hello world.txt", ".//button[text()='Download']")
     target = console.downloads / "hello world.txt"
     _wait(console, lambda _d: target.exists() and target.read_bytes() == small.read_bytes(), "the download")
 
@@ -207,11 +217,11 @@ def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
         s3.head_object(Bucket=name, Key="dir/inner.txt")
     for key in ("hello world.txt", "large.bin"):
         _go(console, f"#/b/{name}/", "objects")
-        _row(console, "data-key", key).find_element(By.XPATH, ".//button[text()='Delete']").click()
+        _click(console, "data-key", key, ".//button[text()='Delete']")
         _wait_gone(console, "data-key", key)
     assert s3.list_objects_v2(Bucket=name).get("KeyCount") == 0
     _go(console, "#/", "buckets")
-    _row(console, "data-bucket", name).find_element(By.XPATH, ".//button[text()='Delete']").click()
+    _click(console, "data-bucket", name, ".//button[text()='Delete']")
     _wait_gone(console, "data-bucket", name)
     with s3_error(("404", "NoSuchBucket")):
         s3.head_bucket(Bucket=name)
@@ -220,7 +230,7 @@ def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
 def test_a_bucket_that_is_not_empty_is_kept(console, basalt, s3, bucket):
     s3.put_object(Bucket=bucket, Key="keep", Body=b"x")
     _sign_in(console, basalt.access_key, basalt.secret_key)
-    _row(console, "data-bucket", bucket).find_element(By.XPATH, ".//button[text()='Delete']").click()
+    _click(console, "data-bucket", bucket, ".//button[text()='Delete']")
     _wait(console, ec.text_to_be_present_in_element((By.ID, "message"), "BucketNotEmpty"), "the refusal")
     assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"x"
 
@@ -237,7 +247,7 @@ def test_the_admin_makes_a_user_and_a_key_that_works(console, basalt, bucket, s3
     policies.send_keys('["readonly"]')
     row.find_element(By.XPATH, ".//button[text()='Save policies']").click()
     _wait(console, ec.text_to_be_present_in_element((By.ID, "message"), "saved"), "the policies saved")
-    _row(console, "data-user", user).find_element(By.XPATH, ".//button[text()='New key']").click()
+    _click(console, "data-user", user, ".//button[text()='New key']")
     access_key = _wait(console, ec.presence_of_element_located((By.ID, "new-access-key")), "the new key").text
     secret_key = console.find_element(By.ID, "new-secret-key").text
     _row(console, "data-access-key", access_key)
@@ -257,11 +267,11 @@ def test_the_admin_makes_a_user_and_a_key_that_works(console, basalt, bucket, s3
 
     _sign_in(console, basalt.access_key, basalt.secret_key)
     _go(console, "#/admin", "users")
-    _row(console, "data-access-key", access_key).find_element(By.XPATH, ".//button[text()='Revoke']").click()
+    _click(console, "data-access-key", access_key, ".//button[text()='Revoke']")
     _wait_gone(console, "data-access-key", access_key)
     with s3_error("InvalidAccessKeyId", 403):
         reader.get_object(Bucket=bucket, Key="readable")
-    _row(console, "data-user", user).find_element(By.XPATH, ".//button[text()='Delete']").click()
+    _click(console, "data-user", user, ".//button[text()='Delete']")
     _wait_gone(console, "data-user", user)
 
 

@@ -329,14 +329,18 @@ async function signIn(event) {
   }
   session.save(creds);
   document.getElementById("secret-key").value = "";
-  location.hash = "#/";
-  render();
+  show("#/");
+}
+
+// Shows a route: a new hash renders through `hashchange`, the same one renders again here.
+function show(route) {
+  if (location.hash === route) render();
+  else location.hash = route;
 }
 
 function signOut() {
   session.clear();
-  location.hash = "#/";
-  render();
+  show("#/");
 }
 
 // ---- buckets ----
