@@ -28,15 +28,11 @@ fn not_modified(record: &ObjectRecord) -> S3Error {
     if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", record.summary.etag)) {
         headers.insert(http::header::ETAG, v);
     }
-    let modified =
-        time::OffsetDateTime::from_unix_timestamp(record.summary.last_modified_ms / 1000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc2822)
-                    .ok()
-            });
-    if let Some(v) =
-        modified.and_then(|m| http::HeaderValue::from_str(&m.replace("+0000", "GMT")).ok())
+    let mut modified = Vec::new();
+    if timestamp(record.summary.last_modified_ms)
+        .format(TimestampFormat::HttpDate, &mut modified)
+        .is_ok()
+        && let Ok(v) = http::HeaderValue::from_bytes(&modified)
     {
         headers.insert(http::header::LAST_MODIFIED, v);
     }
