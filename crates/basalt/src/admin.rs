@@ -525,6 +525,16 @@ fn print_status(s: &MaintenanceStatus) {
         "healer: {} stripes queued, {} healed ({} shards, {} bytes), {} failures, {} dropped",
         h.queued, h.stripes_healed, h.shards_rebuilt, h.bytes_rebuilt, h.failures, h.dropped
     );
+    let m = &s.missed_shards;
+    println!(
+        "missed shards: {} stripes owed a heal ({} waiting for a drive), {} healed since start{}",
+        m.owed,
+        m.waiting,
+        m.stripes_healed,
+        m.last_error
+            .as_ref()
+            .map_or_else(String::new, |e| format!(", last pass failed: {e}"))
+    );
     let l = &s.lifecycle;
     println!(
         "lifecycle: every {}, days of {} s{}",

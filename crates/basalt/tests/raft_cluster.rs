@@ -257,11 +257,20 @@ async fn restarted_nodes_catch_up_by_log_by_snapshot_and_after_losing_their_meta
     write(&cluster, 5, 5).await;
     let back = cluster.restart(follower);
     // Its missed shards are rebuilt before another node goes: 2+1 survives one loss at a time.
-    cluster.wait_healed_since(back);
+    let paid = cluster.wait_healed_since(back);
+    assert!(
+        paid["stripes_healed"].as_u64() >= Some(1),
+        "the stripes written while it was away were owed and rebuilt: {paid}"
+    );
 
-    // Away for many: the leader's log is purged past it, so a snapshot brings it back.
-    let follower = (cluster.leader() + 1) % 3;
+    // Away for many: the leader's log is purged past it, so a snapshot brings it back. It is
+    // the other follower: what was written while the first was away now reads only through
+    // the shards rebuilt on the first.
+    let leader = cluster.leader();
+    let follower = (0..3).find(|&i| i != leader && i != follower).unwrap();
     cluster.nodes[follower].kill();
+    let so_far: Vec<(String, Vec<u8>)> = (0..10).map(|i| (format!("k/{i:04}"), body(i))).collect();
+    assert_all_readable(&cluster.nodes[leader], &so_far).await;
     write(&cluster, 10, 60).await;
     let back = cluster.restart(follower);
     cluster.wait_healed_since(back);

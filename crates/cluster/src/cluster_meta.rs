@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use basalt_meta::{
     BucketAccess, BucketLogging, BucketRecord, Command, CorsRule, DefaultEncryption, GarbageRecord,
-    LifecycleRule, ListPage, MetaError, MetaStore, Namespace, NamespaceRecord, ObjectLockConfig,
-    ObjectRecord, Outcome, PartListing, PayloadCursor, PayloadEntry, PublicAccessBlock, StripeRef,
-    TableRecord, Tags, UploadPage, UploadRecord, VersionPage, VersioningState,
+    LifecycleRule, ListPage, MetaError, MetaStore, MissedShards, Namespace, NamespaceRecord,
+    ObjectLockConfig, ObjectRecord, Outcome, PartListing, PayloadCursor, PayloadEntry,
+    PublicAccessBlock, StripeRef, TableRecord, Tags, UploadPage, UploadRecord, VersionPage,
+    VersioningState,
 };
 
 use crate::node::ClusterNode;
@@ -257,6 +258,15 @@ impl MetaStore for ClusterMeta {
     ) -> Result<Vec<(u64, GarbageRecord)>, MetaError> {
         self.node.linearize().await?;
         self.node.meta.garbage_due(freed_by_ms, limit).await
+    }
+
+    async fn missed_shards(
+        &self,
+        after: Option<[u8; 16]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 16], MissedShards)>, MetaError> {
+        self.node.linearize().await?;
+        self.node.meta.missed_shards(after, limit).await
     }
 
     async fn set_clean_stop(&self, clean: bool) -> Result<bool, MetaError> {

@@ -166,6 +166,12 @@ impl Drive {
         self.online.load(Ordering::Acquire)
     }
 
+    /// Online, and (for a drive of another node) its node not marked down: a write to it can
+    /// be expected to land.
+    pub fn reachable(&self) -> bool {
+        self.online() && self.store.reachable()
+    }
+
     /// (total, available) bytes of the drive's file system, if it can be read. Blocking.
     pub fn space_blocking(&self) -> Option<(u64, u64)> {
         match &self.location {

@@ -451,6 +451,11 @@ impl NodeClient {
         &self.address
     }
 
+    /// False while the node is marked down (calls to it fail at once until it answers again).
+    pub fn reachable(&self) -> bool {
+        !self.down.load(Ordering::Acquire)
+    }
+
     /// A call failed on connection `generation` (`None`: unknown, it timed out): drop that
     /// connection and go around the node until it answers again. A late failure on a
     /// connection already replaced changes nothing.
@@ -602,6 +607,11 @@ impl RemoteDrive {
             return Ok(body);
         }
         Err(error_of(status, &headers, &body, chunk, &self.url))
+    }
+
+    /// Whether the drive's node is not known to be down.
+    pub fn reachable(&self) -> bool {
+        self.node.reachable()
     }
 
     pub fn identity(&self) -> Result<RemoteIdentity, DataError> {

@@ -49,6 +49,15 @@ impl ChunkStore {
         }
     }
 
+    /// False for a drive of another node while that node is marked down; a local drive is
+    /// always reachable (its failures show on each call).
+    pub fn reachable(&self) -> bool {
+        match &self.backend {
+            Backend::Local(_) => true,
+            Backend::Remote(drive) => drive.reachable(),
+        }
+    }
+
     /// Opens the chunk directory of a drive, creating its fan-out directories.
     pub fn open(drive: &Path) -> Result<Self, DataError> {
         let store = Self::new(drive);

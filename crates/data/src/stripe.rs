@@ -415,8 +415,13 @@ impl StripeStore {
 
     /// Makes the directory entries of the stripes written into `group` durable, on every drive
     /// that holds one of their shards; fails if a stripe is left with fewer durable shards than
-    /// its write quorum. Blocking.
-    pub fn sync_blocking(&self, group: u8, stripes: &[WrittenStripe]) -> Result<(), DataError> {
+    /// its write quorum. Answers the drives that failed to sync: the shards written there may
+    /// not survive, so their stripes are owed a heal. Blocking.
+    pub fn sync_blocking(
+        &self,
+        group: u8,
+        stripes: &[WrittenStripe],
+    ) -> Result<Vec<u16>, DataError> {
         let mut used = vec![false; self.inner.drives.len()];
         for stripe in stripes {
             for (shard, written) in stripe.info.shards.iter().zip(&stripe.written) {
@@ -439,7 +444,7 @@ impl StripeStore {
             }
         }
         let Some(error) = last_error else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         for stripe in stripes {
             let durable = stripe
@@ -461,7 +466,13 @@ impl StripeStore {
                 });
             }
         }
-        Ok(())
+        Ok(self
+            .inner
+            .drives
+            .iter()
+            .map(|d| d.index)
+            .filter(|&d| used[usize::from(d)] && !synced[usize::from(d)])
+            .collect())
     }
 
     /// Reads bytes `range` of a stripe's chunk, verifying every shard read. Erasure-coded

@@ -196,6 +196,15 @@ pub enum Command {
     },
     /// Changes a bucket's Iceberg catalog.
     Catalog(CatalogCommand),
+    /// Applies `command` (a `PutObject` or `PutPart`) and notes, in the same transaction,
+    /// that these stripes it publishes were written with shards missing: the leader's healer
+    /// rebuilds them once their drives answer (see the missed-shards table).
+    WithMissedShards {
+        command: Box<Command>,
+        stripes: Vec<[u8; 16]>,
+    },
+    /// Removes entries of the missed-shards table: their stripes were healed or are gone.
+    ForgetMissedShards { stripes: Vec<[u8; 16]> },
 }
 
 /// The one encoding of commands on the wire and in a replicated log: a format byte, then
@@ -284,6 +293,7 @@ impl Command {
         match self {
             Command::PutObject { record, .. } => record.details.payload.stripes(),
             Command::PutPart { record, .. } => record.payload.stripes(),
+            Command::WithMissedShards { command, .. } => command.published_stripes(),
             _ => Vec::new(),
         }
     }

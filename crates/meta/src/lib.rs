@@ -51,10 +51,10 @@ pub use command::{Command, CompletePart, CompleteUpload, Outcome, Precondition};
 pub use error::MetaError;
 pub use record::{
     BucketLogging, BucketRecord, Checksum, ChecksumAlgorithm, ChunkRef, Codec, CorsRule,
-    DefaultEncryption, DefaultRetention, Encryption, GarbageRecord, LifecycleRule, NULL_VERSION,
-    ObjectDetails, ObjectLock, ObjectLockConfig, ObjectRecord, ObjectSummary, PartRecord, Payload,
-    Retention, RetentionMode, ShardRef, StandardHeaders, StripeRef, Tags, UploadRecord,
-    VersioningState,
+    DefaultEncryption, DefaultRetention, Encryption, GarbageRecord, LifecycleRule, MissedShards,
+    NULL_VERSION, ObjectDetails, ObjectLock, ObjectLockConfig, ObjectRecord, ObjectSummary,
+    PartRecord, Payload, Retention, RetentionMode, ShardRef, StandardHeaders, StripeRef, Tags,
+    UploadRecord, VersioningState,
 };
 pub use redb_store::{DEFAULT_CACHE_BYTES, META_READ_THREADS, RedbStore};
 pub use replica::Replicated;

@@ -426,7 +426,18 @@ pub struct GarbageRecord {
     pub stripes: Vec<StripeRef>,
 }
 
+/// A stripe published with shards missing (their node or drive did not take them): owed a
+/// heal. The owner is the record that holds the stripe, kept current by the state machine as
+/// parts become an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedShards {
+    pub owner: crate::store::PayloadOwner,
+    /// When the command that published the stripe was stamped.
+    pub noted_ms: i64,
+}
+
 impl Record for GarbageRecord {}
+impl Record for MissedShards {}
 impl Record for BucketRecord {}
 impl Record for PartRecord {}
 impl Record for Tags {}

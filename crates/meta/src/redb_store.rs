@@ -16,8 +16,8 @@ use crate::command::{Command, Outcome};
 use crate::keys::{self, AFTER_ALL_UTF8};
 use crate::record::{
     BucketLogging, BucketRecord, CorsRule, DefaultEncryption, GarbageRecord, LifecycleRule,
-    ObjectLockConfig, ObjectRecord, PartRecord, Record, StripeRef, Tags, UploadRecord,
-    VersioningState, decode,
+    MissedShards, ObjectLockConfig, ObjectRecord, PartRecord, Record, StripeRef, Tags,
+    UploadRecord, VersioningState, decode,
 };
 use crate::store::{
     ListPage, MetaStore, PartListing, PayloadCursor, PayloadEntry, PayloadOwner, UploadListing,
@@ -85,6 +85,7 @@ impl RedbStore {
         txn.open_table(IDENTITIES)?;
         txn.open_table(GARBAGE)?;
         txn.open_table(CATALOG)?;
+        txn.open_table(MISSED_SHARDS)?;
         txn.commit()?;
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
@@ -567,6 +568,35 @@ impl MetaStore for RedbStore {
                     break;
                 }
                 out.push((id.value(), record));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn missed_shards(
+        &self,
+        after: Option<[u8; 16]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 16], MissedShards)>, MetaError> {
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(MISSED_SHARDS)?;
+            let start = after.unwrap_or_default();
+            let mut out = Vec::new();
+            for entry in table.range(start.as_slice()..)? {
+                let (id, value) = entry?;
+                let id: [u8; 16] = id
+                    .value()
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("missed-shards stripe id".into()))?;
+                if after == Some(id) {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break;
+                }
+                out.push((id, decode(value.value())?));
             }
             Ok(out)
         })

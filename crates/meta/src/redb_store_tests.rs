@@ -1034,3 +1034,154 @@ async fn the_same_put_applied_twice_frees_nothing_it_references() {
         "a different record frees the old stripes"
     );
 }
+
+async fn owed(store: &RedbStore) -> Vec<([u8; 16], PayloadOwner)> {
+    store
+        .missed_shards(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, m)| (id, m.owner))
+        .collect()
+}
+
+#[tokio::test]
+async fn stripes_written_short_of_shards_are_owed_until_healed_or_freed() {
+    let (_dir, store) = open();
+    bucket(&store, "b").await;
+    let missed = |command: Command, stripes: Vec<[u8; 16]>| Command::WithMissedShards {
+        command: Box::new(command),
+        stripes,
+    };
+    // A put of two stripes, one written short: only that one is owed, by this version.
+    let mut record = object("e1", 1);
+    record.details.payload = Payload::Chunks(
+        [1u8, 2]
+            .map(|id| ChunkRef {
+                id: [id; 16],
+                len: 1,
+                crc32c: 0,
+            })
+            .to_vec(),
+    );
+    let out = store
+        .execute(missed(put("k", record, None), vec![[2; 16]]))
+        .await
+        .unwrap();
+    assert_eq!(out.version_id.as_deref(), Some(crate::NULL_VERSION));
+    let object_owner = |key: &str| PayloadOwner::Object {
+        bucket: "b".into(),
+        key: key.into(),
+        version_id: None,
+    };
+    assert_eq!(owed(&store).await, vec![([2; 16], object_owner("k"))]);
+    assert!(store.get_object("b", "k").await.unwrap().is_some());
+
+    // A refused command notes nothing.
+    let refused = missed(
+        put("k", object("e2", 3), Some(Precondition::IfNoneMatchAny)),
+        vec![[3; 16]],
+    );
+    assert!(store.execute(refused).await.is_err());
+    assert_eq!(owed(&store).await.len(), 1);
+
+    // Overwritten: the stripe is garbage, owed nothing.
+    store
+        .execute(put("k", object("e3", 4), None))
+        .await
+        .unwrap();
+    assert!(owed(&store).await.is_empty());
+
+    // A part's debt follows it into the object it becomes.
+    create_upload(&store, "u1").await;
+    let part = PartRecord {
+        size: 1,
+        etag: "p1".into(),
+        last_modified_ms: 0,
+        checksum: None,
+        payload: Payload::Chunks(vec![ChunkRef {
+            id: [5; 16],
+            len: 1,
+            crc32c: 0,
+        }]),
+    };
+    let put_part = Command::PutPart {
+        bucket: "b".into(),
+        key: "k".into(),
+        upload_id: "u1".into(),
+        part_number: 1,
+        record: part,
+    };
+    store
+        .execute(missed(put_part, vec![[5; 16]]))
+        .await
+        .unwrap();
+    assert_eq!(
+        owed(&store).await,
+        vec![(
+            [5; 16],
+            PayloadOwner::Part {
+                upload_id: "u1".into(),
+                part_number: 1
+            }
+        )]
+    );
+    store
+        .execute(Command::CompleteUpload(crate::CompleteUpload {
+            bucket: "b".into(),
+            key: "mp".into(),
+            upload_id: "u1".into(),
+            parts: vec![CompletePart {
+                part_number: 1,
+                etag: "p1".into(),
+                checksum: None,
+            }],
+            min_part_size: 0,
+            last_modified_ms: 1,
+            version_id: "v-mp".into(),
+            etag: "mp-1".into(),
+            precondition: None,
+            checksum: None,
+        }))
+        .await
+        .unwrap_err();
+    // (The upload is for key "k": completing it under another key is refused, nothing moves.)
+    assert_eq!(owed(&store).await.len(), 1);
+    store
+        .execute(Command::CompleteUpload(crate::CompleteUpload {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u1".into(),
+            parts: vec![CompletePart {
+                part_number: 1,
+                etag: "p1".into(),
+                checksum: None,
+            }],
+            min_part_size: 0,
+            last_modified_ms: 1,
+            version_id: "v-mp".into(),
+            etag: "mp-1".into(),
+            precondition: None,
+            checksum: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(owed(&store).await, vec![([5; 16], object_owner("k"))]);
+
+    // Healed: forgotten. Pages resume after the cursor.
+    store
+        .execute(missed(put("other", object("e5", 6), None), vec![[6; 16]]))
+        .await
+        .unwrap();
+    let after = store.missed_shards(Some([5; 16]), 10).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].0, [6; 16]);
+    assert_eq!(store.missed_shards(None, 1).await.unwrap().len(), 1);
+    store
+        .execute(Command::ForgetMissedShards {
+            stripes: vec![[5; 16], [6; 16]],
+        })
+        .await
+        .unwrap();
+    assert!(owed(&store).await.is_empty());
+}

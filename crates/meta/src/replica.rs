@@ -32,13 +32,14 @@ type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 type NamedTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// The tables whose keys are bytes, each with its tag in a snapshot.
-const BYTE_TABLES: [(u8, BytesTable); 6] = [
+const BYTE_TABLES: [(u8, BytesTable); 7] = [
     (1, OBJECTS),
     (2, VERSIONS),
     (3, UPLOADS),
     (4, PARTS),
     (5, BUCKET_SETTINGS),
     (10, CATALOG),
+    (11, MISSED_SHARDS),
 ];
 const NAMED_TABLES: [(u8, NamedTable); 2] = [(6, BUCKETS), (7, IDENTITIES)];
 const GARBAGE_TAG: u8 = 8;
@@ -309,7 +310,50 @@ mod tests {
                     properties: Default::default(),
                 }),
             ),
+            // A stripe written short of shards: owed a heal on every replica.
+            stamped(
+                17,
+                Command::WithMissedShards {
+                    command: Box::new(Command::PutObject {
+                        bucket: "photos".into(),
+                        key: "cat.jpg".into(),
+                        record: object_with_stripe([9; 16]),
+                        precondition: None,
+                    }),
+                    stripes: vec![[9; 16]],
+                },
+            ),
         ]
+    }
+
+    fn object_with_stripe(id: [u8; 16]) -> crate::ObjectRecord {
+        crate::ObjectRecord {
+            summary: crate::ObjectSummary {
+                size: 1,
+                etag: "e".into(),
+                ..Default::default()
+            },
+            details: crate::ObjectDetails {
+                headers: Default::default(),
+                user_metadata: vec![],
+                checksums: vec![],
+                part_sizes: vec![],
+                payload: crate::Payload::Stripes(vec![crate::StripeRef {
+                    id,
+                    len: 1,
+                    codec: crate::Codec::None,
+                    shards: vec![crate::ShardRef {
+                        drive: 0,
+                        crc32c: 0,
+                    }],
+                }]),
+                tags: vec![],
+                lock: Default::default(),
+                encryption: None,
+                acl: None,
+                part_checksums: Vec::new(),
+            },
+        }
     }
 
     fn snapshot_of(store: &RedbStore) -> (Vec<u8>, Option<Vec<u8>>) {
@@ -339,10 +383,10 @@ mod tests {
         let ra = a.apply_replicated(first, b"pos-3", true).unwrap();
         let rb1 = b.apply_replicated(first, b"pos-3", true).unwrap();
         assert_eq!(outcomes(&ra), outcomes(&rb1));
-        let ra = a.apply_replicated(second, b"pos-6", true).unwrap();
+        let ra = a.apply_replicated(second, b"pos-7", true).unwrap();
         // Batches split differently reach the same state.
         let rb2 = b.apply_replicated(&second[..1], b"pos-4", true).unwrap();
-        let rb3 = b.apply_replicated(&second[1..], b"pos-6", true).unwrap();
+        let rb3 = b.apply_replicated(&second[1..], b"pos-7", true).unwrap();
         assert_eq!(
             outcomes(&ra),
             [outcomes(&rb2), outcomes(&rb3)].concat(),
@@ -356,7 +400,7 @@ mod tests {
             snap_a.windows(9).any(|w| w == b"lakehouse"),
             "the catalog is part of the snapshot"
         );
-        assert_eq!(pos_a.as_deref(), Some(&b"pos-6"[..]));
+        assert_eq!(pos_a.as_deref(), Some(&b"pos-7"[..]));
         assert_eq!(pos_a, pos_b);
 
         // A replica with other state (and node-local values) takes the snapshot exactly.
@@ -377,11 +421,11 @@ mod tests {
         )
         .unwrap();
         c.persist().unwrap();
-        c.install_snapshot(&mut snap_a.as_slice(), b"pos-6")
+        c.install_snapshot(&mut snap_a.as_slice(), b"pos-7")
             .unwrap();
         let (snap_c, pos_c) = snapshot_of(&c);
         assert_eq!(snap_c, snap_a);
-        assert_eq!(pos_c.as_deref(), Some(&b"pos-6"[..]));
+        assert_eq!(pos_c.as_deref(), Some(&b"pos-7"[..]));
         assert_eq!(
             c.drive_set().unwrap(),
             Some([7; 16]),
@@ -398,6 +442,13 @@ mod tests {
         runtime.block_on(async {
             assert!(c.get_bucket("stale").await.unwrap().is_none());
             assert!(c.get_bucket("photos").await.unwrap().is_some());
+            let owed = c.missed_shards(None, 10).await.unwrap();
+            assert_eq!(
+                owed.len(),
+                1,
+                "the missed-shards table is part of the snapshot"
+            );
+            assert_eq!((owed[0].0, owed[0].1.noted_ms), ([9; 16], 17));
         });
     }
 
@@ -405,15 +456,15 @@ mod tests {
     fn a_damaged_snapshot_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = RedbStore::open(&dir.path().join("a.redb")).unwrap();
-        a.apply_replicated(&log(), b"pos-6", true).unwrap();
+        a.apply_replicated(&log(), b"pos-7", true).unwrap();
         let (snap, _) = snapshot_of(&a);
         let b = RedbStore::open(&dir.path().join("b.redb")).unwrap();
         b.apply_replicated(&log()[..1], b"pos-1", true).unwrap();
         let before = snapshot_of(&b);
         let cut = &snap[..snap.len() - 5];
-        assert!(b.install_snapshot(&mut &cut[..], b"pos-6").is_err());
+        assert!(b.install_snapshot(&mut &cut[..], b"pos-7").is_err());
         assert!(
-            b.install_snapshot(&mut &b"not a snapshot"[..], b"pos-6")
+            b.install_snapshot(&mut &b"not a snapshot"[..], b"pos-7")
                 .is_err()
         );
         assert_eq!(snapshot_of(&b), before);

@@ -2,15 +2,15 @@
 //! transaction. Deterministic: the same commands applied to the same state give the same
 //! state and outcomes, which is what replicating it (Raft) needs.
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, ReadableTableMetadata, Table};
 
 use crate::MetaError;
 use crate::command::{Command, CompleteUpload, Outcome, Precondition};
 use crate::keys::{self};
 use crate::record::{
-    GarbageRecord, NULL_VERSION, ObjectDetails, ObjectLockConfig, ObjectRecord, ObjectSummary,
-    PartRecord, Payload, Record, RetentionMode, StripeRef, UploadRecord, VersioningState, decode,
-    decode_summary, encode,
+    GarbageRecord, MissedShards, NULL_VERSION, ObjectDetails, ObjectLockConfig, ObjectRecord,
+    ObjectSummary, PartRecord, Payload, Record, RetentionMode, StripeRef, UploadRecord,
+    VersioningState, decode, decode_summary, encode,
 };
 use crate::store::PayloadOwner;
 use crate::tables::*;
@@ -26,6 +26,7 @@ pub(crate) struct Tables<'txn> {
     garbage: Table<'txn, u64, &'static [u8]>,
     system: Table<'txn, &'static str, &'static [u8]>,
     catalog: Table<'txn, &'static [u8], &'static [u8]>,
+    missed: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 /// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
@@ -146,6 +147,7 @@ impl<'txn> Tables<'txn> {
             garbage: txn.open_table(GARBAGE)?,
             system: txn.open_table(SYSTEM)?,
             catalog: crate::catalog::open(txn)?,
+            missed: txn.open_table(MISSED_SHARDS)?,
         })
     }
 
@@ -169,7 +171,76 @@ impl<'txn> Tables<'txn> {
         if !outcome.garbage.is_empty() {
             self.record_garbage(at_ms, &outcome.garbage)?;
         }
+        self.track_missed_shards(at_ms, command, &outcome)?;
         Ok(outcome)
+    }
+
+    /// Keeps the missed-shards table in step with `command`: the stripes it publishes short
+    /// of shards are noted with their owner, parts that become an object take the object as
+    /// owner, and stripes that became garbage are owed nothing any more.
+    fn track_missed_shards(
+        &mut self,
+        at_ms: i64,
+        command: &Command,
+        outcome: &Outcome,
+    ) -> Result<(), MetaError> {
+        let version_id = || outcome.version_id.clone().filter(|v| v != NULL_VERSION);
+        if let Command::WithMissedShards { command, stripes } = command {
+            let owner = match command.as_ref() {
+                Command::PutObject { bucket, key, .. } => PayloadOwner::Object {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    version_id: version_id(),
+                },
+                Command::PutPart {
+                    upload_id,
+                    part_number,
+                    ..
+                } => PayloadOwner::Part {
+                    upload_id: upload_id.clone(),
+                    part_number: *part_number,
+                },
+                _ => return Ok(()),
+            };
+            let record = encode(&MissedShards {
+                owner,
+                noted_ms: at_ms,
+            });
+            for id in stripes {
+                self.missed.insert(id.as_slice(), record.as_slice())?;
+            }
+            return Ok(());
+        }
+        // Nothing owed (the usual case): nothing to look up.
+        if self.missed.is_empty()? {
+            return Ok(());
+        }
+        for freed in &outcome.garbage {
+            self.missed.remove(freed.id.as_slice())?;
+        }
+        if let (Command::CompleteUpload(c), Some(object)) = (command, &outcome.object) {
+            let owner = PayloadOwner::Object {
+                bucket: c.bucket.clone(),
+                key: c.key.clone(),
+                version_id: version_id(),
+            };
+            for stripe in object.details.payload.stripes() {
+                let noted = self
+                    .missed
+                    .get(stripe.id.as_slice())?
+                    .map(|g| decode::<MissedShards>(g.value()))
+                    .transpose()?;
+                if let Some(noted) = noted {
+                    let record = MissedShards {
+                        owner: owner.clone(),
+                        ..noted
+                    };
+                    self.missed
+                        .insert(stripe.id.as_slice(), encode(&record).as_slice())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn record_garbage(&mut self, at_ms: i64, stripes: &[StripeRef]) -> Result<(), MetaError> {
@@ -214,6 +285,13 @@ impl<'txn> Tables<'txn> {
 
     fn apply(&mut self, command: &Command) -> Result<Outcome, MetaError> {
         match command {
+            Command::WithMissedShards { command, .. } => self.apply(command),
+            Command::ForgetMissedShards { stripes } => {
+                for id in stripes {
+                    self.missed.remove(id.as_slice())?;
+                }
+                Ok(Outcome::default())
+            }
             Command::ForgetGarbage { ids } => {
                 for id in ids {
                     self.garbage.remove(*id)?;

@@ -3,8 +3,8 @@ use crate::{
     PublicAccessBlock, Tags, VersioningState,
 };
 use crate::{
-    BucketRecord, Command, GarbageRecord, MetaError, ObjectRecord, ObjectSummary, Outcome,
-    PartRecord, Payload, StripeRef, UploadRecord,
+    BucketRecord, Command, GarbageRecord, MetaError, MissedShards, ObjectRecord, ObjectSummary,
+    Outcome, PartRecord, Payload, StripeRef, UploadRecord,
 };
 use crate::{Namespace, NamespaceRecord, TableRecord};
 
@@ -270,7 +270,6 @@ pub trait MetaStore: Send + Sync + 'static {
         namespace: &[String],
     ) -> Result<Vec<(String, TableRecord)>, MetaError>;
 
-    /// Every stripe any record references: the live set for garbage collection.
     /// Garbage freed at or before `freed_by_ms`, oldest first, at most `limit` entries.
     async fn garbage_due(
         &self,
@@ -283,7 +282,16 @@ pub trait MetaStore: Send + Sync + 'static {
     /// finds no mark at start did not stop cleanly.
     async fn set_clean_stop(&self, clean: bool) -> Result<bool, MetaError>;
 
+    /// Every stripe any record references: the live set for garbage collection.
     async fn referenced_stripes(&self) -> Result<Vec<StripeRef>, MetaError>;
+
+    /// Stripes owed a heal (published with shards missing), in stripe-id order after
+    /// `after`, at most `limit`.
+    async fn missed_shards(
+        &self,
+        after: Option<[u8; 16]>,
+        limit: usize,
+    ) -> Result<Vec<([u8; 16], MissedShards)>, MetaError>;
 
     /// The payloads of objects and of uploaded parts, in a stable order, after `after` (a
     /// cursor from an earlier page): how scrubbing, healing and fsck walk all data in bounded

@@ -37,6 +37,13 @@ pub(crate) const LOGGING_SETTING: &str = "logging";
 ///
 /// [`GarbageRecord`]: crate::record::GarbageRecord
 pub(crate) const GARBAGE: TableDefinition<u64, &[u8]> = TableDefinition::new("garbage");
+/// Stripes published with shards missing, owed a heal: stripe id to a [`MissedShards`]. The
+/// command that publishes such a stripe adds it, a heal or the stripe becoming garbage
+/// removes it.
+///
+/// [`MissedShards`]: crate::record::MissedShards
+pub(crate) const MISSED_SHARDS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("missed_shards");
 /// In [`SYSTEM`]: the next garbage sequence number.
 pub(crate) const GARBAGE_NEXT_KEY: &str = "garbage-next";
 /// In [`SYSTEM`]: written by a clean shutdown (nothing in flight), removed at start. Missing

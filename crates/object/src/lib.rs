@@ -18,6 +18,7 @@ mod identity;
 mod kms;
 mod lifecycle;
 mod maintenance;
+mod missed_shards;
 mod secret;
 mod stage;
 mod store;
@@ -51,6 +52,7 @@ pub use lifecycle::{DAY, LifecycleReport, LifecycleSchedule, LifecycleStatus};
 pub use maintenance::{
     DriveStatus, FsckReport, HealerStats, MaintenanceStatus, ScrubSchedule, SweepMode, SweepReport,
 };
+pub use missed_shards::{MissedShardsPass, MissedShardsStatus};
 pub use secret::Secret;
 pub use stage::Staged;
 pub use store::{

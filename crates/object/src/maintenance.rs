@@ -101,6 +101,9 @@ pub struct MaintenanceStatus {
     /// The last sweep that finished.
     pub last: Option<SweepReport>,
     pub healer: HealerStats,
+    /// The healer of stripes written with shards missing (see `missed_shards.rs`).
+    #[serde(default)]
+    pub missed_shards: crate::missed_shards::MissedShardsStatus,
     pub lifecycle: crate::lifecycle::LifecycleStatus,
     /// Background workers restarted after a panic, since start.
     #[serde(default)]
@@ -120,6 +123,8 @@ pub(crate) struct Maintenance {
     pub(crate) restarts: Arc<std::sync::atomic::AtomicU64>,
     status: Mutex<MaintenanceStatus>,
     sweeping: AtomicBool,
+    /// Wakes the missed-shards healer early: a node that was away answers again.
+    pub(crate) missed_shards_wake: tokio::sync::Notify,
 }
 
 impl Maintenance {
@@ -132,6 +137,7 @@ impl Maintenance {
             restarts: Arc::default(),
             status: Mutex::default(),
             sweeping: AtomicBool::new(false),
+            missed_shards_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -193,20 +199,22 @@ impl ObjectStore {
                             .await
                             .unwrap_or_default();
                         // A node that stopped answering for a while missed the shards of the
-                        // writes made meanwhile: rebuild them now it is back.
+                        // writes made meanwhile, each noted as owed: pay them now it is back.
                         let now = basalt_data::node_reconnections();
-                        let returned = now != reconnections;
-                        if (!back.is_empty() || returned)
-                            && this.runs_background()
-                            && this.start_heal()
-                        {
+                        if now != reconnections {
                             reconnections = now;
+                            this.maintenance.missed_shards_wake.notify_one();
+                        }
+                        // Drives offline since this node started: nobody knows what they
+                        // missed (or whether they are the same disks), so check everything.
+                        if !back.is_empty() && this.runs_background() && this.start_heal() {
                             tracing::info!(drives = ?back, "drives of other nodes back online: healing");
                         }
                     }
                 }
             });
         }
+        self.start_missed_shards_healer();
         if let Some(interval) = scrub.interval {
             let this = self.clone();
             crate::supervisor::supervise("scrubber", restarts, move || {
@@ -241,7 +249,7 @@ impl ObjectStore {
             // Known owner: the same check and repair as a sweep, so a stripe deleted since it
             // was queued is not rewritten, and a gone drive's shard may move to a spare.
             Some(owner) => self
-                .sweep_stripe(Arc::new(owner), stripe, SweepMode::Repair)
+                .sweep_stripe(Arc::new(owner), stripe, SweepMode::Repair, true)
                 .await
                 .and_then(|outcome| match outcome.unrecoverable {
                     Some(reason) => Err(ObjectError::Corrupt(reason)),
@@ -309,6 +317,15 @@ impl ObjectStore {
         owner: &PayloadOwner,
         stripe: &StripeInfo,
     ) -> Result<bool, ObjectError> {
+        Ok(self.owned_stripe(owner, stripe.id.0).await?.is_some())
+    }
+
+    /// Stripe `id` as `owner`'s current record holds it (its shards where they are now).
+    pub(crate) async fn owned_stripe(
+        &self,
+        owner: &PayloadOwner,
+        id: [u8; 16],
+    ) -> Result<Option<StripeInfo>, ObjectError> {
         let payload = match owner {
             PayloadOwner::Object {
                 bucket,
@@ -335,7 +352,7 @@ impl ObjectStore {
                 .find(|p| p.part_number == *part_number)
                 .map(|p| p.record.payload),
         };
-        Ok(payload.is_some_and(|p| p.stripes().iter().any(|s| s.id == stripe.id.0)))
+        Ok(payload.and_then(|p| p.stripes().iter().find(|s| s.id == id).map(to_info)))
     }
 
     /// What maintenance is doing and has done, and the drives' state. Reads each drive's
@@ -466,7 +483,7 @@ impl ObjectStore {
                 .collect();
             let mut checks = futures::stream::iter(stripes)
                 .map(|(owner, index, info)| async move {
-                    let outcome = self.sweep_stripe(owner.clone(), info, mode).await;
+                    let outcome = self.sweep_stripe(owner.clone(), info, mode, true).await;
                     (owner, index, outcome)
                 })
                 .buffered(SWEEP_CONCURRENCY);
@@ -495,11 +512,14 @@ impl ObjectStore {
     /// Checks one stripe with one read of its shards, and repairs it if asked and the stripe
     /// is still in use (an object overwritten or deleted since the page was read is not
     /// resurrected, nor reported).
-    async fn sweep_stripe(
+    /// Checks one stripe of `owner` and in [`SweepMode::Repair`] rebuilds its bad shards;
+    /// with `relocate`, one whose drive cannot take it goes to a spare drive.
+    pub(crate) async fn sweep_stripe(
         &self,
         owner: Arc<PayloadOwner>,
         info: StripeInfo,
         mode: SweepMode,
+        relocate: bool,
     ) -> Result<StripeOutcome, ObjectError> {
         let store = self.stripes.clone();
         let this = self.clone();
@@ -517,7 +537,7 @@ impl ObjectStore {
                     // Asked only when a shard is bad.
                     still_used() && mode == SweepMode::Repair
                 },
-                true,
+                relocate,
             );
             let gone = check.health.iter().any(|h| *h != ShardHealth::Healthy)
                 && check.healed.rebuilt.is_empty()
@@ -560,12 +580,25 @@ impl ObjectStore {
 
 /// What a sweep learned about one stripe.
 #[derive(Debug, Default)]
-struct StripeOutcome {
+pub(crate) struct StripeOutcome {
     shard_bytes: u64,
     /// Empty when the stripe was dropped by its owner during the sweep.
-    health: Vec<ShardHealth>,
-    healed: Healed,
-    unrecoverable: Option<String>,
+    pub(crate) health: Vec<ShardHealth>,
+    pub(crate) healed: Healed,
+    pub(crate) unrecoverable: Option<String>,
+}
+
+impl StripeOutcome {
+    /// Every shard is intact now: it was, or it was rebuilt.
+    pub(crate) fn whole(&self) -> bool {
+        !self.health.is_empty()
+            && self.unrecoverable.is_none()
+            && self
+                .health
+                .iter()
+                .enumerate()
+                .all(|(i, h)| *h == ShardHealth::Healthy || self.healed.rebuilt.contains(&i))
+    }
 }
 
 impl SweepReport {

@@ -162,6 +162,20 @@ impl StripeGuard {
             .collect()
     }
 
+    /// Counts the shards on `drives` as missing (their directory could not be made durable).
+    pub(crate) fn mark_unwritten(&self, drives: &[u16]) {
+        if drives.is_empty() {
+            return;
+        }
+        for (_, stripe) in &mut lock(&self.state).stripes {
+            for (shard, written) in stripe.info.shards.iter().zip(stripe.written.iter_mut()) {
+                if drives.contains(&shard.drive) {
+                    *written = false;
+                }
+            }
+        }
+    }
+
     /// Hands over the stripes, in object order; the guard no longer deletes them.
     pub(crate) fn disarm(&mut self) -> Vec<WrittenStripe> {
         let mut stripes = std::mem::take(&mut lock(&self.state).stripes);

@@ -328,6 +328,16 @@ impl ObjectStore {
         }
     }
 
+    /// Stripes just written with shards missing, already noted as owed a heal: on a single
+    /// node the healer takes them at once (a failing drive's shard goes to a spare). In a
+    /// cluster the missed-shards healer waits for the node that was away instead of moving
+    /// its shards to another.
+    fn queue_degraded(&self, owner: &PayloadOwner, degraded: Vec<StripeInfo>) {
+        if !self.stripes.drives().has_remote_drives() {
+            self.queue_heal(Some(owner), degraded);
+        }
+    }
+
     // ---- buckets ----
 
     /// Creates a bucket; with `object_lock`, versioned and with object lock enabled.
@@ -513,7 +523,7 @@ impl ObjectStore {
             precondition,
         };
         let outcome = self
-            .execute_owning(command, record.details.payload.stripes())
+            .execute_owning(command, record.details.payload.stripes(), &degraded)
             .await?;
         record.summary.version_id = outcome
             .version_id
@@ -523,18 +533,29 @@ impl ObjectStore {
             key: key.to_owned(),
             version_id: record.summary.version_id.clone(),
         };
-        self.queue_heal(Some(&owner), degraded);
+        self.queue_degraded(&owner, degraded);
         Ok(record)
     }
 
     /// Runs a command whose record owns `stripes`: if the command is refused, they are freed.
     /// If its outcome is unknown (a cluster that lost its leader mid-commit may still commit
-    /// it), they stay: deleting them could leave a committed record without its data.
+    /// it), they stay: deleting them could leave a committed record without its data. The
+    /// `degraded` ones (written with shards missing) are noted in the same command as owed a
+    /// heal, so the debt is as durable as the record and outlives this node.
     async fn execute_owning(
         &self,
         command: Command,
         stripes: Vec<StripeRef>,
+        degraded: &[StripeInfo],
     ) -> Result<basalt_meta::Outcome, ObjectError> {
+        let command = if degraded.is_empty() {
+            command
+        } else {
+            Command::WithMissedShards {
+                command: Box::new(command),
+                stripes: degraded.iter().map(|s| s.id.0).collect(),
+            }
+        };
         match self.meta.execute(command).await {
             Ok(outcome) => Ok(outcome),
             Err(e @ basalt_meta::MetaError::Indeterminate(_)) => {
@@ -1044,13 +1065,13 @@ impl ObjectStore {
             part_number,
             record: record.clone(),
         };
-        self.execute_owning(command, record.payload.stripes())
+        self.execute_owning(command, record.payload.stripes(), &degraded)
             .await?;
         let owner = PayloadOwner::Part {
             upload_id: upload_id.to_owned(),
             part_number,
         };
-        self.queue_heal(Some(&owner), degraded);
+        self.queue_degraded(&owner, degraded);
         Ok(record)
     }
 
@@ -1370,7 +1391,8 @@ impl<'g> ChunkPipeline<'g> {
             // All shards share one directory per drive: one fsync each makes their names
             // durable.
             let (store, group, written) = (self.store.clone(), self.group, self.guard.written());
-            blocking(move || store.sync_blocking(group, &written)).await?;
+            let unsynced = blocking(move || store.sync_blocking(group, &written)).await?;
+            self.guard.mark_unwritten(&unsynced);
         }
         self.hashers().await
     }

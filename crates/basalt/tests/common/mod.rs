@@ -281,6 +281,13 @@ pub fn exchange_at(
 }
 
 /// Polls `done` every 50 ms until it holds; panics naming `what` after `deadline`.
+/// Milliseconds since the Unix epoch, as the server's status reports times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub fn wait_for(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + deadline;
     while Instant::now() < until {

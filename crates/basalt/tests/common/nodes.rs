@@ -204,34 +204,39 @@ impl Cluster {
     /// Starts node `i` again with the same flags, and waits until it serves; returns when
     /// it was started (ms since the epoch).
     pub fn restart(&mut self, i: usize) -> i64 {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let started = super::now_ms();
         self.spawn(i);
         self.wait_ready(i);
         started
     }
 
-    /// Waits for the heal the leader runs by itself once a node that was away answers again
-    /// (the shards of the writes it missed are rebuilt), started after `since_ms`.
-    pub fn wait_healed_since(&self, since_ms: i64) {
-        let leader = &self.nodes[self.leader()];
+    /// Waits until the leader has rebuilt the shards that writes missed while a node was away:
+    /// a pass of its missed-shards healer, started after `since_ms`, that left nothing owed.
+    /// Answers the leader's `missed_shards` status then.
+    pub fn wait_healed_since(&self, since_ms: i64) -> serde_json::Value {
+        let mut paid = serde_json::Value::Null;
         super::wait_for(
-            "the leader's heal after a node returned",
+            "the leader's missed-shards healer to pay what a returning node missed",
             Duration::from_secs(90),
             || {
-                leader
-                    .admin("GET", "/basalt-admin/v1/status")
-                    .is_some_and(|s| {
-                        s["running"].is_null()
-                            && s["last"]["kind"] == "heal"
-                            && s["last"]["started_ms"]
-                                .as_i64()
-                                .is_some_and(|t| t >= since_ms)
-                            && s["last"]["finished_ms"].is_i64()
-                    })
+                let Some(status) =
+                    self.nodes[self.leader()].admin("GET", "/basalt-admin/v1/status")
+                else {
+                    return false;
+                };
+                let missed = &status["missed_shards"];
+                let done = missed["last_pass_started_ms"]
+                    .as_i64()
+                    .is_some_and(|t| t >= since_ms)
+                    && missed["owed"] == 0
+                    && missed["last_error"].is_null();
+                if done {
+                    paid = missed.clone();
+                }
+                done
             },
         );
+        paid
     }
 
     /// The index of the node every running node names as the leader, once they agree.
