@@ -221,6 +221,20 @@ pub struct DriveServerArgs {
     pub drives: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Export traces of the shard calls served here (OTLP over HTTP), e.g.
+    /// http://127.0.0.1:4318 [default: off]
+    #[arg(long, env = "BASALT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl DriveServerArgs {
+    /// Where this drive server's traces go, if anywhere.
+    pub fn trace_export(&self) -> Option<crate::telemetry::TraceExport> {
+        Some(crate::telemetry::TraceExport {
+            endpoint: self.otlp_endpoint.clone()?,
+            instance: self.address.to_string(),
+        })
+    }
 }
 
 fn parse_drive(text: &str) -> Result<(String, PathBuf), String> {

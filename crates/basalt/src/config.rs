@@ -182,6 +182,10 @@ pub struct ServerArgs {
     /// `Authorization: Bearer <token>`
     #[arg(long, env = "BASALT_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<basalt_object::Secret>,
+    /// Export request traces (OpenTelemetry, OTLP over HTTP with protobuf) to this collector,
+    /// e.g. http://127.0.0.1:4318 [default: off]
+    #[arg(long, env = "BASALT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Region reported to clients and used in signatures [default: us-east-1]
     #[arg(long, env = "BASALT_REGION")]
     pub region: Option<String>,
@@ -304,6 +308,7 @@ struct FileConfig {
     sts_roles: Option<PathBuf>,
     metrics_address: Option<std::net::SocketAddr>,
     metrics_token: Option<basalt_object::Secret>,
+    otlp_endpoint: Option<String>,
     sse_c_over_http: Option<bool>,
     object_ownership_default: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -365,6 +370,7 @@ pub struct ServerConfig {
     pub sts_roles: Option<PathBuf>,
     pub metrics_address: Option<std::net::SocketAddr>,
     pub metrics_token: Option<basalt_object::Secret>,
+    pub otlp_endpoint: Option<String>,
     pub sse_c_over_http: bool,
     pub object_ownership_default: String,
     pub tls: Option<TlsSetting>,
@@ -381,6 +387,18 @@ pub struct ServerConfig {
     pub front_limits: basalt_s3::FrontLimits,
     /// Set for a cluster node.
     pub node: Option<NodeConfig>,
+}
+
+impl ServerConfig {
+    /// Where this node's traces go, if anywhere; its spans name the node (or its address).
+    pub fn trace_export(&self) -> Option<crate::telemetry::TraceExport> {
+        let endpoint = self.otlp_endpoint.clone()?;
+        let instance = self
+            .node
+            .as_ref()
+            .map_or_else(|| self.address.to_string(), |n| n.name.clone());
+        Some(crate::telemetry::TraceExport { endpoint, instance })
+    }
 }
 
 /// A duration that cannot be off: from the flag, else the file, else `default`.
@@ -537,6 +555,7 @@ impl ServerConfig {
             sts_roles: args.sts_roles.or(file.sts_roles),
             metrics_address: args.metrics_address.or(file.metrics_address),
             metrics_token: args.metrics_token.or(file.metrics_token),
+            otlp_endpoint: args.otlp_endpoint.or(file.otlp_endpoint),
             sse_c_over_http: args.sse_c_over_http || file.sse_c_over_http.unwrap_or(false),
             object_ownership_default: args
                 .object_ownership_default
@@ -637,6 +656,7 @@ mod tests {
             sts_roles: None,
             metrics_address: None,
             metrics_token: None,
+            otlp_endpoint: None,
             sse_c_over_http: false,
             object_ownership_default: None,
             tls_cert: None,

@@ -12,6 +12,7 @@ mod idle_io;
 mod metrics_listener;
 mod node;
 mod server;
+mod telemetry;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -46,10 +47,12 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_tracing();
     match cli.command {
         Command::Server(args) => {
             let config = config::ServerConfig::resolve(*args)?;
+            // Declared before the runtime, so dropped after it: spans of the last requests
+            // are sent before the process ends.
+            let _telemetry = telemetry::init(config.trace_export().as_ref())?;
             // Blocking threads do the disk I/O and hashing; a cap bounds thread stacks and
             // allocator arenas under a burst of writes. Shard I/O and metadata reads each have
             // a lane within it, so a slow drive or node cannot take the threads HEAD and LIST
@@ -62,11 +65,24 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(server::run(config))
         }
-        Command::Bench(args) => client_runtime()?.block_on(bench::run(args)),
-        Command::DriveServer(args) => client_runtime()?.block_on(cluster::run_drive_server(args)),
-        Command::Admin(args) => client_runtime()?.block_on(admin::run(args)),
-        Command::Certs(args) => certs::run(&args),
+        Command::DriveServer(args) => {
+            let _telemetry = telemetry::init(args.trace_export().as_ref())?;
+            client_runtime()?.block_on(cluster::run_drive_server(args))
+        }
+        Command::Bench(args) => {
+            let _telemetry = telemetry::init(None)?;
+            client_runtime()?.block_on(bench::run(args))
+        }
+        Command::Admin(args) => {
+            let _telemetry = telemetry::init(None)?;
+            client_runtime()?.block_on(admin::run(args))
+        }
+        Command::Certs(args) => {
+            let _telemetry = telemetry::init(None)?;
+            certs::run(&args)
+        }
         Command::Fsck(args) => {
+            let _telemetry = telemetry::init(None)?;
             if client_runtime()?.block_on(fsck::run(args))? {
                 Ok(())
             } else {
@@ -80,14 +96,4 @@ fn client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,s3s=off,openraft=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

@@ -471,6 +471,7 @@ impl ClusterNode {
     /// Commits `command` through the leader, wherever it is, and returns what applying it
     /// answered. Retried only while it is certain the command was not proposed (no leader, a
     /// leader that refused it, a leader that could not be reached).
+    #[tracing::instrument(name = "raft.commit", level = "debug", skip_all)]
     pub async fn propose(&self, command: Command) -> Result<Outcome, MetaError> {
         let deadline = Instant::now() + LEADER_WAIT;
         loop {
@@ -528,6 +529,7 @@ impl ClusterNode {
 
     /// Returns once this node has applied everything committed before the call: a read that
     /// follows sees every write acknowledged anywhere before it began (linearizable reads).
+    #[tracing::instrument(name = "raft.read_index", level = "debug", skip_all)]
     pub async fn linearize(&self) -> Result<(), MetaError> {
         // This request already confirmed a read index, and waited for it to apply.
         if basalt_meta::read_fence::confirmed().is_some() {

@@ -10,6 +10,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::network::{APPEND_PATH, RAFT_PREFIX, SNAPSHOT_PATH, VOTE_PATH};
 use crate::node::{ClusterNode, NODE_PATH, PROPOSE_PATH, READ_INDEX_PATH};
@@ -59,13 +60,26 @@ where
         return reply(StatusCode::SERVICE_UNAVAILABLE, "raft is starting");
     };
     let path = req.uri().path().to_owned();
-    let body = match Limited::new(req.into_body(), MAX_MESSAGE).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+    // A write or read forwarded by another node is part of that node's request: its span is
+    // a child of the caller's. Raft's own traffic (heartbeats, appends) is nobody's request.
+    let span = if path == PROPOSE_PATH || path == READ_INDEX_PATH {
+        let span = tracing::debug_span!("cluster.serve", path = %path);
+        basalt_data::trace_context::adopt_parent(&span, req.headers());
+        span
+    } else {
+        tracing::Span::none()
     };
-    match dispatch(&node, &path, &body).await {
-        Ok(response) | Err(response) => response,
+    async move {
+        let body = match Limited::new(req.into_body(), MAX_MESSAGE).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        match dispatch(&node, &path, &body).await {
+            Ok(response) | Err(response) => response,
+        }
     }
+    .instrument(span)
+    .await
 }
 
 async fn dispatch(

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use tracing::Instrument;
 
 use crate::DataError;
 use crate::chunk_file::{ChunkId, ChunkInfo};
@@ -109,6 +110,17 @@ impl DriveServer {
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        // A child of the calling node's span, when the call carries one.
+        let span = tracing::debug_span!("drive.serve", path = %req.uri().path());
+        crate::trace_context::adopt_parent(&span, req.headers());
+        self.serve(req).instrument(span).await
+    }
+
+    async fn serve<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -19,8 +19,11 @@ static DATA_LANE: Semaphore = Semaphore::const_new(DATA_LANE_THREADS);
 pub async fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
     // The lane is never closed.
     let permit = DATA_LANE.acquire().await.ok();
+    // The work belongs to the request that asked for it: its log lines and spans too.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _entered = span.enter();
         f()
     })
 }

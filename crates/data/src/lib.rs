@@ -13,6 +13,7 @@ mod redundancy;
 mod remote;
 mod store;
 mod stripe;
+pub mod trace_context;
 
 pub use chunk_file::{ChunkId, ChunkInfo, HEADER_LEN};
 pub use drive_server::DriveServer;

@@ -315,7 +315,7 @@ impl NodeClient {
     /// Whether the node answers a signed health request on `sender` in time.
     async fn probe(&self, sender: SendRequest<Full<Bytes>>) -> bool {
         let path = NODE_HEALTH_PATH.to_owned();
-        let exchange = self.exchange(sender, Method::GET, &path, Bytes::new());
+        let exchange = self.exchange(sender, Method::GET, &path, Bytes::new(), None);
         matches!(
             tokio::time::timeout(READ_TIMEOUT, exchange).await,
             Ok(Ok((StatusCode::OK, _, _)))
@@ -356,16 +356,21 @@ impl NodeClient {
         method: Method,
         path_and_query: &str,
         body: Bytes,
+        traceparent: Option<&str>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
         let scheme = if self.cluster.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method.clone())
             .uri(format!("{scheme}://{}{path_and_query}", self.address))
-            .header(AUTH_HEADER, self.cluster.auth.sign(&method, path_and_query))
+            .header(AUTH_HEADER, self.cluster.auth.sign(&method, path_and_query));
+        if let Some(parent) = traceparent {
+            request = request.header(crate::trace_context::TRACEPARENT, parent);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| DataError::Layout(format!("bad node request: {e}")))?;
         let failed = |e: hyper::Error| unavailable(format!("{}: {e}", self.address));
@@ -387,10 +392,19 @@ impl NodeClient {
         path_and_query: String,
         body: Bytes,
         deadline: Duration,
+        traceparent: Option<String>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), DataError> {
         let attempt = async {
             let (generation, sender) = self.sender().await?;
-            let result = self.exchange(sender, method, &path_and_query, body).await;
+            let result = self
+                .exchange(
+                    sender,
+                    method,
+                    &path_and_query,
+                    body,
+                    traceparent.as_deref(),
+                )
+                .await;
             Ok::<_, DataError>((generation, result))
         };
         let (generation, result) = match tokio::time::timeout(deadline, attempt).await {
@@ -433,7 +447,14 @@ impl NodeClient {
         deadline: Duration,
     ) -> Result<(StatusCode, Bytes), RequestFailure> {
         let (generation, sender) = self.sender().await.map_err(RequestFailure::NotSent)?;
-        let exchange = self.exchange(sender, method, &path_and_query, body);
+        let traceparent = crate::trace_context::current_traceparent();
+        let exchange = self.exchange(
+            sender,
+            method,
+            &path_and_query,
+            body,
+            traceparent.as_deref(),
+        );
         match tokio::time::timeout(deadline, exchange).await {
             Ok(Ok((status, _, body))) => Ok((status, body)),
             Ok(Err(e)) => {
@@ -588,7 +609,15 @@ impl RemoteDrive {
             path.push('?');
             path.push_str(query);
         }
-        block_on(self.node.clone().call(method, path, body, deadline))
+        let _span =
+            tracing::debug_span!("node.call", node = %self.node.address, drive = %self.name, op)
+                .entered();
+        let traceparent = crate::trace_context::current_traceparent();
+        block_on(
+            self.node
+                .clone()
+                .call(method, path, body, deadline, traceparent),
+        )
     }
 
     /// Calls an operation that answers 2xx on success; anything else becomes the error the

@@ -331,12 +331,16 @@ impl StripeStore {
                 .map(|&i| (i, self.read_shard(stripe, i)))
                 .collect();
         }
+        let span = tracing::Span::current();
+        let span = &span;
         std::thread::scope(|scope| {
             let handles: Vec<_> = indices
                 .iter()
                 .map(|&i| {
-                    let thread = std::thread::Builder::new()
-                        .spawn_scoped(scope, move || self.read_shard(stripe, i));
+                    let thread = std::thread::Builder::new().spawn_scoped(scope, move || {
+                        let _entered = span.enter();
+                        self.read_shard(stripe, i)
+                    });
                     (i, thread)
                 })
                 .collect();
@@ -351,6 +355,7 @@ impl StripeStore {
     /// directory entries become durable with [`StripeStore::sync_blocking`]. Fails, leaving
     /// nothing behind, when fewer shards than the write quorum reach their drives. Blocking.
     pub fn write_blocking(&self, group: u8, chunk: &Bytes) -> Result<WrittenStripe, DataError> {
+        let _span = tracing::debug_span!("stripe.write", bytes = chunk.len()).entered();
         let redundancy = self.inner.redundancy;
         let len =
             u32::try_from(chunk.len()).map_err(|_| DataError::Layout("chunk > 4 GiB".into()))?;
@@ -376,12 +381,16 @@ impl StripeStore {
         let results: Vec<Result<(), DataError>> = if shards.len() == 1 {
             vec![self.write_shard(drives[0], &files[0], &shards[0])]
         } else {
+            let span = tracing::Span::current();
+            let span = &span;
             std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..shards.len())
                     .map(|i| {
                         let (drive, file, data) = (drives[i], &files[i], &shards[i]);
-                        std::thread::Builder::new()
-                            .spawn_scoped(scope, move || self.write_shard(drive, file, data))
+                        std::thread::Builder::new().spawn_scoped(scope, move || {
+                            let _entered = span.enter();
+                            self.write_shard(drive, file, data)
+                        })
                     })
                     .collect();
                 handles.into_iter().map(joined).collect()
@@ -483,6 +492,7 @@ impl StripeStore {
         stripe: &StripeInfo,
         range: Range<usize>,
     ) -> Result<StripeRead, DataError> {
+        let _span = tracing::debug_span!("stripe.read", bytes = range.len()).entered();
         let redundancy = stripe.redundancy;
         let len = stripe.len as usize;
         if range.end > len

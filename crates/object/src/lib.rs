@@ -27,6 +27,7 @@ mod tags;
 mod versions;
 
 pub use basalt_data::Redundancy;
+pub use basalt_data::trace_context;
 pub use basalt_meta::read_fence;
 pub use basalt_meta::{
     Acl, AclGrant, BucketAccess, BucketLogging, CatalogCommand, CatalogError, Checksum,

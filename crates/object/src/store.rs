@@ -387,6 +387,7 @@ impl ObjectStore {
     /// Streams `body` into durable chunks while hashing it. `expected_len`, when the client
     /// declared one, must match what arrived. Parts of multipart uploads pass
     /// `allow_inline = false`: they are always chunk files.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn stage<S, E>(
         &self,
         mut body: S,
@@ -479,6 +480,7 @@ impl ObjectStore {
             })
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket, key = %key))]
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -573,6 +575,7 @@ impl ObjectStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket, key = %key))]
     pub async fn delete_object(
         &self,
         bucket: &str,
@@ -864,6 +867,7 @@ impl ObjectStore {
     /// chunk is read and verified before this returns, so damage there is an error the caller
     /// can still report in the status line. Stripes read with a shard missing or corrupt are
     /// queued for healing.
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket, key = %key))]
     pub async fn read(
         &self,
         (bucket, key): (&str, &str),
@@ -974,6 +978,7 @@ impl ObjectStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket))]
     pub async fn list_objects(
         &self,
         bucket: &str,
@@ -1038,6 +1043,7 @@ impl ObjectStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket, key = %key))]
     pub async fn upload_part(
         &self,
         bucket: &str,
@@ -1079,6 +1085,7 @@ impl ObjectStore {
     /// stored checksum must equal the one the client lists (if it lists one), and the object
     /// gets the parts' checksum (COMPOSITE or FULL_OBJECT, as the upload was created), which
     /// must equal `expected_checksum` when the client sent one.
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %bucket, key = %key))]
     pub async fn complete_upload(
         &self,
         bucket: &str,

@@ -362,6 +362,9 @@ impl HttpService {
         // Every line logged while the request is handled names it (`request{id=…}:`), and the
         // id is the `x-amz-request-id` the client sees.
         let span = tracing::info_span!("request", id = %request_id);
+        // A client that traces its calls (a `traceparent` header) sees basalt's spans in its
+        // trace.
+        basalt_object::trace_context::adopt_parent(&span, req.headers());
         self.handle_identified(req, request_id)
             .instrument(span)
             .await
