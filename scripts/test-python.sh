@@ -7,7 +7,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-bash "$ROOT/scripts/python-setup.sh"
+# Set by scripts/test, which prepares the venv once before running configurations side by side.
+if [ -z "${BASALT_PYTHON_READY:-}" ]; then
+    bash "$ROOT/scripts/python-setup.sh"
+fi
 
 set +e
 "$ROOT/.venv/bin/python" -m pytest "$ROOT/tests/python" -q "$@"

@@ -71,7 +71,10 @@ def _wait(driver, condition, what: str):
 
 def _screenshot(driver, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
+    # Configurations run side by side: each keeps its own screenshots.
+    label = os.environ.get("BASALT_TEST_LABEL", "")
+    prefix = f"console-{label}-" if label else "console-"
+    driver.save_screenshot(str(ARTIFACTS / f"{prefix}{name}.png"))
 
 
 def _sign_in(driver, access_key: str, secret_key: str) -> None:
