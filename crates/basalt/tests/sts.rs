@@ -35,9 +35,14 @@ impl Provider {
     }
 
     fn jwks(&self) -> String {
+        self.jwks_as("k1")
+    }
+
+    /// Its public key as a JWKS naming it `kid`.
+    fn jwks_as(&self, kid: &str) -> String {
         let point = self.public_point();
         format!(
-            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{}","y":"{}"}}]}}"#,
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"{kid}","use":"sig","x":"{}","y":"{}"}}]}}"#,
             B64URL.encode_to_string(&point[1..33]),
             B64URL.encode_to_string(&point[33..65])
         )
@@ -54,7 +59,15 @@ impl Provider {
     }
 
     fn token(&self, claims: &str) -> String {
-        self.sign(r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#, claims)
+        self.token_as("k1", claims)
+    }
+
+    /// A token whose header names key `kid`.
+    fn token_as(&self, kid: &str, claims: &str) -> String {
+        self.sign(
+            &format!(r#"{{"alg":"ES256","kid":"{kid}","typ":"JWT"}}"#),
+            claims,
+        )
     }
 }
 
@@ -260,4 +273,217 @@ async fn web_identity_tokens_are_verified_and_sessions_expire() {
         .await
         .unwrap_err();
     assert_eq!(error_code(&err), "ExpiredToken");
+}
+
+/// An OpenID provider over HTTPS (a certificate from a CA the test makes): discovery at
+/// `/.well-known/openid-configuration`, its keys at `/jwks` (replaceable, to rotate them),
+/// and a count of key fetches.
+struct HttpsProvider {
+    issuer: String,
+    jwks: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: tokio::task::JoinHandle<()>,
+}
+
+impl HttpsProvider {
+    async fn start(pki: &common::Pki, jwks: String) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(&pki.cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("https://{}", listener.local_addr().unwrap());
+        let jwks = std::sync::Arc::new(std::sync::Mutex::new(jwks));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (served, counted, named) = (jwks.clone(), fetches.clone(), issuer.clone());
+        let stop = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let (served, counted, named) = (served.clone(), counted.clone(), named.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let body = match req.uri().path() {
+                                "/.well-known/openid-configuration" => {
+                                    format!(r#"{{"issuer":"{named}","jwks_uri":"{named}/jwks"}}"#)
+                                }
+                                "/jwks" => {
+                                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                    served.lock().unwrap().clone()
+                                }
+                                _ => String::new(),
+                            };
+                            async move {
+                                Ok::<_, std::convert::Infallible>(http::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from(body)),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            issuer,
+            jwks,
+            fetches,
+            stop,
+        }
+    }
+
+    fn key_fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_come_over_https_by_discovery_rotate_and_are_not_refetched_per_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::make_pki(dir.path(), "idp", &["127.0.0.1"]);
+    let (first, second) = (Provider::new(), Provider::new());
+    let idp = HttpsProvider::start(&pki, first.jwks_as("first")).await;
+    let issuer = idp.issuer.clone();
+    // No jwks_file nor jwks_url: the keys are found through the issuer's discovery document,
+    // over HTTPS verified against the role's CA file.
+    let roles = dir.path().join("roles.json");
+    std::fs::write(
+        &roles,
+        format!(
+            r#"{{"roles":[{{"name":"federated","issuer":"{issuer}","audience":"basalt","ca_file":{:?},"jwks_refetch_seconds":1,"policies":["readonly"]}}]}}"#,
+            pki.ca.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&["--sts-roles", roles.to_str().unwrap()]);
+    let exp = now_s() + 600;
+    let claims = claims(&issuer, "basalt", exp, "data");
+
+    let (status, xml) = assume(&server, "federated", &first.token_as("first", &claims)).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(idp.key_fetches(), 1);
+    // Cached: more tokens, no more fetches.
+    for _ in 0..5 {
+        let (status, _) = assume(&server, "federated", &first.token_as("first", &claims)).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(idp.key_fetches(), 1, "keys are cached");
+
+    // Tokens naming keys nobody has: refused, with at most one fetch a second.
+    let flood_started = std::time::Instant::now();
+    let before = idp.key_fetches();
+    for i in 0..40 {
+        let (status, _) = assume(
+            &server,
+            "federated",
+            &first.token_as(&format!("random-{i}"), &claims),
+        )
+        .await;
+        assert_ne!(status, 200);
+    }
+    let allowed = flood_started.elapsed().as_secs() + 1;
+    assert!(
+        idp.key_fetches() - before <= allowed,
+        "{} fetches for 40 unknown keys in {:?}",
+        idp.key_fetches() - before,
+        flood_started.elapsed()
+    );
+
+    // The provider rotates: the new key is fetched when a token names it, the old is gone.
+    *idp.jwks.lock().unwrap() = second.jwks_as("second");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, xml) = assume(&server, "federated", &second.token_as("second", &claims)).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key was not fetched: {xml}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, xml) = assume(&server, "federated", &first.token_as("first", &claims)).await;
+    assert_ne!(
+        status, 200,
+        "a token signed by a removed key is refused: {xml}"
+    );
+    assert!(xml.contains("InvalidIdentityToken"), "{xml}");
+
+    // The provider goes away: the cached keys keep serving.
+    idp.stop.abort();
+    let (status, xml) = assume(&server, "federated", &second.token_as("second", &claims)).await;
+    assert_eq!(status, 200, "served from the cache: {xml}");
+}
+
+#[test]
+fn a_plain_http_provider_must_be_a_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, refused) in [
+        ("http://127.evil.example/jwks", true),
+        ("http://localhost:9999/jwks", true),
+        ("http://10.1.2.3/jwks", true),
+        ("http://127.0.0.1:9/jwks", false),
+    ] {
+        let roles = dir.path().join("roles.json");
+        std::fs::write(
+            &roles,
+            format!(
+                r#"{{"roles":[{{"name":"r","issuer":"{ISSUER}","audience":"basalt","jwks_url":"{url}","policies":["readonly"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let port = common::free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+            .args(["server", "--sts-roles", roles.to_str().unwrap()])
+            .args(["--address", &format!("127.0.0.1:{port}")])
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .arg("--meta-dir")
+            .arg(dir.path().join("meta"))
+            .env("BASALT_ROOT_USER", "root")
+            .env("BASALT_ROOT_PASSWORD", "rootpassword")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if refused {
+            let out = child.wait_with_output().unwrap();
+            assert!(!out.status.success(), "{url} accepted");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("loopback IP address"), "{url}: {stderr}");
+            continue;
+        }
+        // Accepted: the server comes up.
+        let ready = "GET /health/ready HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+        common::wait_for(
+            &format!("the server with {url}"),
+            Duration::from_secs(30),
+            || {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "{url} refused at start"
+                );
+                common::exchange_at("127.0.0.1", port, ready.as_bytes(), false)
+                    .is_ok_and(|a| a.starts_with("HTTP/1.1 200"))
+            },
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

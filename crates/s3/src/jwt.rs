@@ -71,6 +71,20 @@ impl Jwks {
     }
 }
 
+impl Jwks {
+    /// Whether a key has id `kid`.
+    pub fn has_key(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+/// The key id (`kid`) a token's header names, if it is readable and names one.
+pub fn key_id(token: &str) -> Option<String> {
+    let header = b64url(token.split('.').next()?).ok()?;
+    let header: Value = serde_json::from_slice(&header).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
+}
+
 /// What a token must be to be accepted.
 pub struct Expected<'a> {
     pub issuer: &'a str,

@@ -199,6 +199,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         sts: crate::sts::StsRoute {
             store: store.clone(),
             roles: Arc::new(config.roles.clone()),
+            keys: Arc::new(crate::sts::provider_keys(&config.roles)?),
         },
         cluster_status: config.cluster_status.clone(),
         region: config.region.clone(),

@@ -28,9 +28,16 @@ pub struct RoleConfig {
     /// they must be for.
     pub issuer: Option<String>,
     pub audience: Option<String>,
-    /// The provider's keys: a JWKS file, or an `http://` URL fetched when a token arrives.
+    /// The provider's keys: a JWKS file, or a JWKS URL (`https://`, or `http://` to a loopback
+    /// IP address); without either, found through the issuer's discovery document.
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
+    /// CA certificates (PEM) the provider's HTTPS certificate may chain to, besides the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
+    /// Least seconds between two fetches of the keys (a token naming an unknown key asks for
+    /// one) [default: 60].
+    pub jwks_refetch_seconds: Option<u64>,
     /// Claims the token must carry with these values (a list claim must contain the value).
     #[serde(default)]
     pub claims: BTreeMap<String, String>,
@@ -59,13 +66,16 @@ impl RolesFile {
                         .map_err(|e| format!("role {}: {e}", role.name))?;
                 }
             }
-            if role.issuer.is_some() != role.audience.is_some()
-                || (role.issuer.is_some() && role.jwks_file.is_none() && role.jwks_url.is_none())
-            {
+            if role.issuer.is_some() != role.audience.is_some() {
                 return Err(format!(
-                    "role {}: web identities need issuer, audience and jwks_file or jwks_url",
+                    "role {}: web identities need both issuer and audience",
                     role.name
                 ));
+            }
+            // The URLs it would fetch from, and its CA file.
+            if role.issuer.is_some() {
+                crate::provider_keys::ProviderKeys::of(role)
+                    .map_err(|e| format!("role {}: {e}", role.name))?;
             }
             if let Some(path) = &role.jwks_file {
                 let text = std::fs::read_to_string(path)
@@ -80,6 +90,21 @@ impl RolesFile {
 pub(crate) struct StsRoute {
     pub(crate) store: ObjectStore,
     pub(crate) roles: Arc<Vec<RoleConfig>>,
+    /// Each web-identity role's provider keys, by role name, cached across requests.
+    pub(crate) keys: Arc<std::collections::HashMap<String, crate::provider_keys::ProviderKeys>>,
+}
+
+/// The provider keys of every role that trusts a web identity provider.
+pub(crate) fn provider_keys(
+    roles: &[RoleConfig],
+) -> Result<std::collections::HashMap<String, crate::provider_keys::ProviderKeys>, String> {
+    let mut out = std::collections::HashMap::new();
+    for role in roles.iter().filter(|r| r.issuer.is_some()) {
+        if let Some(keys) = crate::provider_keys::ProviderKeys::of(role)? {
+            out.insert(role.name.clone(), keys);
+        }
+    }
+    Ok(out)
 }
 
 /// An STS error as the query protocol answers it.
@@ -113,52 +138,6 @@ fn form(body: &[u8]) -> BTreeMap<String, String> {
             )
         })
         .collect()
-}
-
-/// GET of an `http://host:port/path` URL (a local provider's JWKS).
-async fn fetch(url: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("jwks_url must be an http:// URL")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    // Keys fetched in the clear could be swapped on the way: only from this machine.
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    if !matches!(name, "localhost" | "[::1]") && !name.starts_with("127.") {
-        return Err("jwks_url must be on loopback (http://127.0.0.1:…); give other providers' keys as jwks_file".into());
-    }
-    let mut stream = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect(host),
-    )
-    .await
-    .map_err(|_| "the JWKS URL timed out")?
-    .map_err(|e| format!("{url}: {e}"))?;
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        stream.take(1 << 20).read_to_end(&mut response),
-    )
-    .await
-    .map_err(|_| "the JWKS URL timed out")?
-    .map_err(|e| e.to_string())?;
-    let text = String::from_utf8(response).map_err(|_| "the JWKS is not UTF-8")?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!(
-            "{url}: {}",
-            head.lines().next().unwrap_or_default()
-        ));
-    }
-    Ok(body.to_owned())
 }
 
 fn credentials_xml(
@@ -319,14 +298,11 @@ impl StsRoute {
         let (Some(issuer), Some(audience)) = (&role.issuer, &role.audience) else {
             return Err("the role does not trust a web identity provider".into());
         };
-        let jwks_text = match (&role.jwks_file, &role.jwks_url) {
-            (Some(path), _) => tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| e.to_string())?,
-            (None, Some(url)) => fetch(url).await?,
-            (None, None) => return Err("the role has no keys".into()),
-        };
-        let jwks = Jwks::parse(&jwks_text)?;
+        let keys = self
+            .keys
+            .get(&role.name)
+            .ok_or("the role has no provider keys")?;
+        let jwks = keys.keys(crate::jwt::key_id(token).as_deref()).await?;
         let now_s = basalt_object::now_ms() / 1000;
         let claims = verify(
             token,
