@@ -1126,10 +1126,10 @@ async fn stripes_written_short_of_shards_are_owed_until_healed_or_freed() {
             }
         )]
     );
-    store
-        .execute(Command::CompleteUpload(crate::CompleteUpload {
+    let complete = |key: &str| {
+        Command::CompleteUpload(crate::CompleteUpload {
             bucket: "b".into(),
-            key: "mp".into(),
+            key: key.into(),
             upload_id: "u1".into(),
             parts: vec![CompletePart {
                 part_number: 1,
@@ -1142,30 +1142,12 @@ async fn stripes_written_short_of_shards_are_owed_until_healed_or_freed() {
             etag: "mp-1".into(),
             precondition: None,
             checksum: None,
-        }))
-        .await
-        .unwrap_err();
+        })
+    };
+    store.execute(complete("mp")).await.unwrap_err();
     // (The upload is for key "k": completing it under another key is refused, nothing moves.)
     assert_eq!(owed(&store).await.len(), 1);
-    store
-        .execute(Command::CompleteUpload(crate::CompleteUpload {
-            bucket: "b".into(),
-            key: "k".into(),
-            upload_id: "u1".into(),
-            parts: vec![CompletePart {
-                part_number: 1,
-                etag: "p1".into(),
-                checksum: None,
-            }],
-            min_part_size: 0,
-            last_modified_ms: 1,
-            version_id: "v-mp".into(),
-            etag: "mp-1".into(),
-            precondition: None,
-            checksum: None,
-        }))
-        .await
-        .unwrap();
+    store.execute(complete("k")).await.unwrap();
     assert_eq!(owed(&store).await, vec![([5; 16], object_owner("k"))]);
 
     // Healed: forgotten. Pages resume after the cursor.
