@@ -143,6 +143,10 @@ pub struct ServerArgs {
     /// node also hold theirs for as long as they last [default: 5m]
     #[arg(long, env = "BASALT_GARBAGE_GRACE", value_parser = parse_interval_arg)]
     pub garbage_grace: Option<Interval>,
+    /// How long an expired STS session (or catalog bearer token) is kept, answering
+    /// ExpiredToken, before its record is removed [default: 24h]
+    #[arg(long, env = "BASALT_SESSION_RETENTION", value_parser = parse_interval_arg)]
+    pub session_retention: Option<Interval>,
     /// Length of a lifecycle rule's "day" (for tests and rehearsals: 2s makes `Days: 1`
     /// expire an object two seconds after it was written) [default: 24h]
     #[arg(long, env = "BASALT_LIFECYCLE_DAY", value_parser = parse_interval_arg)]
@@ -304,6 +308,7 @@ struct FileConfig {
     lifecycle_interval: Option<String>,
     lifecycle_day: Option<String>,
     garbage_grace: Option<String>,
+    session_retention: Option<String>,
     sse_master_key_file: Option<PathBuf>,
     sts_roles: Option<PathBuf>,
     metrics_address: Option<std::net::SocketAddr>,
@@ -366,6 +371,7 @@ pub struct ServerConfig {
     pub lifecycle_interval: Option<Duration>,
     pub lifecycle_day: Duration,
     pub garbage_grace: Duration,
+    pub session_retention: Duration,
     pub sse_master_key_file: Option<PathBuf>,
     pub sts_roles: Option<PathBuf>,
     pub metrics_address: Option<std::net::SocketAddr>,
@@ -545,6 +551,12 @@ impl ServerConfig {
             scrub_rate: args.scrub_rate.or(file.scrub_rate).unwrap_or(64 << 20),
             lifecycle_interval,
             lifecycle_day,
+            session_retention: required_interval(
+                args.session_retention,
+                file.session_retention.as_deref(),
+                Duration::from_secs(24 * 3600),
+                "session retention",
+            )?,
             garbage_grace: match (args.garbage_grace, &file.garbage_grace) {
                 (Some(i), _) => i.0,
                 (None, Some(text)) => parse_interval(text).map_err(anyhow::Error::msg)?,
@@ -652,6 +664,7 @@ mod tests {
             lifecycle_interval: None,
             lifecycle_day: None,
             garbage_grace: None,
+            session_retention: None,
             sse_master_key_file: None,
             sts_roles: None,
             metrics_address: None,

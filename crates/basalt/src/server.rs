@@ -134,6 +134,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         ),
     }
     store.start_garbage_collector(config.garbage_grace);
+    store.start_session_sweeper(config.session_retention);
     store.start_background(ScrubSchedule {
         interval: config.scrub_interval,
         bytes_per_second: config.scrub_rate,

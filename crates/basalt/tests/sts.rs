@@ -487,3 +487,61 @@ fn a_plain_http_provider_must_be_a_loopback_address() {
         let _ = child.wait();
     }
 }
+
+#[tokio::test]
+async fn expired_sessions_are_removed_after_their_retention() {
+    let provider = Provider::new();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, provider.jwks()).unwrap();
+    let roles = dir.path().join("roles.json");
+    std::fs::write(
+        &roles,
+        format!(
+            r#"{{"roles":[{{"name":"brief","issuer":"{ISSUER}","audience":"basalt","jwks_file":{:?},"policies":["readonly"],"max_duration_seconds":1}}]}}"#,
+            jwks.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&[
+        "--sts-roles",
+        roles.to_str().unwrap(),
+        "--session-retention",
+        "2s",
+    ]);
+    let root = server.client();
+    root.create_bucket().bucket("lake").send().await.unwrap();
+    let (status, xml) = assume(
+        &server,
+        "brief",
+        &provider.token(&claims(ISSUER, "basalt", now_s() + 600, "data")),
+    )
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    let session = session_client(&server, &xml, true);
+    // Expired, then (its record kept for the retention) refused as expired, then forgotten:
+    // the key is unknown.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let code = match session.list_objects_v2().bucket("lake").send().await {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => error_code(&e).to_owned(),
+        };
+        if seen.last() != Some(&code) {
+            seen.push(code.clone());
+        }
+        if code == "InvalidAccessKeyId" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired session was not removed: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.contains(&"ExpiredToken".to_owned()),
+        "refused as expired before it went: {seen:?}"
+    );
+}

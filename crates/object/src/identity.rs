@@ -2,6 +2,8 @@
 //! secrets are sealed with the node's master key, since SigV4 needs the secret itself to check
 //! a signature: they are shown once, at creation, and never logged.
 
+use std::time::Duration;
+
 use basalt_meta::Command;
 use serde::{Deserialize, Serialize};
 
@@ -299,6 +301,50 @@ impl ObjectStore {
     }
 
     /// The session of a temporary access key (expired or not) and its secret.
+    /// Removes the records of sessions (STS credentials, catalog bearer tokens) that expired
+    /// more than `retention` ago; answers how many went. Until then an expired session is
+    /// still known, so its key is refused as expired rather than unknown.
+    pub async fn sweep_expired_sessions(&self, retention: Duration) -> Result<usize, ObjectError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(retention_ms);
+        let mut removed = 0;
+        for (key, value) in self.meta.list_identities(SESSION_PREFIX).await? {
+            // A record that does not decode is left for a person to look at.
+            let Ok(session) = decode::<Session>(&value) else {
+                continue;
+            };
+            if session.expires_ms < cutoff {
+                self.put_identity(key, None).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Sweeps expired sessions in the background, on the node that runs background work,
+    /// every `retention / 4` (at least each second, at most every ten minutes).
+    pub fn start_session_sweeper(&self, retention: Duration) {
+        let this = self.clone();
+        let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        let restarts = self.maintenance.restarts.clone();
+        crate::supervisor::supervise("session-sweeper", restarts, move || {
+            let this = this.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if !this.runs_background() {
+                        continue;
+                    }
+                    match this.sweep_expired_sessions(retention).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+                        Err(e) => tracing::warn!(error = %e, "expired sessions were not swept"),
+                    }
+                }
+            }
+        });
+    }
+
     pub async fn session_of(
         &self,
         access_key: &str,
