@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basalt_meta::{Command, PayloadOwner};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::maintenance::SweepMode;
@@ -24,6 +25,8 @@ use crate::{ObjectError, ObjectStore};
 
 /// Entries read per metadata page.
 const PAGE: usize = 256;
+/// Stripes healed at once.
+const CONCURRENCY: usize = 4;
 /// Time between passes while something is owed and progress is being made (and between
 /// looks at an empty table).
 const PASS_INTERVAL: Duration = Duration::from_secs(5);
@@ -81,8 +84,13 @@ impl ObjectStore {
             };
             after = Some(*last);
             let mut settled = Vec::new();
-            for (id, missed) in page {
-                match self.settle_missed(id, missed.owner).await {
+            // A few stripes at once: each one's shard reads already run in parallel, a few
+            // more keep the drives busy while another stripe decodes.
+            let mut outcomes = futures::stream::iter(page)
+                .map(|(id, missed)| async move { (id, self.settle_missed(id, missed.owner).await) })
+                .buffer_unordered(CONCURRENCY);
+            while let Some((id, outcome)) = outcomes.next().await {
+                match outcome {
                     Ok(Settled::Healed) => {
                         pass.healed += 1;
                         settled.push(id);
