@@ -89,6 +89,12 @@ def _sign_in(driver, access_key: str, secret_key: str) -> None:
     driver.execute_script("window.confirm = () => true")
 
 
+def _signed_in(driver) -> None:
+    # Sign-in checks the key with a request, then shows the bucket list: a route shown before
+    # that would be replaced by it.
+    _wait(driver, ec.visibility_of_element_located((By.ID, "sign-out")), "signed in")
+
+
 def _go(driver, route: str, element_id: str) -> None:
     """Shows `route` afresh (also when it is the page shown) and waits for its `element_id`."""
     driver.execute_script("""
@@ -233,6 +239,7 @@ def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
 def test_a_bucket_that_is_not_empty_is_kept(console, basalt, s3, bucket):
     s3.put_object(Bucket=bucket, Key="keep", Body=b"x")
     _sign_in(console, basalt.access_key, basalt.secret_key)
+    _signed_in(console)
     _click(console, "data-bucket", bucket, ".//button[text()='Delete']")
     _wait(console, ec.text_to_be_present_in_element((By.ID, "message"), "BucketNotEmpty"), "the refusal")
     assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == b"x"
@@ -241,6 +248,7 @@ def test_a_bucket_that_is_not_empty_is_kept(console, basalt, s3, bucket):
 def test_the_admin_makes_a_user_and_a_key_that_works(console, basalt, bucket, s3):
     user = f"console-{int(time.time() * 1000) % 10**9}"
     _sign_in(console, basalt.access_key, basalt.secret_key)
+    _signed_in(console)
     _go(console, "#/admin", "users")
     console.find_element(By.ID, "new-user").send_keys(user)
     console.find_element(By.ID, "create-user").click()
@@ -269,6 +277,7 @@ def test_the_admin_makes_a_user_and_a_key_that_works(console, basalt, bucket, s3
     assert "AccessDenied" in console.find_element(By.ID, "error").text
 
     _sign_in(console, basalt.access_key, basalt.secret_key)
+    _signed_in(console)
     _go(console, "#/admin", "users")
     _click(console, "data-access-key", access_key, ".//button[text()='Revoke']")
     _wait_gone(console, "data-access-key", access_key)
@@ -282,6 +291,7 @@ def test_the_health_page_shows_drives_charts_and_nodes(console, basalt, s3, buck
     for i in range(20):
         s3.put_object(Bucket=bucket, Key=f"load/{i}", Body=b"z" * 1000)
     _sign_in(console, basalt.access_key, basalt.secret_key)
+    _signed_in(console)
     _go(console, "#/health", "drives")
     drives = console.find_elements(By.CSS_SELECTOR, "#drives tr")
     assert len(drives) >= 2, "a header and at least one drive"
