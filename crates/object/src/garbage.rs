@@ -140,29 +140,14 @@ impl ObjectStore {
     /// Collects garbage in the background, every `grace / 4` (at least each second, at most
     /// each minute), keeping files `grace` after they were freed.
     pub fn start_garbage_collector(&self, grace: Duration) {
-        let this = self.clone();
         let every = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let restarts = self.maintenance.restarts.clone();
-        crate::supervisor::supervise("garbage-collector", restarts, move || {
-            let this = this.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if !this.runs_background() {
-                        continue;
-                    }
-                    match this.collect_due_garbage(grace).await {
-                        Ok(r) if r.stripes > 0 => {
-                            tracing::debug!(
-                                stripes = r.stripes,
-                                pinned = r.pinned,
-                                "garbage collected"
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-                    }
+        self.run_periodically("garbage-collector", every, move |store| async move {
+            match store.collect_due_garbage(grace).await {
+                Ok(r) if r.stripes > 0 => {
+                    tracing::debug!(stripes = r.stripes, pinned = r.pinned, "garbage collected");
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
             }
         });
     }

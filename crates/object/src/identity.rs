@@ -324,23 +324,12 @@ impl ObjectStore {
     /// Sweeps expired sessions in the background, on the node that runs background work,
     /// every `retention / 4` (at least each second, at most every ten minutes).
     pub fn start_session_sweeper(&self, retention: Duration) {
-        let this = self.clone();
         let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
-        let restarts = self.maintenance.restarts.clone();
-        crate::supervisor::supervise("session-sweeper", restarts, move || {
-            let this = this.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    if !this.runs_background() {
-                        continue;
-                    }
-                    match this.sweep_expired_sessions(retention).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
-                        Err(e) => tracing::warn!(error = %e, "expired sessions were not swept"),
-                    }
-                }
+        self.run_periodically("session-sweeper", every, move |store| async move {
+            match store.sweep_expired_sessions(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "expired sessions removed"),
+                Err(e) => tracing::warn!(error = %e, "expired sessions were not swept"),
             }
         });
     }

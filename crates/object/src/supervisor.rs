@@ -33,6 +33,29 @@ where
     });
 }
 
+impl crate::ObjectStore {
+    /// Runs `work` every `every`, supervised, on the node that runs background work (the
+    /// Raft leader in a cluster; a single node always).
+    pub(crate) fn run_periodically<W, Fut>(&self, name: &'static str, every: Duration, work: W)
+    where
+        W: Fn(crate::ObjectStore) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let this = self.clone();
+        supervise(name, self.maintenance.restarts.clone(), move || {
+            let (this, work) = (this.clone(), work.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if this.runs_background() {
+                        work(this.clone()).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
