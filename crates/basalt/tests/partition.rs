@@ -171,24 +171,18 @@ async fn reads_and_writes_go_on_through_node_loss_and_partitions() {
     // object, the one written during the freeze included, reads from node 3 and the local
     // drive alone.
     let back_ms = common::now_ms();
-    let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let status = server.admin_json(&["status"]);
-        let missed = &status["missed_shards"];
-        let paid = missed["last_pass_started_ms"]
-            .as_i64()
-            .is_some_and(|t| t >= back_ms)
-            && missed["owed"] == 0
-            && missed["stripes_healed"].as_u64() >= Some(1);
-        if paid {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the shards node 3 missed were not rebuilt: {missed}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    common::wait_for(
+        "the shards node 3 missed rebuilt by the healer",
+        std::time::Duration::from_secs(60),
+        || {
+            let missed = &server.admin_json(&["status"])["missed_shards"];
+            missed["last_pass_started_ms"]
+                .as_i64()
+                .is_some_and(|t| t >= back_ms)
+                && missed["owed"] == 0
+                && missed["stripes_healed"].as_u64() >= Some(1)
+        },
+    );
     docker(&["network", "disconnect", &network, &n2]);
     read_all(
         &client,

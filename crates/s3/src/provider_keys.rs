@@ -56,36 +56,47 @@ pub(crate) struct ProviderKeys {
 }
 
 impl ProviderKeys {
+    /// Checks what `role` would fetch from (its URLs, its CA file) without loading the
+    /// system's certificates or building a client: how a roles file is validated.
+    pub(crate) fn check(role: &RoleConfig) -> Result<(), String> {
+        Self::source(role)?;
+        role_ca_certs(role).map(drop)
+    }
+
+    fn source(role: &RoleConfig) -> Result<Option<Source>, String> {
+        Ok(Some(
+            match (&role.jwks_file, &role.jwks_url, &role.issuer) {
+                (Some(path), _, _) => Source::File(path.clone()),
+                (None, Some(url), _) => {
+                    check_url(url)?;
+                    Source::Url(url.clone())
+                }
+                (None, None, Some(issuer)) => {
+                    check_url(issuer)?;
+                    Source::Discovery {
+                        issuer: issuer.clone(),
+                    }
+                }
+                (None, None, None) => return Ok(None),
+            },
+        ))
+    }
+
     /// The key source of `role` (`None` for a role without a web identity provider).
     pub(crate) fn of(role: &RoleConfig) -> Result<Option<Self>, String> {
-        let source = match (&role.jwks_file, &role.jwks_url, &role.issuer) {
-            (Some(path), _, _) => Source::File(path.clone()),
-            (None, Some(url), _) => {
-                check_url(url)?;
-                Source::Url(url.clone())
-            }
-            (None, None, Some(issuer)) => {
-                check_url(issuer)?;
-                Source::Discovery {
-                    issuer: issuer.clone(),
-                }
-            }
-            (None, None, None) => return Ok(None),
+        let Some(source) = Self::source(role)? else {
+            return Ok(None);
         };
         let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = &role.ca_file {
-            use rustls::pki_types::pem::PemObject;
-            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("role {}: {}: {e}", role.name, path.display()))?;
-            for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("role {}: {}: {e}", role.name, path.display()))?;
+        // A file's keys are never fetched: no certificates to load.
+        if !matches!(source, Source::File(_)) {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            for cert in role_ca_certs(role)? {
                 roots
                     .add(cert)
-                    .map_err(|e| format!("role {}: {}: {e}", role.name, path.display()))?;
+                    .map_err(|e| format!("role {}: CA file: {e}", role.name))?;
             }
         }
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -210,6 +221,21 @@ impl ProviderKeys {
             .await
             .map_err(|_| format!("{url}: no answer within {FETCH_TIMEOUT:?}"))?
     }
+}
+
+/// The certificates of the role's `ca_file`, if it names one.
+fn role_ca_certs(
+    role: &RoleConfig,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = &role.ca_file else {
+        return Ok(Vec::new());
+    };
+    let failed = |e: &dyn std::fmt::Display| format!("role {}: {}: {e}", role.name, path.display());
+    rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| failed(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(&e))
 }
 
 /// An `https://` URL, or `http://` to a literal loopback IP address (keys fetched in the

@@ -74,7 +74,7 @@ impl RolesFile {
             }
             // The URLs it would fetch from, and its CA file.
             if role.issuer.is_some() {
-                crate::provider_keys::ProviderKeys::of(role)
+                crate::provider_keys::ProviderKeys::check(role)
                     .map_err(|e| format!("role {}: {e}", role.name))?;
             }
             if let Some(path) = &role.jwks_file {
