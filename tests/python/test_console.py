@@ -93,6 +93,7 @@ def _signed_in(driver) -> None:
     # Sign-in checks the key with a request, then shows the bucket list: a route shown before
     # that would be replaced by it.
     _wait(driver, ec.visibility_of_element_located((By.ID, "sign-out")), "signed in")
+    _wait(driver, ec.visibility_of_element_located((By.ID, "buckets")), "the bucket list after sign-in")
 
 
 def _go(driver, route: str, element_id: str) -> None:
@@ -173,7 +174,7 @@ def test_a_wrong_key_is_refused(console, basalt):
 def test_sign_in_upload_list_download_and_delete(console, basalt, s3):
     name = unique_bucket_name("console")
     _sign_in(console, basalt.access_key, basalt.secret_key)
-    _wait(console, ec.presence_of_element_located((By.ID, "buckets")), "the bucket list")
+    _signed_in(console)
     assert console.find_element(By.ID, "who").text == basalt.access_key
 
     console.find_element(By.ID, "new-bucket").send_keys(name)
@@ -272,7 +273,7 @@ def test_the_admin_makes_a_user_and_a_key_that_works(console, basalt, bucket, s3
 
     # The new user signs in to the console too, and sees only what readonly allows.
     _sign_in(console, access_key, secret_key)
-    _wait(console, ec.presence_of_element_located((By.ID, "buckets")), "the reader's bucket list")
+    _signed_in(console)
     _go(console, "#/admin", "error")
     assert "AccessDenied" in console.find_element(By.ID, "error").text
 

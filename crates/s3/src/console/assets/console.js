@@ -360,7 +360,7 @@ async function bucketsView() {
       }) }, "Delete")));
   });
   const input = el("input", { id: "new-bucket", placeholder: "new-bucket-name" });
-  view(
+  return [
     el("h1", {}, "Buckets"),
     el("form", { class: "toolbar", onsubmit: guarded(async () => {
       const name = input.value.trim();
@@ -369,7 +369,7 @@ async function bucketsView() {
       render();
     }) }, input, el("button", { id: "create-bucket", type: "submit" }, "Create bucket")),
     el("table", { id: "buckets" }, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Created"), el("th", {}, "")), rows),
-    rows.length ? null : el("p", { class: "hint" }, "No buckets yet."));
+    rows.length ? null : el("p", { class: "hint" }, "No buckets yet.")];
 }
 
 // ---- objects ----
@@ -422,7 +422,7 @@ async function objectsView(bucket, prefix) {
   const files = el("input", { id: "upload-files", type: "file", multiple: true });
   const uploads = el("div", { class: "uploads", id: "uploads" });
   const folder = el("input", { id: "new-folder", placeholder: "folder name" });
-  view(
+  return [
     el("h1", {}, "Objects"),
     crumbs(bucket, prefix),
     el("div", { class: "toolbar" },
@@ -447,7 +447,7 @@ async function objectsView(bucket, prefix) {
         render();
       }) }, "New folder"),
       el("a", { href: `#/bucket/${encodeURIComponent(bucket)}` }, "Bucket settings")),
-    uploads, table, more);
+    uploads, table, more];
 }
 
 function download(bucket, key) {
@@ -490,7 +490,7 @@ async function objectView(bucket, key) {
   const lock = [];
   if (retention) lock.push(["Retention", `${textOf(retention, "Mode")} until ${textOf(retention, "RetainUntilDate")}`]);
   if (hold) lock.push(["Legal hold", textOf(hold, "Status")]);
-  view(
+  return [
     el("h1", {}, "Object"),
     crumbs(bucket, key.includes("/") ? key.slice(0, key.lastIndexOf("/") + 1) : ""),
     el("div", { class: "toolbar" },
@@ -505,7 +505,7 @@ async function objectView(bucket, key) {
     el("h2", {}, "Tags"), tagList.length ? el("div", { id: "object-tags" }, pairs(tagList)) : el("p", { class: "hint" }, "No tags."),
     el("h2", {}, "Object lock"), lock.length ? pairs(lock) : el("p", { class: "hint" }, "No retention or legal hold."),
     el("h2", {}, "Versions"),
-    el("table", { id: "versions" }, el("tr", {}, el("th", {}, "Version id"), el("th", {}, "Size"), el("th", {}, "Last modified"), el("th", {}, "")), versionRows));
+    el("table", { id: "versions" }, el("tr", {}, el("th", {}, "Version id"), el("th", {}, "Size"), el("th", {}, "Last modified"), el("th", {}, "")), versionRows)];
 }
 
 async function bucketView(bucket) {
@@ -514,7 +514,7 @@ async function bucketView(bucket) {
   const lock = await optional(() => xml("GET", path, { query: { "object-lock": "" } }));
   const encryption = await optional(() => xml("GET", path, { query: { encryption: "" } }));
   const policy = await optional(async () => (await request("GET", path, { query: { policy: "" } })).text());
-  view(
+  return [
     el("h1", {}, "Bucket " + bucket),
     crumbs(bucket, ""),
     el("table", {},
@@ -522,7 +522,7 @@ async function bucketView(bucket) {
       el("tr", {}, el("th", {}, "Object lock"), el("td", {}, (lock && textOf(lock, "ObjectLockEnabled")) || "off")),
       el("tr", {}, el("th", {}, "Default encryption"), el("td", {}, (encryption && textOf(encryption, "SSEAlgorithm")) || "none"))),
     el("h2", {}, "Bucket policy"),
-    policy ? el("pre", { class: "mono" }, policy) : el("p", { class: "hint" }, "No bucket policy."));
+    policy ? el("pre", { class: "mono" }, policy) : el("p", { class: "hint" }, "No bucket policy.")];
 }
 
 // ---- users, keys, policies ----
@@ -573,7 +573,7 @@ async function adminView() {
   }
   await refreshKeys(keys);
   const name = el("input", { id: "new-user", placeholder: "user name" });
-  view(
+  return [
     el("h1", {}, "Users & keys"),
     el("form", { class: "toolbar", onsubmit: guarded(async () => {
       await admin("POST", "users", { name: name.value.trim() });
@@ -583,7 +583,7 @@ async function adminView() {
     el("p", { class: "hint" }, 'Policies: a JSON list of canned names ("readonly", "readwrite", "writeonly") or IAM policy documents.'),
     el("table", { id: "users" }, el("tr", {}, el("th", {}, "User"), el("th", {}, "State"), el("th", {}, "Created"),
       el("th", {}, "Policies"), el("th", {}, "")), userRows),
-    el("h2", {}, "Access keys"), secretBox, keyTable);
+    el("h2", {}, "Access keys"), secretBox, keyTable];
 }
 
 // ---- health ----
@@ -628,11 +628,13 @@ async function healthView() {
     el("td", { class: d.online ? "up" : "down" }, d.online ? "online" : "offline"),
     el("td", { class: "num" }, size(d.total_bytes !== null && d.available_bytes !== null ? d.total_bytes - d.available_bytes : null)),
     el("td", { class: "num" }, size(d.total_bytes))));
+  clearTimeout(healthView.timer);
+  healthView.timer = setTimeout(() => { if (location.hash === "#/health") render(); }, 10000);
   const nodes = (cluster.nodes || []).map((n) => el("tr", {},
     el("td", {}, n.name), el("td", { class: n.up ? "up" : "down" }, n.up ? "up" : "down"), el("td", {}, n.zone),
     el("td", { class: "mono" }, n.s3), el("td", { class: "num" }, size(n.used_bytes)), el("td", { class: "num" }, size(n.capacity_bytes)),
     el("td", {}, cluster.leader === n.name ? "leader" : "")));
-  view(
+  return [
     el("h1", {}, "Health"),
     el("p", {}, `Redundancy ${status.redundancy}; heal queue ${status.healer.queued}; stripes healed ${status.healer.stripes_healed}; ` +
       `worker restarts ${status.worker_restarts}` + (status.running ? "; a sweep is running" : "")),
@@ -652,14 +654,15 @@ async function healthView() {
       ? el("table", { id: "nodes" }, el("tr", {}, el("th", {}, "Node"), el("th", {}, "State"), el("th", {}, "Zone"), el("th", {}, "S3"),
         el("th", { class: "num" }, "Used"), el("th", { class: "num" }, "Capacity"), el("th", {}, "Raft")), nodes)
       : el("p", { class: "hint", id: "nodes" }, "A single node (no cluster)."),
-    cluster.term !== undefined ? el("p", {}, `Raft term ${cluster.term}, commit ${cluster.commit_index}, applied ${cluster.applied_index}, layout epoch ${cluster.layout_epoch}`) : null);
-  clearTimeout(healthView.timer);
-  healthView.timer = setTimeout(() => { if (location.hash === "#/health") render(); }, 10000);
+    cluster.term !== undefined ? el("p", {}, `Raft term ${cluster.term}, commit ${cluster.commit_index}, applied ${cluster.applied_index}, layout epoch ${cluster.layout_epoch}`) : null];
 }
 
 // ---- routing ----
 
 async function render() {
+  // Renders overlap (a click while a page loads): only the newest one may paint, or a slow
+  // older page would replace the one asked for last.
+  const mine = ++render.latest;
   session.load();
   const signedIn = Boolean(session.creds);
   document.getElementById("sign-in-view").hidden = signedIn;
@@ -667,20 +670,24 @@ async function render() {
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
   document.getElementById("who").textContent = signedIn ? session.creds.accessKey : "";
-  if (!signedIn) return;
+  // Signed out, no page of the last key may stay behind in the hidden view.
+  if (!signedIn) return void view();
   const route = location.hash.replace(/^#/, "") || "/";
   const [, kind, bucket, rest] = route.match(/^\/([a-z]*)\/?([^/]*)\/?(.*)$/) || [];
+  let content;
   try {
-    if (kind === "b") await objectsView(decodeURIComponent(bucket), decodeURIComponent(rest));
-    else if (kind === "o") await objectView(decodeURIComponent(bucket), decodeURIComponent(rest));
-    else if (kind === "bucket") await bucketView(decodeURIComponent(bucket));
-    else if (kind === "admin") await adminView();
-    else if (kind === "health") await healthView();
-    else await bucketsView();
+    if (kind === "b") content = await objectsView(decodeURIComponent(bucket), decodeURIComponent(rest));
+    else if (kind === "o") content = await objectView(decodeURIComponent(bucket), decodeURIComponent(rest));
+    else if (kind === "bucket") content = await bucketView(decodeURIComponent(bucket));
+    else if (kind === "admin") content = await adminView();
+    else if (kind === "health") content = await healthView();
+    else content = await bucketsView();
   } catch (e) {
-    view(el("h1", {}, "Something went wrong"), el("p", { id: "error" }, e.message));
+    content = [el("h1", {}, "Something went wrong"), el("p", { id: "error" }, e.message)];
   }
+  if (mine === render.latest) view(...content);
 }
+render.latest = 0;
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("sign-in").addEventListener("submit", signIn);
