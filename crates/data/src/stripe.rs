@@ -355,11 +355,20 @@ impl StripeStore {
     /// directory entries become durable with [`StripeStore::sync_blocking`]. Fails, leaving
     /// nothing behind, when fewer shards than the write quorum reach their drives. Blocking.
     pub fn write_blocking(&self, group: u8, chunk: &Bytes) -> Result<WrittenStripe, DataError> {
+        self.write_as_blocking(ChunkId::random_in_group(group), chunk)
+    }
+
+    /// [`StripeStore::write_blocking`] under an id the caller drew (with
+    /// [`ChunkId::random_in_group`]) before: a sealed chunk names its stripe inside the seal.
+    pub fn write_as_blocking(
+        &self,
+        id: ChunkId,
+        chunk: &Bytes,
+    ) -> Result<WrittenStripe, DataError> {
         let _span = tracing::debug_span!("stripe.write", bytes = chunk.len()).entered();
         let redundancy = self.inner.redundancy;
         let len =
             u32::try_from(chunk.len()).map_err(|_| DataError::Layout("chunk > 4 GiB".into()))?;
-        let id = ChunkId::random_in_group(group);
         let shards = redundancy.encode(chunk)?;
         let drives = self.placement(id, shards.len());
         let info = StripeInfo {

@@ -47,9 +47,37 @@ impl DataKey {
             .ok_or_else(|| ObjectError::Corrupt("an encrypted chunk failed authentication".into()))
     }
 
+    /// Seals the chunk stored as stripe `stripe`, bound to that id: a chunk's bytes put in
+    /// another stripe's place (of the same object, the only ones its key opens: each version
+    /// has its own data key) fail to open instead of reading as the wrong part of the object.
+    pub fn seal_chunk(&self, stripe: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+        seal_with_aad(&self.0, plain, &chunk_aad(stripe))
+    }
+
+    /// Opens what [`Self::seal_chunk`] sealed for `stripe`. Chunks written before chunks
+    /// were bound (sealed with no associated data) still open: a bound chunk never opens
+    /// without its binding, so the fallback cannot pass a moved one.
+    pub fn open_chunk(&self, stripe: &[u8; 16], sealed: &[u8]) -> Result<Vec<u8>, ObjectError> {
+        open_with_aad(&self.0, sealed, &chunk_aad(stripe))
+            .or_else(|| open_with(&self.0, sealed))
+            .ok_or_else(|| {
+                ObjectError::Corrupt(
+                    "an encrypted chunk failed authentication (damaged, or not this stripe's)"
+                        .into(),
+                )
+            })
+    }
+
     pub(crate) fn aead(&self) -> &LessSafeKey {
         &self.0
     }
+}
+
+fn chunk_aad(stripe: &[u8; 16]) -> [u8; 32] {
+    let mut aad = [0u8; 32];
+    aad[..16].copy_from_slice(b"basalt chunk v1\0");
+    aad[16..].copy_from_slice(stripe);
+    aad
 }
 
 fn seal_with(key: &LessSafeKey, plain: &[u8]) -> Vec<u8> {
@@ -365,6 +393,24 @@ mod tests {
         tampered[NONCE_LEN] ^= 1;
         assert!(key.open(&tampered).is_err());
         assert!(key.open(&sealed[..5]).is_err());
+    }
+
+    #[test]
+    fn a_sealed_chunk_opens_only_as_its_own_stripe() {
+        let key = DataKey::from_bytes(&[7; 32]);
+        let (here, there) = ([1u8; 16], [2u8; 16]);
+        let sealed = key.seal_chunk(&here, b"first chunk");
+        assert_eq!(key.open_chunk(&here, &sealed).unwrap(), b"first chunk");
+        assert!(
+            key.open_chunk(&there, &sealed).is_err(),
+            "moved into another stripe"
+        );
+        assert!(key.open(&sealed).is_err(), "not without its binding");
+        let unbound = key.seal(b"written before chunks were bound");
+        assert_eq!(
+            key.open_chunk(&there, &unbound).unwrap(),
+            b"written before chunks were bound"
+        );
     }
 
     #[test]

@@ -944,6 +944,7 @@ impl ObjectStore {
                 let (this, owner, sealed_by) = (this.clone(), owner.clone(), sealed_by.clone());
                 async move {
                     let store = this.stripes.clone();
+                    let stripe = info.id.0;
                     let (info, read) =
                         blocking(move || Ok(store.read_blocking(&info, stored).map(|r| (info, r))))
                             .await?
@@ -955,7 +956,7 @@ impl ObjectStore {
                         None => read.pieces,
                         Some(key) => {
                             let opened = basalt_data::io_lane::spawn(move || {
-                                key.open(&read.pieces.concat())
+                                key.open_chunk(&stripe, &read.pieces.concat())
                                     .map(|chunk| Bytes::from(chunk).slice(plain))
                             })
                             .await
@@ -1377,12 +1378,13 @@ impl<'g> ChunkPipeline<'g> {
         self.next_index += 1;
         self.writes.push_back(
             basalt_data::io_lane::spawn(move || {
+                let id = basalt_data::ChunkId::random_in_group(group);
                 let chunk = match seal {
-                    Some(key) => Bytes::from(key.seal(&chunk)),
+                    Some(key) => Bytes::from(key.seal_chunk(&id.0, &chunk)),
                     None => chunk,
                 };
                 store
-                    .write_blocking(group, &chunk)
+                    .write_as_blocking(id, &chunk)
                     .map(|stripe| sink.keep(index, stripe))
             })
             .await,
