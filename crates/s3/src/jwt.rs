@@ -1,34 +1,22 @@
-//! Verification of OpenID Connect ID tokens (JWTs) against a provider's JSON Web Key Set:
-//! RS256 and ES256 signatures only, so `alg: none` and HMAC algorithms (where a public key
-//! could be misused as the shared secret) are refused; then issuer, audience, expiry and
-//! not-before.
+//! Verification of OpenID Connect ID tokens (JWTs) against a provider's JSON Web Key Set, with
+//! the `jsonwebtoken` crate: RS256 and ES256 signatures only, so `alg: none` and HMAC
+//! algorithms (where a public key could be misused as the shared secret) are refused; then
+//! issuer, audience, expiry and not-before, against the caller's clock.
 
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-enum KeyMaterial {
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
-    /// An uncompressed P-256 point: 0x04, x, y.
-    P256(Vec<u8>),
-}
-
-struct Jwk {
+struct SigningKey {
     kid: Option<String>,
-    material: KeyMaterial,
+    algorithm: Algorithm,
+    key: DecodingKey,
 }
 
 /// A provider's signing keys.
 pub struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-fn b64url(s: &str) -> Result<Vec<u8>, String> {
-    base64_simd::URL_SAFE_NO_PAD
-        .decode_to_vec(s.trim_end_matches('='))
-        .map_err(|_| "not base64url".to_owned())
+    keys: Vec<SigningKey>,
 }
 
 impl Jwks {
@@ -40,28 +28,33 @@ impl Jwks {
             .and_then(Value::as_array)
             .ok_or("a JWKS has a keys list")?;
         let mut keys = Vec::new();
-        for k in list {
-            let field = |name: &str| k.get(name).and_then(Value::as_str);
-            let material = match (field("kty"), field("crv")) {
-                (Some("RSA"), _) => KeyMaterial::Rsa {
-                    n: b64url(field("n").ok_or("RSA key without n")?)?,
-                    e: b64url(field("e").ok_or("RSA key without e")?)?,
-                },
-                (Some("EC"), Some("P-256")) => {
-                    let mut point = vec![4u8];
-                    point.extend(b64url(field("x").ok_or("EC key without x")?)?);
-                    point.extend(b64url(field("y").ok_or("EC key without y")?)?);
-                    KeyMaterial::P256(point)
-                }
-                // Keys of other types (or for encryption) are not used to verify tokens.
-                _ => continue,
+        // One key at a time: a provider may publish key types this crate does not know, and
+        // those are skipped rather than failing the whole set.
+        for value in list {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else {
+                continue;
             };
-            if field("use").is_some_and(|u| u != "sig") {
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|u| *u != PublicKeyUse::Signature)
+            {
                 continue;
             }
-            keys.push(Jwk {
-                kid: field("kid").map(str::to_owned),
-                material,
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                // Symmetric and other keys never verify a provider's token.
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("a JWKS key: {e}"))?;
+            keys.push(SigningKey {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key,
             });
         }
         if keys.is_empty() {
@@ -69,9 +62,7 @@ impl Jwks {
         }
         Ok(Self { keys })
     }
-}
 
-impl Jwks {
     /// Whether a key has id `kid`.
     pub fn has_key(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
@@ -80,9 +71,7 @@ impl Jwks {
 
 /// The key id (`kid`) a token's header names, if it is readable and names one.
 pub fn key_id(token: &str) -> Option<String> {
-    let header = b64url(token.split('.').next()?).ok()?;
-    let header: Value = serde_json::from_slice(&header).ok()?;
-    header.get("kid")?.as_str().map(str::to_owned)
+    jsonwebtoken::decode_header(token).ok()?.kid
 }
 
 /// What a token must be to be accepted.
@@ -98,59 +87,47 @@ pub fn verify(
     jwks: &Jwks,
     expected: &Expected<'_>,
 ) -> Result<Map<String, Value>, String> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("a JWT has three parts".into());
-    };
-    let header: Value =
-        serde_json::from_slice(&b64url(h)?).map_err(|_| "the JWT header is not JSON")?;
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("none");
-    let kid = header.get("kid").and_then(Value::as_str);
-    let signature = b64url(s)?;
-    let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|e| format!("the JWT is malformed: {e}"))?;
+    if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+        return Err(format!("algorithm {:?} is not accepted", header.alg));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[expected.issuer]);
+    validation.set_audience(&[expected.audience]);
+    validation.set_required_spec_claims(&["iss", "aud", "exp"]);
+    // Time is judged below against the caller's clock (the node's, or a test's).
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
     let candidates = jwks
         .keys
         .iter()
-        .filter(|k| kid.is_none() || k.kid.as_deref() == kid);
-    let mut verified = false;
+        .filter(|k| k.algorithm == header.alg && (header.kid.is_none() || k.kid == header.kid));
+    let mut claims = None;
     for key in candidates {
-        verified = match (alg, &key.material) {
-            ("RS256", KeyMaterial::Rsa { n, e }) => RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, signed, &signature)
-                .is_ok(),
-            ("ES256", KeyMaterial::P256(point)) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(signed, &signature)
-                    .is_ok()
+        match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+            Ok(data) => {
+                claims = Some(data.claims);
+                break;
             }
-            ("RS256" | "ES256", _) => false,
-            (other, _) => return Err(format!("algorithm {other} is not accepted")),
-        };
-        if verified {
-            break;
+            Err(e) => match e.into_kind() {
+                // Another key may be the one: without a `kid`, every key of the algorithm is.
+                ErrorKind::InvalidSignature => continue,
+                // The signature held (it is checked first): the claims are what failed.
+                ErrorKind::InvalidIssuer => {
+                    return Err("the token's issuer is not the role's".into());
+                }
+                ErrorKind::InvalidAudience => {
+                    return Err("the token is not for this audience".into());
+                }
+                ErrorKind::MissingRequiredClaim(claim) => {
+                    return Err(format!("the token has no {claim} claim"));
+                }
+                other => return Err(format!("the token is refused: {other:?}")),
+            },
         }
     }
-    if !verified {
-        return Err("the token's signature does not verify".into());
-    }
-    let claims: Value =
-        serde_json::from_slice(&b64url(p)?).map_err(|_| "the JWT payload is not JSON")?;
-    let Value::Object(claims) = claims else {
-        return Err("the JWT payload is not an object".into());
-    };
-    if claims.get("iss").and_then(Value::as_str) != Some(expected.issuer) {
-        return Err("the token's issuer is not the role's".into());
-    }
-    let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == expected.audience,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(expected.audience)),
-        _ => false,
-    };
-    if !audience_ok {
-        return Err("the token is not for this audience".into());
-    }
+    let claims = claims.ok_or("the token's signature does not verify")?;
     let exp = claims
         .get("exp")
         .and_then(Value::as_f64)
