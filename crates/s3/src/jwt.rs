@@ -21,17 +21,17 @@ pub struct Jwks {
 
 impl Jwks {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let doc: Value =
-            serde_json::from_str(text).map_err(|e| format!("JWKS is not JSON: {e}"))?;
-        let list = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or("a JWKS has a keys list")?;
+        #[derive(serde::Deserialize)]
+        struct KeySet {
+            keys: Vec<Value>,
+        }
+        let set: KeySet = serde_json::from_str(text)
+            .map_err(|e| format!("JWKS is not JSON with a keys list: {e}"))?;
         let mut keys = Vec::new();
         // One key at a time: a provider may publish key types this crate does not know, and
         // those are skipped rather than failing the whole set.
-        for value in list {
-            let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else {
+        for value in set.keys {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
                 continue;
             };
             if jwk

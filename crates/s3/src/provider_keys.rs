@@ -64,22 +64,21 @@ impl ProviderKeys {
     }
 
     fn source(role: &RoleConfig) -> Result<Option<Source>, String> {
-        Ok(Some(
-            match (&role.jwks_file, &role.jwks_url, &role.issuer) {
-                (Some(path), _, _) => Source::File(path.clone()),
-                (None, Some(url), _) => {
-                    check_url(url)?;
-                    Source::Url(url.clone())
+        let source = match (&role.jwks_file, &role.jwks_url, &role.issuer) {
+            (Some(path), _, _) => Source::File(path.clone()),
+            (None, Some(url), _) => {
+                check_url(url)?;
+                Source::Url(url.clone())
+            }
+            (None, None, Some(issuer)) => {
+                check_url(issuer)?;
+                Source::Discovery {
+                    issuer: issuer.clone(),
                 }
-                (None, None, Some(issuer)) => {
-                    check_url(issuer)?;
-                    Source::Discovery {
-                        issuer: issuer.clone(),
-                    }
-                }
-                (None, None, None) => return Ok(None),
-            },
-        ))
+            }
+            (None, None, None) => return Ok(None),
+        };
+        Ok(Some(source))
     }
 
     /// The key source of `role` (`None` for a role without a web identity provider).
@@ -87,12 +86,14 @@ impl ProviderKeys {
         let Some(source) = Self::source(role)? else {
             return Ok(None);
         };
-        let mut roots = rustls::RootCertStore::empty();
         // A file's keys are never fetched: no certificates to load.
-        if !matches!(source, Source::File(_)) {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
+        let fetched = !matches!(source, Source::File(_));
+        let mut roots = if fetched {
+            system_roots().clone()
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        if fetched {
             for cert in role_ca_certs(role)? {
                 roots
                     .add(cert)
@@ -221,6 +222,19 @@ impl ProviderKeys {
             .await
             .map_err(|_| format!("{url}: no answer within {FETCH_TIMEOUT:?}"))?
     }
+}
+
+/// The system's trusted certificates, read once per process however many roles fetch keys.
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            // A certificate rustls cannot use is skipped, as browsers skip it.
+            let _ = roots.add(cert);
+        }
+        roots
+    })
 }
 
 /// The certificates of the role's `ca_file`, if it names one.
