@@ -32,6 +32,7 @@ mod command;
 mod error;
 mod keys;
 mod listing;
+mod read_cache;
 pub mod read_fence;
 mod record;
 mod redb_store;

@@ -25,6 +25,7 @@ use crate::store::{
 };
 
 use crate::listing::{common_prefix_end, list_objects_sync, list_versions_sync};
+use crate::read_cache::{CacheKey, Cached, ReadCache};
 use crate::state_machine::{Tables, find_version};
 use crate::tables::*;
 
@@ -45,6 +46,7 @@ type Reply = oneshot::Sender<Result<Outcome, MetaError>>;
 
 pub struct RedbStore {
     pub(crate) db: Arc<Database>,
+    pub(crate) cache: Arc<ReadCache>,
     writer: Option<mpsc::Sender<(Command, Reply)>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     poisoned: Arc<AtomicBool>,
@@ -90,13 +92,16 @@ impl RedbStore {
 
         let (tx, rx) = mpsc::channel::<(Command, Reply)>();
         let poisoned = Arc::new(AtomicBool::new(false));
-        let (writer_db, writer_poisoned) = (db.clone(), poisoned.clone());
+        let cache = Arc::new(ReadCache::default());
+        let (writer_db, writer_poisoned, writer_cache) =
+            (db.clone(), poisoned.clone(), cache.clone());
         let thread = std::thread::Builder::new()
             .name("basalt-meta-writer".into())
-            .spawn(move || writer_loop(&writer_db, &rx, &writer_poisoned))
+            .spawn(move || writer_loop(&writer_db, &rx, &writer_poisoned, &writer_cache))
             .map_err(|e| MetaError::Storage(format!("cannot start the metadata writer: {e}")))?;
         Ok(Self {
             db,
+            cache,
             writer: Some(tx),
             writer_thread: Some(thread),
             poisoned,
@@ -123,7 +128,12 @@ impl RedbStore {
     }
 }
 
-fn writer_loop(db: &Database, rx: &mpsc::Receiver<(Command, Reply)>, poisoned: &AtomicBool) {
+fn writer_loop(
+    db: &Database,
+    rx: &mpsc::Receiver<(Command, Reply)>,
+    poisoned: &AtomicBool,
+    cache: &ReadCache,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -139,7 +149,10 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(Command, Reply)>, poisoned: &
             continue;
         }
         match commit_batch(db, &batch) {
-            Ok(results) => {
+            Ok((results, changed_cached)) => {
+                if changed_cached {
+                    cache.invalidate();
+                }
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     // The requester may have gone away (client disconnect); the write stands.
                     let _ = reply.send(result);
@@ -161,6 +174,14 @@ fn writer_loop(db: &Database, rx: &mpsc::Receiver<(Command, Reply)>, poisoned: &
                 }
             }
         }
+    }
+}
+
+/// The bytes of a cached key that has no bucket to be missing from.
+fn cached_value(found: Cached) -> Option<Arc<[u8]>> {
+    match found {
+        Cached::Value(bytes) => bytes,
+        Cached::NoBucket => None,
     }
 }
 
@@ -205,33 +226,55 @@ impl RedbStore {
         bucket: &str,
         name: &'static str,
     ) -> Result<Option<T>, MetaError> {
-        let bucket = bucket.to_owned();
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
-                return Err(MetaError::NoSuchBucket);
-            }
-            let k = keys::object_key(&bucket, name);
-            txn.open_table(BUCKET_SETTINGS)?
-                .get(k.as_slice())?
-                .map(|g| decode(g.value()))
-                .transpose()
-        })
-        .await
+        let owned = bucket.to_owned();
+        let found = self
+            .cached_read(CacheKey::Setting(owned.clone(), name), move |txn| {
+                if txn.open_table(BUCKETS)?.get(owned.as_str())?.is_none() {
+                    return Ok(Cached::NoBucket);
+                }
+                let k = keys::object_key(&owned, name);
+                Ok(Cached::Value(
+                    txn.open_table(BUCKET_SETTINGS)?
+                        .get(k.as_slice())?
+                        .map(|g| Arc::from(g.value())),
+                ))
+            })
+            .await?;
+        match found {
+            Cached::NoBucket => Err(MetaError::NoSuchBucket),
+            Cached::Value(bytes) => bytes.map(|b| decode(&b)).transpose(),
+        }
+    }
+
+    /// Reads one key of a cached table: from the cache, or with `read` (in a blocking
+    /// thread), keeping what it answered.
+    async fn cached_read(
+        &self,
+        key: CacheKey,
+        read: impl FnOnce(&redb::ReadTransaction) -> Result<Cached, MetaError> + Send + 'static,
+    ) -> Result<Cached, MetaError> {
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let found = self.read(move |db| read(&db.begin_read()?)).await?;
+        self.cache.insert(key, generation, found.clone());
+        Ok(found)
     }
 }
 
+/// The commands' results, and whether they changed a table the read cache holds.
 fn commit_batch(
     db: &Database,
     batch: &[(Command, Reply)],
-) -> Result<Vec<Result<Outcome, MetaError>>, BatchError> {
+) -> Result<(Vec<Result<Outcome, MetaError>>, bool), BatchError> {
     let txn = db.begin_write().map_err(|e| BatchError::Apply(e.into()))?;
     let mut results = Vec::with_capacity(batch.len());
     // The batch's commands are stamped with one time, taken by the one writer.
     let at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    {
+    let changed_cached = {
         let mut tables = Tables::open(&txn).map_err(BatchError::Apply)?;
         for (command, _) in batch {
             match tables.apply_stamped(at_ms, command) {
@@ -246,9 +289,10 @@ fn commit_batch(
                 other => results.push(other),
             }
         }
-    }
+        tables.changed_cached
+    };
     txn.commit().map_err(|e| BatchError::Commit(e.into()))?;
-    Ok(results)
+    Ok((results, changed_cached))
 }
 
 #[async_trait::async_trait]
@@ -267,16 +311,17 @@ impl MetaStore for RedbStore {
     }
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-        let name = name.to_owned();
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            let table = txn.open_table(BUCKETS)?;
-            table
-                .get(name.as_str())?
-                .map(|g| decode(g.value()))
-                .transpose()
-        })
-        .await
+        let owned = name.to_owned();
+        let found = self
+            .cached_read(CacheKey::Bucket(owned.clone()), move |txn| {
+                Ok(Cached::Value(
+                    txn.open_table(BUCKETS)?
+                        .get(owned.as_str())?
+                        .map(|g| Arc::from(g.value())),
+                ))
+            })
+            .await?;
+        cached_value(found).map(|b| decode(&b)).transpose()
     }
 
     async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError> {
@@ -376,15 +421,17 @@ impl MetaStore for RedbStore {
     }
 
     async fn get_identity(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
-        let key = key.to_owned();
-        self.read(move |db| {
-            let txn = db.begin_read()?;
-            Ok(txn
-                .open_table(IDENTITIES)?
-                .get(key.as_str())?
-                .map(|g| g.value().to_vec()))
-        })
-        .await
+        let owned = key.to_owned();
+        let found = self
+            .cached_read(CacheKey::Identity(owned.clone()), move |txn| {
+                Ok(Cached::Value(
+                    txn.open_table(IDENTITIES)?
+                        .get(owned.as_str())?
+                        .map(|g| Arc::from(g.value())),
+                ))
+            })
+            .await?;
+        Ok(cached_value(found).map(|b| b.to_vec()))
     }
 
     async fn list_identities(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {

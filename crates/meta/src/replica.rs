@@ -97,7 +97,7 @@ impl RedbStore {
                 .map_err(|e| MetaError::Storage(e.to_string()))?;
         }
         let mut results = Vec::with_capacity(entries.len());
-        {
+        let changed_cached = {
             let mut tables = Tables::open(&txn)?;
             for entry in entries {
                 let Some(command) = &entry.command else {
@@ -113,9 +113,13 @@ impl RedbStore {
                     other => results.push(Some(other)),
                 }
             }
-        }
+            tables.changed_cached
+        };
         txn.open_table(SYSTEM)?.insert(APPLIED_KEY, applied)?;
         txn.commit()?;
+        if changed_cached {
+            self.cache.invalidate();
+        }
         Ok(results)
     }
 
@@ -234,6 +238,7 @@ impl RedbStore {
         }
         txn.open_table(SYSTEM)?.insert(APPLIED_KEY, applied)?;
         txn.commit()?;
+        self.cache.invalidate();
         Ok(())
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Tables<'txn> {
     system: Table<'txn, &'static str, &'static [u8]>,
     catalog: Table<'txn, &'static [u8], &'static [u8]>,
     missed: Table<'txn, &'static [u8], &'static [u8]>,
+    /// Whether a command changed a table the read cache holds (see `read_cache`).
+    pub(crate) changed_cached: bool,
 }
 
 /// Moves shards of stripe `id` in `payload` if every one is still where the move starts.
@@ -148,6 +150,7 @@ impl<'txn> Tables<'txn> {
             system: txn.open_table(SYSTEM)?,
             catalog: crate::catalog::open(txn)?,
             missed: txn.open_table(MISSED_SHARDS)?,
+            changed_cached: false,
         })
     }
 
@@ -270,6 +273,7 @@ impl<'txn> Tables<'txn> {
         value: Option<&T>,
     ) -> Result<Outcome, MetaError> {
         self.require_bucket(bucket)?;
+        self.changed_cached = true;
         let k = keys::object_key(bucket, name);
         match value {
             Some(value) => {
@@ -322,6 +326,7 @@ impl<'txn> Tables<'txn> {
                 if self.buckets.get(name.as_str())?.is_some() {
                     return Err(MetaError::BucketAlreadyExists);
                 }
+                self.changed_cached = true;
                 self.buckets
                     .insert(name.as_str(), encode(record).as_slice())?;
                 if let Some(access) = access {
@@ -366,10 +371,12 @@ impl<'txn> Tables<'txn> {
                 if self.identities.get(key.as_str())?.is_some() {
                     return Err(MetaError::PreconditionFailed);
                 }
+                self.changed_cached = true;
                 self.identities.insert(key.as_str(), value.as_slice())?;
                 Ok(Outcome::default())
             }
             Command::SetIdentity { key, value } => {
+                self.changed_cached = true;
                 let existed = match value {
                     Some(v) => self
                         .identities
@@ -974,6 +981,7 @@ impl<'txn> Tables<'txn> {
             );
         }
         let (settings_start, settings_end) = keys::bucket_range(name);
+        self.changed_cached = true;
         self.settings.retain_in(
             settings_start.as_slice()..settings_end.as_slice(),
             |_, _| false,
