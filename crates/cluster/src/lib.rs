@@ -9,6 +9,7 @@
 //! - [`cluster_meta`]: [`ClusterMeta`], the `MetaStore` every node's object layer uses: writes
 //!   commit through the leader, reads wait until this node has applied what the leader
 //!   confirms.
+//! - [`lease`]: the leader's lease, which lets it answer reads without a quorum round each.
 //! - [`layout`]: the nodes, their drives and zones, and the placement of shards over them.
 
 // openraft's storage and network traits fix their error types (`StorageError`, `RPCError`),
@@ -17,6 +18,7 @@
 
 pub mod cluster_meta;
 pub mod layout;
+pub mod lease;
 pub mod log_store;
 pub mod network;
 pub mod node;

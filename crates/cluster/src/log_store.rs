@@ -2,13 +2,16 @@
 //! append and vote is durable (fsync) before openraft is told it is: an entry a node
 //! acknowledged to the leader survives the node's crash.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
-use openraft::{AnyError, Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, StorageError, StorageIOError, Vote,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::types::{NodeId, TypeConfig};
@@ -40,6 +43,91 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    recent: Arc<Mutex<RecentEntries>>,
+}
+
+/// The newest entries appended, in memory: openraft reads each entry back soon after
+/// appending it (to send it to every follower, then to apply it), and these answer that
+/// without a read and decode from redb. Their commands are `Bytes`, so a copy is cheap.
+#[derive(Default)]
+struct RecentEntries {
+    /// Consecutive indexes, oldest first.
+    entries: VecDeque<Entry<TypeConfig>>,
+    bytes: usize,
+}
+
+/// Most entries, and bytes of commands, kept in [`RecentEntries`].
+const RECENT_ENTRIES: usize = 1024;
+const RECENT_BYTES: usize = 64 << 20;
+
+fn entry_bytes(entry: &Entry<TypeConfig>) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(proposal) => proposal.commands.iter().map(|c| c.len()).sum(),
+        _ => 0,
+    }
+}
+
+impl RecentEntries {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.log_id.index)
+    }
+
+    fn push(&mut self, entry: Entry<TypeConfig>) {
+        let follows = self
+            .entries
+            .back()
+            .is_none_or(|last| last.log_id.index + 1 == entry.log_id.index);
+        if !follows {
+            self.clear();
+        }
+        self.bytes += entry_bytes(&entry);
+        self.entries.push_back(entry);
+        while self.entries.len() > RECENT_ENTRIES || self.bytes > RECENT_BYTES {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(oldest) = self.entries.pop_front() {
+            self.bytes -= entry_bytes(&oldest);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops the entries from `index` on (a truncated log).
+    fn truncate(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|e| e.log_id.index >= index) {
+            if let Some(newest) = self.entries.pop_back() {
+                self.bytes -= entry_bytes(&newest);
+            }
+        }
+    }
+
+    /// Drops the entries up to `index` (a purged log).
+    fn purge(&mut self, index: u64) {
+        while self.first_index().is_some_and(|first| first <= index) {
+            self.pop_oldest();
+        }
+    }
+
+    /// The entries `start..end` (`end` exclusive), if all are here.
+    fn range(&self, start: u64, end: u64) -> Option<Vec<Entry<TypeConfig>>> {
+        let first = self.first_index()?;
+        let last = self.entries.back()?.log_id.index;
+        if start < first || end > last + 1 {
+            return None;
+        }
+        if start >= end {
+            return Some(Vec::new());
+        }
+        let from = usize::try_from(start - first).ok()?;
+        let to = usize::try_from(end - first).ok()?;
+        Some(self.entries.range(from..to).cloned().collect())
+    }
 }
 
 impl LogStore {
@@ -50,7 +138,16 @@ impl LogStore {
         txn.open_table(LOG).map_err(|e| e.to_string())?;
         txn.open_table(STATE).map_err(|e| e.to_string())?;
         txn.commit().map_err(|e| e.to_string())?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            recent: Arc::default(),
+        })
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentEntries> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -99,6 +196,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Bound::Excluded(*i),
             Bound::Unbounded => Bound::Unbounded,
         };
+        let end_exclusive = match end {
+            Bound::Included(i) => Some(i.saturating_add(1)),
+            Bound::Excluded(i) => Some(i),
+            Bound::Unbounded => None,
+        };
+        if let Some(entries) = end_exclusive.and_then(|end| self.recent().range(start, end)) {
+            return Ok(entries);
+        }
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(read_error)?;
             let table = txn.open_table(LOG).map_err(read_error)?;
@@ -148,10 +253,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.blocking(|db| Self::state(db, VOTE_KEY)).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<()> {
-        self.set_state(COMMITTED_KEY, &committed).await
+    /// Not stored. It would only spare a restarted node from learning again, from the
+    /// leader's next message, how far it may apply, and a restarted node serves no read
+    /// before it has heard from the leader anyway (`ClusterNode::linearize`). Storing it was
+    /// one more redb commit on every node for every commit, in the Raft core's path.
+    async fn save_committed(&mut self, _committed: Option<LogId<NodeId>>) -> Result<()> {
+        Ok(())
     }
 
+    /// What an earlier version stored, if anything: entries up to it are committed.
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>> {
         self.blocking(|db| Ok(Self::state::<Option<LogId<NodeId>>>(db, COMMITTED_KEY)?.flatten()))
             .await
@@ -162,9 +272,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
         let rows = entries
-            .into_iter()
-            .map(|e| Ok((e.log_id.index, encode(&e)?)))
+            .iter()
+            .map(|e| Ok((e.log_id.index, encode(e)?)))
             .collect::<Result<Vec<_>>>()?;
         let written = self
             .blocking(move |db| {
@@ -180,6 +291,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match written {
             Ok(()) => {
+                let mut recent = self.recent();
+                for entry in entries {
+                    recent.push(entry);
+                }
+                drop(recent);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -191,6 +307,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        self.recent().truncate(log_id.index);
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(write_error)?;
             txn.open_table(LOG)
@@ -203,6 +320,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<()> {
+        self.recent().purge(log_id.index);
         let purged = encode(&log_id)?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(write_error)?;
@@ -217,5 +335,60 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.commit().map_err(write_error)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Proposal;
+    use openraft::CommittedLeaderId;
+
+    fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposal {
+                at_ms: 0,
+                commands: vec![bytes::Bytes::from(vec![0; bytes])],
+            }),
+        }
+    }
+
+    fn indexes(entries: Option<Vec<Entry<TypeConfig>>>) -> Option<Vec<u64>> {
+        entries.map(|e| e.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn recent_entries_answer_only_ranges_they_hold_whole() {
+        let mut recent = RecentEntries::default();
+        assert_eq!(indexes(recent.range(1, 2)), None);
+        for index in 5..=9 {
+            recent.push(entry(index, 10));
+        }
+        assert_eq!(indexes(recent.range(6, 8)), Some(vec![6, 7]));
+        assert_eq!(indexes(recent.range(5, 10)), Some(vec![5, 6, 7, 8, 9]));
+        assert_eq!(indexes(recent.range(4, 6)), None, "4 is only in redb");
+        assert_eq!(indexes(recent.range(9, 11)), None, "10 is not appended");
+        assert_eq!(indexes(recent.range(7, 7)), Some(vec![]));
+
+        recent.truncate(8);
+        assert_eq!(indexes(recent.range(5, 9)), None);
+        recent.push(entry(8, 10));
+        assert_eq!(indexes(recent.range(7, 9)), Some(vec![7, 8]));
+        recent.purge(6);
+        assert_eq!(indexes(recent.range(6, 8)), None);
+        assert_eq!(recent.bytes, 20);
+
+        recent.push(entry(20, 10));
+        assert_eq!(
+            indexes(recent.range(20, 21)),
+            Some(vec![20]),
+            "a gap starts over"
+        );
+        assert_eq!(indexes(recent.range(8, 9)), None);
+
+        recent.push(entry(21, RECENT_BYTES + 1));
+        assert_eq!(indexes(recent.range(21, 22)), None, "over the byte bound");
+        assert_eq!(recent.bytes, 0);
     }
 }

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::layout::NodeInfo;
+use crate::lease::LeaderLease;
 use crate::types::{NodeId, TypeConfig};
 
 pub const RAFT_PREFIX: &str = "/basalt-node/v1/raft/";
@@ -32,13 +33,16 @@ pub const SNAPSHOT_PATH: &str = "/basalt-node/v1/raft/snapshot";
 pub struct Peers {
     cluster: ClusterClient,
     clients: Arc<Mutex<HashMap<String, Arc<NodeClient>>>>,
+    /// Renewed by every `AppendEntries` a follower accepts.
+    lease: LeaderLease,
 }
 
 impl Peers {
-    pub fn new(cluster: ClusterClient) -> Self {
+    pub fn new(cluster: ClusterClient, lease: LeaderLease) -> Self {
         Self {
             cluster,
             clients: Arc::default(),
+            lease,
         }
     }
 
@@ -145,9 +149,19 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
-        self.peers
+        let (sent, vote) = (std::time::Instant::now(), rpc.vote);
+        let answer = self
+            .peers
             .raft_call(self.target, &self.address, APPEND_PATH, &rpc, &option)
-            .await
+            .await;
+        // Any answer but a higher vote means the follower took this node as its leader (and
+        // so refuses votes for its lease), whether or not its log matched.
+        if let Ok(response) = &answer
+            && !matches!(response, AppendEntriesResponse::HigherVote(_))
+        {
+            self.peers.lease.acknowledged(self.target, vote, sent);
+        }
+        answer
     }
 
     async fn install_snapshot(

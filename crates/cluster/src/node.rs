@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::layout::{Layout, NodeInfo, node_id};
+use crate::lease::LeaderLease;
 use crate::log_store::LogStore;
 use crate::network::{CallError, Peers};
 use crate::replica::Replica;
@@ -104,6 +105,7 @@ pub struct ClusterNode {
     pub raft: Raft<TypeConfig>,
     pub meta: Arc<RedbStore>,
     pub peers: Peers,
+    pub lease: LeaderLease,
     drive_paths: Vec<std::path::PathBuf>,
     proposals: mpsc::UnboundedSender<Submitted>,
     reads: mpsc::UnboundedSender<ReadWaiter>,
@@ -185,7 +187,7 @@ fn start_proposer(raft: Raft<TypeConfig>) -> mpsc::UnboundedSender<Submitted> {
                     .into_iter()
                     .map(|(mut command, reply)| {
                         command.stamp(at_ms);
-                        (serde_bytes::ByteBuf::from(command.encode()), reply)
+                        (bytes::Bytes::from(command.encode()), reply)
                     })
                     .unzip();
                 let written = tokio::time::timeout(
@@ -288,10 +290,21 @@ impl ClusterNode {
         }
         .validate()
         .map_err(|e| format!("raft settings: {e}"))?;
-        let peers = Peers::new(client);
+        let lease = LeaderLease::new(
+            Duration::from_millis(config.election_timeout_min),
+            Duration::from_millis(config.election_timeout_max),
+        );
+        let peers = Peers::new(client, lease.clone());
         let raft = Raft::new(id, Arc::new(config), peers.clone(), log, replica)
             .await
             .map_err(|e| format!("starting raft: {e}"))?;
+        // Nor does it stand for election before then: its own vote would count for it.
+        raft.runtime_config().elect(false);
+        let (electing, wait) = (raft.clone(), lease.until_may_vote());
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            electing.runtime_config().elect(true);
+        });
         Ok(Arc::new_cyclic(|this| Self {
             id,
             me: settings.me.clone(),
@@ -301,6 +314,7 @@ impl ClusterNode {
             raft,
             meta,
             peers,
+            lease,
         }))
     }
 
@@ -515,9 +529,12 @@ impl ClusterNode {
         }
     }
 
-    /// As the leader: confirms leadership with a quorum and returns the index every read
-    /// must see (openraft's read index).
+    /// As the leader: the index every read must see. From the lease when it holds one (no
+    /// messages), else confirmed by a quorum (openraft's read index).
     pub async fn read_index_as_leader(&self) -> Result<Option<u64>, Refusal> {
+        if let Some(index) = self.leased_read_index().await {
+            return Ok(Some(index));
+        }
         match self.raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map(|id| id.index)),
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
@@ -525,6 +542,35 @@ impl ClusterNode {
             }
             Err(e) => Err(Refusal::Unavailable(e.to_string())),
         }
+    }
+
+    /// The commit index, if this node leads and holds its lease (see [`crate::lease`]), and
+    /// has committed an entry of its own term: before that, what earlier leaders committed
+    /// may not be committed (and applied) here yet.
+    async fn leased_read_index(&self) -> Option<u64> {
+        let (vote, committed) = self
+            .raft
+            .with_raft_state(|state| {
+                (state.server_state == openraft::ServerState::Leader)
+                    .then(|| (*state.vote_ref(), state.committed))
+            })
+            .await
+            .ok()??;
+        let committed = committed?;
+        if committed.leader_id.term != vote.leader_id().term {
+            return None;
+        }
+        let voters = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .clone();
+        self.lease
+            .held(self.id, &vote, &voters)
+            .then_some(committed.index)
     }
 
     /// Returns once this node has applied everything committed before the call: a read that

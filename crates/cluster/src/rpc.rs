@@ -93,6 +93,13 @@ async fn dispatch(
             answer(&node.raft.append_entries(rpc).await)
         }
         VOTE_PATH => {
+            // Unanswered, the request is a vote not granted; the candidate asks again.
+            if !node.lease.may_vote() {
+                return Err(reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "just started: not voting until a leader's lease granted before could have ended",
+                ));
+            }
             let rpc: VoteRequest<NodeId> = decode(body)?;
             answer(&node.raft.vote(rpc).await)
         }
