@@ -166,14 +166,26 @@ impl AclRequest<'_> {
     }
 }
 
-/// A canned ACL's grants (AWS's table of canned ACLs).
+/// A canned ACL's grants (AWS's table of canned ACLs). A group's grants are listed before the
+/// owner's (grants have no order in S3; conformance suites compare lists in that order).
 pub(crate) fn canned_acl(name: &str, owner: &Owner, bucket_owner: &Owner) -> S3Result<Acl> {
     let mut acl = Acl::private(owner.clone());
     let mut add = |grantee: Grantee, permission| {
-        acl.grants.push(AclGrant {
+        let grant = AclGrant {
             grantee,
             permission,
-        })
+        };
+        match grant.grantee {
+            Grantee::User(_) => acl.grants.push(grant),
+            _ => {
+                let first_user = acl
+                    .grants
+                    .iter()
+                    .position(|g| matches!(g.grantee, Grantee::User(_)))
+                    .unwrap_or(acl.grants.len());
+                acl.grants.insert(first_user, grant);
+            }
+        }
     };
     match name {
         "private" => {}
@@ -434,6 +446,21 @@ mod tests {
         let owner = Caller { owner: Some(ana()) };
         assert!(owner.is_granted(&private, Permission::Read, false));
         assert!(canned_acl("world-writable", &ana(), &ana()).is_err());
+
+        let listed: Vec<_> = public
+            .grants
+            .iter()
+            .map(|g| (g.grantee.clone(), g.permission))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (Grantee::AllUsers, Permission::Read),
+                (Grantee::AllUsers, Permission::Write),
+                (Grantee::User(ana()), Permission::FullControl),
+            ],
+            "groups first, in the canned ACL's order, then the owner"
+        );
     }
 
     #[test]
