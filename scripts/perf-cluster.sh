@@ -2,9 +2,9 @@
 # 4 KiB PUT/GET ops/s and 64 MiB PUT/GET MB/s through a 3-node cluster (127.0.0.1-3, one drive
 # each, ec:2+1, metadata replicated by Raft) against one node (one drive), in one run, three
 # rounds each (ROUNDS), alternating. Failover figures: scripts/perf-failover.py.
-# Usage: [ROUNDS=3] [OPS='4KiB-put 4KiB-get 64MiB-put 64MiB-get'] scripts/perf-cluster.sh [binary]
+# Usage: [ROUNDS=3] [OPS='4KiB-put 4KiB-get 64MiB-put 64MiB-get'] [CLIENTS=32] scripts/perf-cluster.sh [binary]
 # Prints per line: setup, round, op, ops/s, MB/s, errors, p99 ms. BENCH_NODE=2 sends the cluster
-# load to node 2 (a follower, usually) instead of node 1.
+# load to node 2 (a follower, usually) instead of node 1. CLIENTS: concurrent clients for 4 KiB.
 set -euo pipefail
 BIN=${1:-target/release/basalt}
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-0123456789
@@ -39,8 +39,8 @@ for round in $(seq "${ROUNDS:-3}"); do
     [ "$setup" = cluster ] && TARGET=127.0.0.${BENCH_NODE:-1}
     for op in ${OPS:-4KiB-put 4KiB-get 64MiB-put 64MiB-get}; do
       case $op in
-        4KiB-put) echo "$setup round $round $op $(bench put 4KiB 32)" ;;
-        4KiB-get) echo "$setup round $round $op $(bench get 4KiB 32)" ;;
+        4KiB-put) echo "$setup round $round $op $(bench put 4KiB "${CLIENTS:-32}")" ;;
+        4KiB-get) echo "$setup round $round $op $(bench get 4KiB "${CLIENTS:-32}")" ;;
         64MiB-put) echo "$setup round $round $op $(bench put 64MiB 2)" ;;
         64MiB-get) echo "$setup round $round $op $(bench get 64MiB 2 4)" ;;
       esac

@@ -302,6 +302,126 @@ async fn restarted_nodes_catch_up_by_log_by_snapshot_and_after_losing_their_meta
     assert_eq!(listed.key_count(), Some(80));
 }
 
+/// An anonymous GET of `path` through `node`: the status it answers.
+fn anonymous_get(node: &Node, path: &str) -> u16 {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+        node.ip, node.port
+    );
+    common::status_of(
+        &exchange_at(&node.ip, node.port, request.as_bytes(), false).unwrap_or_default(),
+    )
+}
+
+/// `basalt admin --json ARGS` against `node`, as the root user.
+fn admin_cli(node: &Node, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["admin", "--json", "--endpoint", &node.endpoint()])
+        .args([
+            "--access-key",
+            common::ACCESS_KEY,
+            "--secret-key",
+            common::SECRET_KEY,
+        ])
+        .args(args)
+        .output()
+        .expect("basalt admin runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("basalt admin answers JSON")
+}
+
+/// Every node keeps bucket settings and identities in a read cache: a change committed through
+/// one node must hold at once on every node, with no wait and no retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settings_and_keys_changed_through_one_node_hold_at_once_on_every_node() {
+    let cluster = Cluster::start(3, &[]);
+    create_bucket(&cluster.nodes[0]).await;
+    put(&cluster.nodes[0], "shared", b"public for a while")
+        .await
+        .expect("put");
+    let path = format!("/{BUCKET}/shared");
+    // Every node reads (and caches) the bucket's settings before each change.
+    for node in &cluster.nodes {
+        assert_eq!(anonymous_get(node, &path), 403, "{}: private", node.name);
+    }
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
+    );
+    cluster.nodes[2]
+        .client()
+        .put_bucket_policy()
+        .bucket(BUCKET)
+        .policy(policy)
+        .send()
+        .await
+        .expect("policy");
+    for node in &cluster.nodes {
+        assert_eq!(anonymous_get(node, &path), 200, "{}: public", node.name);
+    }
+    cluster.nodes[1]
+        .client()
+        .delete_bucket_policy()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("policy removed");
+    for node in &cluster.nodes {
+        assert_eq!(
+            anonymous_get(node, &path),
+            403,
+            "{}: private again",
+            node.name
+        );
+    }
+
+    admin_cli(&cluster.nodes[0], &["user", "add", "ada"]);
+    admin_cli(&cluster.nodes[0], &["policy", "ada", "readonly"]);
+    let key = admin_cli(&cluster.nodes[0], &["key", "create", "ada"]);
+    let (access, secret) = (
+        key["access_key"].as_str().expect("an access key"),
+        key["secret_key"].as_str().expect("a secret key"),
+    );
+    let ada_on = |node: &Node| {
+        let config = common::config_for(&node.endpoint(), access, secret)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    };
+    for node in &cluster.nodes {
+        let got = ada_on(node)
+            .get_object()
+            .bucket(BUCKET)
+            .key("shared")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: the new key signs: {e:?}", node.name));
+        assert_eq!(
+            got.body.collect().await.expect("body").to_vec(),
+            b"public for a while"
+        );
+    }
+    admin_cli(&cluster.nodes[2], &["key", "revoke", access]);
+    for node in &cluster.nodes {
+        let refused = ada_on(node)
+            .get_object()
+            .bucket(BUCKET)
+            .key("shared")
+            .send()
+            .await
+            .expect_err("a revoked key signs nothing");
+        assert_eq!(
+            common::error_code(&refused),
+            "InvalidAccessKeyId",
+            "{}",
+            node.name
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_without_a_quorum_refuses_reads_and_writes_with_503() {
     let mut cluster = Cluster::start(3, &[]);
