@@ -298,7 +298,8 @@ impl ClusterNode {
         let raft = Raft::new(id, Arc::new(config), peers.clone(), log, replica)
             .await
             .map_err(|e| format!("starting raft: {e}"))?;
-        // Nor does it stand for election before then: its own vote would count for it.
+        // Until a lease this node may have granted before it started has ended, it neither
+        // votes (`rpc.rs`) nor stands for election, where its own vote would count.
         raft.runtime_config().elect(false);
         let (electing, wait) = (raft.clone(), lease.until_may_vote());
         tokio::spawn(async move {

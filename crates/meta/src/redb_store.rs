@@ -253,6 +253,9 @@ impl RedbStore {
         key: CacheKey,
         read: impl FnOnce(&redb::ReadTransaction) -> Result<Cached, MetaError> + Send + 'static,
     ) -> Result<Cached, MetaError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(MetaError::Poisoned);
+        }
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
