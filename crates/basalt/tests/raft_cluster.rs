@@ -315,23 +315,7 @@ fn anonymous_get(node: &Node, path: &str) -> u16 {
 
 /// `basalt admin --json ARGS` against `node`, as the root user.
 fn admin_cli(node: &Node, args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_basalt"))
-        .args(["admin", "--json", "--endpoint", &node.endpoint()])
-        .args([
-            "--access-key",
-            common::ACCESS_KEY,
-            "--secret-key",
-            common::SECRET_KEY,
-        ])
-        .args(args)
-        .output()
-        .expect("basalt admin runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("basalt admin answers JSON")
+    common::admin_json_at(&node.endpoint(), args)
 }
 
 /// Every node keeps bucket settings and identities in a read cache: a change committed through

@@ -183,18 +183,7 @@ impl Server {
     /// Runs `basalt admin ARGS` as the root user and returns its JSON answer; fails the test
     /// if the command fails.
     pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
-            .args(["admin", "--json", "--endpoint", &self.endpoint()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .args(args)
-            .output()
-            .expect("basalt admin runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("basalt admin answers JSON")
+        admin_json_at(&self.endpoint(), args)
     }
 
     /// A new user with `policies` attached (canned names or documents) and a client signing
@@ -231,6 +220,22 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `basalt admin --json ARGS` against `endpoint`, as the root user.
+pub fn admin_json_at(endpoint: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_basalt"))
+        .args(["admin", "--json", "--endpoint", endpoint])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .args(args)
+        .output()
+        .expect("basalt admin runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("basalt admin answers JSON")
 }
 
 pub fn config_for(endpoint: &str, access: &str, secret: &str) -> aws_sdk_s3::config::Builder {
