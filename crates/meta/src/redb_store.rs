@@ -177,14 +177,6 @@ fn writer_loop(
     }
 }
 
-/// The bytes of a cached key that has no bucket to be missing from.
-fn cached_value(found: Cached) -> Option<Arc<[u8]>> {
-    match found {
-        Cached::Value(bytes) => bytes,
-        Cached::NoBucket => None,
-    }
-}
-
 enum BatchError {
     Apply(MetaError),
     Commit(MetaError),
@@ -244,6 +236,29 @@ impl RedbStore {
             Cached::NoBucket => Err(MetaError::NoSuchBucket),
             Cached::Value(bytes) => bytes.map(|b| decode(&b)).transpose(),
         }
+    }
+
+    /// The value under `name` (a bucket's or an identity's) in `table`, through the cache.
+    async fn cached_row(
+        &self,
+        table: redb::TableDefinition<'static, &'static str, &'static [u8]>,
+        name: &str,
+        key: fn(String) -> CacheKey,
+    ) -> Result<Option<Arc<[u8]>>, MetaError> {
+        let name = name.to_owned();
+        let found = self
+            .cached_read(key(name.clone()), move |txn| {
+                Ok(Cached::Value(
+                    txn.open_table(table)?
+                        .get(name.as_str())?
+                        .map(|g| Arc::from(g.value())),
+                ))
+            })
+            .await?;
+        Ok(match found {
+            Cached::Value(bytes) => bytes,
+            Cached::NoBucket => None,
+        })
     }
 
     /// Reads one key of a cached table: from the cache, or with `read` (in a blocking
@@ -314,17 +329,10 @@ impl MetaStore for RedbStore {
     }
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, MetaError> {
-        let owned = name.to_owned();
-        let found = self
-            .cached_read(CacheKey::Bucket(owned.clone()), move |txn| {
-                Ok(Cached::Value(
-                    txn.open_table(BUCKETS)?
-                        .get(owned.as_str())?
-                        .map(|g| Arc::from(g.value())),
-                ))
-            })
-            .await?;
-        cached_value(found).map(|b| decode(&b)).transpose()
+        self.cached_row(BUCKETS, name, CacheKey::Bucket)
+            .await?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     async fn list_buckets(&self) -> Result<Vec<(String, BucketRecord)>, MetaError> {
@@ -424,17 +432,10 @@ impl MetaStore for RedbStore {
     }
 
     async fn get_identity(&self, key: &str) -> Result<Option<Vec<u8>>, MetaError> {
-        let owned = key.to_owned();
-        let found = self
-            .cached_read(CacheKey::Identity(owned.clone()), move |txn| {
-                Ok(Cached::Value(
-                    txn.open_table(IDENTITIES)?
-                        .get(owned.as_str())?
-                        .map(|g| Arc::from(g.value())),
-                ))
-            })
-            .await?;
-        Ok(cached_value(found).map(|b| b.to_vec()))
+        Ok(self
+            .cached_row(IDENTITIES, key, CacheKey::Identity)
+            .await?
+            .map(|b| b.to_vec()))
     }
 
     async fn list_identities(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
