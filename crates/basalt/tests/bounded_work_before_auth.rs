@@ -363,11 +363,13 @@ async fn idle_connections_are_closed() {
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
 }
 
-/// A browser-style form upload without a signature.
-fn form_upload(port: u16, key: &str, file: &[u8]) -> String {
+/// A browser-style form upload without a signature, with `padding` bytes of fields that
+/// the policy would ignore (`x-ignore-*`).
+fn form_upload(port: u16, key: &str, padding: usize, file: &[u8]) -> String {
     let boundary = "basaltboundary";
+    let pad = "p".repeat(padding);
     let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"x-ignore-padding\"\r\n\r\n{pad}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     )
     .into_bytes();
     body.extend_from_slice(file);
@@ -383,7 +385,7 @@ fn form_upload(port: u16, key: &str, file: &[u8]) -> String {
 
 #[tokio::test]
 async fn bytes_read_before_authorization_share_one_budget() {
-    let server = Server::start_with(&["--pre-auth-budget", "1MiB"]);
+    let server = Server::start_with(&["--pre-auth-budget", "16KiB"]);
     let client = server.client();
     client
         .create_bucket()
@@ -391,13 +393,13 @@ async fn bytes_read_before_authorization_share_one_budget() {
         .send()
         .await
         .expect("bucket");
-    // A form upload is held before its (absent) signature can be judged: over the budget,
-    // it is refused with SlowDown.
-    let resp = form_upload(server.port, "big.bin", &common::bytes_of(2 << 20, 1));
+    // A form's fields are read before its signature (absent here) can be judged: 18 KiB of
+    // them, over the budget, are refused with SlowDown.
+    let resp = form_upload(server.port, "padded.bin", 18 << 10, b"x");
     assert_eq!(status_of(&resp), 503, "{resp}");
     assert!(resp.contains("<Code>SlowDown</Code>"), "{resp}");
     // The budget came back: a small anonymous upload is judged (and denied: no policy).
-    let resp = form_upload(server.port, "small.bin", b"tiny");
+    let resp = form_upload(server.port, "small.bin", 0, b"tiny");
     assert_eq!(status_of(&resp), 403, "{resp}");
     let listed = client
         .list_objects_v2()

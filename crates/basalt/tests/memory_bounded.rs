@@ -1,5 +1,6 @@
-//! A 5 GiB PUT and GET keep the server's resident memory under 256 MiB: bodies stream, they
-//! are never held whole. `BASALT_BIG_OBJECT_MIB` changes the size (default 5120).
+//! A 5 GiB PUT and GET, and a 1 GiB browser POST upload, keep the server's resident memory
+//! under 256 MiB: bodies stream, they are never held whole. `BASALT_BIG_OBJECT_MIB` changes
+//! the size of the PUT (default 5120), `BASALT_BIG_POST_MIB` that of the POST (default 1024).
 
 mod common;
 
@@ -117,6 +118,76 @@ async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
     );
     assert!(after_put < RSS_LIMIT_KIB, "PUT peak RSS {after_put} KiB");
     assert!(after_get < RSS_LIMIT_KIB, "GET peak RSS {after_get} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_gib_post_upload_streams_and_keeps_the_server_under_256_mib() {
+    let mib: u64 = std::env::var("BASALT_BIG_POST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let server = Server::start();
+    let client = server.client();
+    client
+        .create_bucket()
+        .bucket("forms")
+        .send()
+        .await
+        .expect("bucket");
+    // Anyone may post into the bucket: the form needs no signature.
+    client
+        .put_bucket_policy()
+        .bucket("forms")
+        .policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::forms/*"}]}"#,
+        )
+        .send()
+        .await
+        .expect("policy");
+    let port = server.port;
+    let pid = server.pid();
+    let sent_md5 = tokio::task::spawn_blocking(move || {
+        let boundary = "basaltbigform";
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nbig/${{filename}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let total = head.len() + (mib as usize) * PIECE + tail.len();
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "POST /forms HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n{head}"
+        )
+        .expect("head");
+        let mut md5 = Md5::new();
+        for i in 0..mib {
+            let p = piece(i);
+            md5.update(&p);
+            s.write_all(&p).expect("file");
+        }
+        s.write_all(tail.as_bytes()).expect("tail");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("response");
+        assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+        hex_of(&md5.finalize())
+    })
+    .await
+    .expect("post task");
+    let peak = peak_rss_kib(pid);
+    let head = client
+        .head_object()
+        .bucket("forms")
+        .key("big/upload.bin")
+        .send()
+        .await
+        .expect("the posted object");
+    assert_eq!(head.content_length(), Some((mib * PIECE as u64) as i64));
+    assert_eq!(
+        head.e_tag().map(|e| e.trim_matches('"')),
+        Some(sent_md5.as_str())
+    );
+    eprintln!("{mib} MiB POST upload: server peak RSS {peak} KiB");
+    assert!(peak < RSS_LIMIT_KIB, "POST peak RSS {peak} KiB");
 }
 
 fn hex_of(bytes: &[u8]) -> String {

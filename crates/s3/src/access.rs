@@ -646,7 +646,14 @@ impl S3Access for Access {
             .extensions_mut()
             .get::<crate::request_body::PreAuthCharge>()
             .cloned();
-        let (principal, attached) = match cx.credentials().map(|c| c.access_key.clone()) {
+        // A browser POST form's signature was checked by the service before it became this
+        // PutObject: it is made as the form's signer.
+        let signer = cx.credentials().map(|c| c.access_key.clone()).or_else(|| {
+            cx.extensions_mut()
+                .get::<crate::post_form::FormSigner>()
+                .map(|s| s.0.clone())
+        });
+        let (principal, attached) = match signer {
             Some(key) if key == self.root_access_key => {
                 facts.update(|f| f.requester = Some(crate::acl::root_owner().id));
                 refuse_token_without_session(cx)?;

@@ -22,7 +22,7 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 const BATCH_MAX_BYTES: usize = 4 << 20;
 
 /// A key as logs show it: URL-encoded, its slashes and unreserved characters kept.
-const KEY_ENCODING: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const KEY_ENCODING: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

@@ -23,6 +23,7 @@ mod lock;
 mod metrics;
 mod object_attributes;
 mod policy;
+mod post_form;
 mod provider_keys;
 mod request_body;
 mod service;

@@ -17,9 +17,6 @@ use tracing::Instrument;
 use crate::BasaltS3;
 use crate::in_flight::TicketedBody;
 
-/// The largest file a browser POST upload may carry.
-pub const POST_OBJECT_MAX_BYTES: u64 = 64 << 20;
-
 /// What the S3 front needs to know beyond the store.
 #[derive(Debug, Clone)]
 pub struct FrontConfig {
@@ -129,6 +126,8 @@ impl S3Host for DomainHost {
 #[derive(Clone)]
 pub struct HttpService {
     s3: S3Service,
+    /// The store's secrets, for the signatures the service checks itself (browser POST forms).
+    auth: Arc<crate::access::Auth>,
     ready: Arc<AtomicBool>,
     /// For CORS, which needs the bucket's rules before and after `s3s` runs.
     store: ObjectStore,
@@ -160,6 +159,18 @@ fn declared_length(headers: &http::HeaderMap) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `multipart/form-data` body: a browser POST form.
+fn is_multipart_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(..19)
+                .is_some_and(|t| t.eq_ignore_ascii_case("multipart/form-data"))
+        })
+}
+
 pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpService, String> {
     let access_logs = crate::access_log::AccessLogs::new(store.clone(), config.region.clone());
     access_logs.spawn_flusher();
@@ -174,11 +185,10 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     let mut builder = S3ServiceBuilder::new(
         BasaltS3::new(store.clone(), config.region.clone()).with_default_ownership(ownership),
     );
-    // s3s holds a browser POST upload's file in memory to check the policy's
-    // content-length-range before the object is written: cap it so memory stays bounded by
-    // concurrency. Larger uploads from a browser use presigned multipart uploads.
+    // Browser POST forms are taken by `post_form` and streamed; s3s's own POST path, which
+    // holds the file in memory, is never reached. Should it be, it holds nothing.
     let mut s3s_config = s3s::config::S3Config::default();
-    s3s_config.post_object_max_file_size = POST_OBJECT_MAX_BYTES;
+    s3s_config.post_object_max_file_size = 0;
     // Documents are read whole, after the access check; `body_limits` refuses larger ones
     // from the head, with AWS's codes.
     s3s_config.xml_max_body_size = crate::body_limits::XML_MAX_BYTES as usize;
@@ -222,13 +232,14 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
         builder.set_host(DomainHost::new(&config.domains)?);
         Some(Arc::new(DomainHost::new(&config.domains)?))
     };
+    let auth = Arc::new(crate::access::Auth {
+        store: store.clone(),
+        root_access_key: config.access_key.clone(),
+        root_secret_key: SecretKey::from(config.secret_key.expose().to_owned()),
+    });
     let catalog = crate::iceberg::Catalog {
         store: store.clone(),
-        auth: Arc::new(crate::access::Auth {
-            store: store.clone(),
-            root_access_key: config.access_key.clone(),
-            root_secret_key: SecretKey::from(config.secret_key.expose().to_owned()),
-        }),
+        auth: auth.clone(),
         access: Arc::new(crate::access::Access {
             store: store.clone(),
             root_access_key: config.access_key.clone(),
@@ -238,6 +249,7 @@ pub fn build_service(store: ObjectStore, config: &FrontConfig) -> Result<HttpSer
     };
     Ok(HttpService {
         s3: builder.build(),
+        auth,
         ready: Arc::new(AtomicBool::new(false)),
         store,
         host,
@@ -427,7 +439,10 @@ impl HttpService {
         };
         let mut req = match buffer_small_body(req).await {
             Ok(req) => req,
-            Err(resp) => return Ok(TicketedBody::wrap_response(resp, ticket)),
+            Err(resp) => {
+                let resp = guard_refusal(&charge, &request_id).unwrap_or(resp);
+                return Ok(TicketedBody::wrap_response(resp, ticket));
+            }
         };
         req.extensions_mut().insert(crate::access::Connection {
             peer: self.peer,
@@ -443,6 +458,8 @@ impl HttpService {
                 facts.update(|f| f.operation = Some("IcebergCatalog".to_owned()));
             }
             self.catalog.handle(req).await
+        } else if let Some((bucket, virtual_host)) = self.form_bucket(&req) {
+            self.post_form(req, &bucket, virtual_host).await?
         } else {
             crate::signed_request::sigv2_bucket_resource(&mut req);
             let refused = crate::signed_request::check(&req, &self.region)
@@ -453,17 +470,8 @@ impl HttpService {
                 Err(e) => s3_error_response(e),
             }
         };
-        if charge.spent() {
-            tracing::warn!(
-                request_id,
-                "request refused: the pre-authorization byte budget is spent"
-            );
-            resp = s3_error_response(slow_down());
-        } else if charge.timed_out() {
-            resp = s3_error_response(s3s::S3Error::with_message(
-                s3s::S3ErrorCode::RequestTimeout,
-                "Your socket connection to the server was not read from or written to within the timeout period.",
-            ));
+        if let Some(refusal) = guard_refusal(&charge, &request_id) {
+            resp = refusal;
         }
         let error_code = crate::audit::error_code(&resp);
         crate::audit::record(&crate::audit::Entry {
@@ -484,9 +492,6 @@ impl HttpService {
             crate::cors::decorate(&mut resp, &origin, &method, &rules);
         }
         if resp.status().is_client_error() || resp.status().is_server_error() {
-            if method == Method::POST {
-                policy_failure_as_aws(&mut resp);
-            }
             add_error_details(&mut resp, &request_id, &resource);
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -531,6 +536,50 @@ impl HttpService {
     /// and `/_iceberg/…` or `/_console/…` are keys like any other.
     fn host_names_bucket<B>(&self, req: &Request<B>) -> bool {
         self.host.is_some() && self.bucket_of(req).is_some_and(|b| !b.starts_with('_'))
+    }
+
+    /// The bucket a browser POST form uploads to, and whether the host names it; none for
+    /// any other request.
+    fn form_bucket<B>(&self, req: &Request<B>) -> Option<(String, bool)> {
+        if req.method() != Method::POST || !is_multipart_form(req.headers()) {
+            return None;
+        }
+        let path = req.uri().path();
+        if self.host_names_bucket(req) {
+            return matches!(path, "" | "/")
+                .then(|| self.bucket_of(req))
+                .flatten()
+                .map(|b| (b, true));
+        }
+        let name = path.trim_start_matches('/').trim_end_matches('/');
+        (!name.is_empty() && !name.contains('/')).then(|| (name.to_owned(), false))
+    }
+
+    /// A browser POST upload: checked here, then written by the S3 service as the PutObject
+    /// it asks for (see `post_form`).
+    async fn post_form(
+        &self,
+        req: Request<Body>,
+        bucket: &str,
+        virtual_host: bool,
+    ) -> Result<Response<Body>, s3s::HttpError> {
+        let cx = crate::post_form::FormContext {
+            bucket,
+            virtual_host,
+            tls: self.tls,
+            auth: &self.auth,
+        };
+        let upload = match crate::post_form::prepare(req, cx).await {
+            Ok(upload) => upload,
+            Err(e) => return Ok(s3_error_response(e)),
+        };
+        let put = upload.put;
+        let refused = crate::convert::check_metadata_headers(put.headers());
+        let resp = match refused {
+            Ok(()) => self.s3.call(put).await?,
+            Err(e) => s3_error_response(e),
+        };
+        Ok(upload.reply.answer(resp))
     }
 
     /// A request for the Iceberg catalog: its path, on a host that names no bucket.
@@ -633,6 +682,27 @@ async fn buffer_small_body(req: Request<Body>) -> Result<Request<Body>, Response
     }
 }
 
+/// The answer to a request whose body a guard stopped: the budget for bytes read before
+/// authorization was spent, or the body stalled.
+fn guard_refusal(
+    charge: &crate::request_body::PreAuthCharge,
+    request_id: &str,
+) -> Option<Response<Body>> {
+    if charge.spent() {
+        tracing::warn!(
+            request_id,
+            "request refused: the pre-authorization byte budget is spent"
+        );
+        return Some(s3_error_response(slow_down()));
+    }
+    charge.timed_out().then(|| {
+        s3_error_response(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        ))
+    })
+}
+
 fn slow_down() -> s3s::S3Error {
     s3s::S3Error::with_message(
         s3s::S3ErrorCode::SlowDown,
@@ -641,7 +711,7 @@ fn slow_down() -> s3s::S3Error {
 }
 
 /// An S3 error as `s3s` writes it (XML body, status, headers).
-fn s3_error_response(e: s3s::S3Error) -> Response<Body> {
+pub(crate) fn s3_error_response(e: s3s::S3Error) -> Response<Body> {
     match e.to_http_response() {
         Ok(resp) => resp,
         Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
@@ -665,7 +735,7 @@ impl ChunkIdLike {
     }
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -696,42 +766,6 @@ fn default_message(code: &str) -> &'static str {
 }
 
 /// Adds `<Message>`, `<Resource>` and `<RequestId>` to an S3 XML error body that lacks them.
-/// A browser POST whose form breaks a condition of its policy is `403 AccessDenied` on AWS
-/// ("Invalid according to Policy"); s3s reports it as `400 InvalidPolicyDocument`, which AWS
-/// keeps for policies that do not parse.
-fn policy_failure_as_aws(resp: &mut Response<Body>) {
-    let Some(bytes) = resp.body().bytes() else {
-        return;
-    };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return;
-    };
-    // A form for another bucket fails the policy's `bucket` condition on AWS: 403 too.
-    let other_bucket = text.contains("<Message>Bucket in form field");
-    if !text.contains("<Code>InvalidPolicyDocument</Code>")
-        || !(text.contains("<Message>Policy condition") || other_bucket)
-    {
-        return;
-    }
-    let body = text
-        .replace(
-            "<Code>InvalidPolicyDocument</Code>",
-            "<Code>AccessDenied</Code>",
-        )
-        .replace(
-            "<Message>Policy condition",
-            "<Message>Invalid according to Policy: Policy condition",
-        )
-        .replace(
-            "<Message>Bucket in form field",
-            "<Message>Invalid according to Policy: Bucket in form field",
-        );
-    *resp.status_mut() = StatusCode::FORBIDDEN;
-    resp.headers_mut()
-        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    *resp.body_mut() = Body::from(body);
-}
-
 fn add_error_details(resp: &mut Response<Body>, request_id: &str, resource: &str) {
     let Some(bytes) = resp.body().bytes() else {
         return;
