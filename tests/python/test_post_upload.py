@@ -262,3 +262,32 @@ def test_a_policy_whose_expiration_is_not_iso8601_is_refused(basalt, s3, bucket)
     status, body = _post(f"{basalt.endpoint}/{bucket}", form, b"x")
     assert status == 400 and b"InvalidPolicyDocument" in body, body
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_forms_that_would_write_elsewhere_are_refused(s3, basalt, bucket):
+    """A key left empty by `${filename}`, a bucket name the path decodes into more, a
+    credential for another region, an encryption setting the policy does not name: each is
+    refused, and nothing is written (no bucket made, no object stored)."""
+    buckets_before = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
+    url = f"{basalt.endpoint}/{bucket}"
+    any_key = s3.generate_presigned_post(
+        bucket, "${filename}", Conditions=[["starts-with", "$key", ""]], ExpiresIn=300)
+    status, body = _post(any_key["url"], any_key["fields"], b"<CreateBucketConfiguration/>", "")
+    assert status == 400 and b"InvalidArgument" in body, body
+
+    status, body = _post(f"{basalt.endpoint}/{bucket}%2Fother", any_key["fields"], b"x", "a.txt")
+    assert status == 400 and b"InvalidBucketName" in body, body
+
+    other_region = dict(any_key["fields"])
+    other_region["x-amz-credential"] = other_region["x-amz-credential"].replace(
+        f"/{basalt.region}/", "/eu-west-3/")
+    status, body = _post(url, other_region, b"x", "b.txt")
+    assert status == 400 and b"InvalidArgument" in body, body
+
+    sse = dict(any_key["fields"], **{"x-amz-server-side-encryption": "AES256"})
+    status, body = _post(url, sse, b"x", "c.txt")
+    assert status == 403 and b"x-amz-server-side-encryption" in body, body
+
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == buckets_before
+

@@ -48,10 +48,13 @@ pub(crate) struct Reply {
     length: Arc<AtomicU8>,
 }
 
-/// A content-length-range a file broke, as its body reports it.
+/// How a file's body ended, when not well: outside the policy's length range, or not a
+/// well-formed part.
 const LENGTH_OK: u8 = 0;
 const LENGTH_OVER: u8 = 1;
 const LENGTH_UNDER: u8 = 2;
+/// The form broke off or went wrong inside its file part.
+const FILE_MALFORMED: u8 = 3;
 
 /// Where the service reaches the store for a form's signer's secret.
 pub(crate) struct FormContext<'a> {
@@ -59,6 +62,8 @@ pub(crate) struct FormContext<'a> {
     /// The host names the bucket: the key is then the whole path.
     pub(crate) virtual_host: bool,
     pub(crate) tls: bool,
+    /// The region a SigV4 form's credential must name.
+    pub(crate) region: &'a str,
     pub(crate) auth: &'a crate::access::Auth,
 }
 
@@ -70,12 +75,26 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
         .and_then(|v| v.to_str().ok())
         .and_then(|v| multer::parse_boundary(v).ok())
         .ok_or_else(malformed)?;
+    if !is_bucket_name(cx.bucket) {
+        return Err(s3_error!(
+            InvalidBucketName,
+            "The specified bucket is not valid."
+        ));
+    }
     let (parts, body) = req.into_parts();
-    let mut form = multer::Multipart::new(body, boundary);
+    let before_file = Arc::new(BeforeFile::default());
+    let mut form = multer::Multipart::new(before_file.clone().count(body), boundary);
+    let unreadable = |_| {
+        if before_file.over() {
+            fields_too_large()
+        } else {
+            malformed()
+        }
+    };
     let mut fields = BTreeMap::new();
     let mut fields_bytes = 0usize;
     let file = loop {
-        let Some(mut field) = form.next_field().await.map_err(|_| malformed())? else {
+        let Some(mut field) = form.next_field().await.map_err(unreadable)? else {
             return Err(s3_error!(
                 InvalidArgument,
                 "POST requires exactly one file upload per request."
@@ -83,19 +102,19 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
         };
         let name = field.name().unwrap_or_default().to_ascii_lowercase();
         if name == "file" {
+            before_file.reached.store(true, Ordering::Release);
             break field;
         }
+        fields_bytes = fields_bytes.saturating_add(name.len());
         let mut value = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(|_| malformed())? {
-            fields_bytes = fields_bytes.saturating_add(chunk.len());
+        loop {
             if fields_bytes > FIELDS_MAX_BYTES {
-                let mut e = S3Error::with_message(
-                    S3ErrorCode::Custom("MaxPostPreDataLengthExceeded".into()),
-                    "Your POST request fields preceding the upload file were too large.",
-                );
-                e.set_status_code(StatusCode::BAD_REQUEST);
-                return Err(e);
+                return Err(fields_too_large());
             }
+            let Some(chunk) = field.chunk().await.map_err(unreadable)? else {
+                break;
+            };
+            fields_bytes = fields_bytes.saturating_add(chunk.len());
             value.extend_from_slice(&chunk);
         }
         let value = String::from_utf8(value)
@@ -104,17 +123,17 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
     };
     let file_name = file.file_name().unwrap_or_default().to_owned();
 
-    let signer = check_signature(&fields, cx.auth).await?;
+    let signer = check_signature(&fields, cx.region, cx.auth).await?;
     let key = fields
         .get("key")
+        .map(|k| k.replace("${filename}", &file_name))
         .filter(|k| !k.is_empty())
         .ok_or_else(|| {
             s3_error!(
                 InvalidArgument,
                 "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."
             )
-        })?
-        .replace("${filename}", &file_name);
+        })?;
     let range = match fields.get("policy") {
         Some(policy) => check_policy(policy, &fields, cx.bucket)?,
         None => None,
@@ -197,6 +216,7 @@ impl Reply {
                     "Your proposed upload is smaller than the minimum allowed size"
                 ));
             }
+            FILE_MALFORMED => return error(malformed()),
             _ => {}
         }
         if !put.status().is_success() {
@@ -275,6 +295,15 @@ fn error(e: S3Error) -> Response<Body> {
     crate::service::s3_error_response(e)
 }
 
+fn fields_too_large() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("MaxPostPreDataLengthExceeded".into()),
+        "Your POST request fields preceding the upload file were too large.",
+    );
+    e.set_status_code(StatusCode::BAD_REQUEST);
+    e
+}
+
 fn malformed() -> S3Error {
     S3Error::with_message(
         S3ErrorCode::MalformedPOSTRequest,
@@ -286,6 +315,7 @@ fn malformed() -> S3Error {
 /// signed it, or none for an unsigned (anonymous) form.
 async fn check_signature(
     fields: &BTreeMap<String, String>,
+    our_region: &str,
     auth: &crate::access::Auth,
 ) -> S3Result<Option<String>> {
     let field = |name: &str| fields.get(name).map(String::as_str);
@@ -315,6 +345,14 @@ async fn check_signature(
                 "Invalid argument: x-amz-credential is not of the form <key>/<date>/<region>/<service>/aws4_request."
             ));
         };
+        if region != our_region || service != "s3" {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!(
+                    "Invalid argument: x-amz-credential names region '{region}' and service '{service}'; expecting '{our_region}' and 's3'."
+                ),
+            ));
+        }
         let valid_date = date.len() == 16
             && date.as_bytes()[8] == b'T'
             && date.ends_with('Z')
@@ -487,15 +525,61 @@ fn expiration_is_iso8601(encoded: &str) -> bool {
         .is_some_and(|e| e.len() >= 20 && e.as_bytes()[10] == b'T' && e.ends_with('Z'))
 }
 
-/// Fields a policy need not name: the signature's own, and those AWS leaves out (checksums
-/// and encryption settings are checked by the upload itself).
+/// Fields a policy need not name: the signature's own, `x-ignore-*`, and checksums, which
+/// only hold the file to what was sent.
 fn exempt_from_policy(name: &str) -> bool {
     matches!(
         name,
         "x-amz-signature" | "signature" | "awsaccesskeyid" | "file" | "policy" | "submit"
     ) || name.starts_with("x-ignore-")
         || name.starts_with("x-amz-checksum-")
-        || name.starts_with("x-amz-server-side-encryption")
+}
+
+/// A bucket name as S3 allows them (including older names with capitals and underscores):
+/// nothing a path could read as more than one segment.
+fn is_bucket_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The bytes of a form read before its file part. Fields are at most 20 KiB, but their part
+/// headers, preamble and empty parts are not fields: the whole is capped so that a request
+/// not yet authorized holds at most this much of the budget for such reads.
+#[derive(Default)]
+struct BeforeFile {
+    read: std::sync::atomic::AtomicUsize,
+    reached: std::sync::atomic::AtomicBool,
+}
+
+/// The most a form may send before its file part starts, counting what the parser reads
+/// ahead into the file (a network read can be a few hundred KiB).
+const BEFORE_FILE_MAX_BYTES: usize = 1 << 20;
+
+impl BeforeFile {
+    fn over(&self) -> bool {
+        !self.reached.load(Ordering::Acquire)
+            && self.read.load(Ordering::Acquire) > BEFORE_FILE_MAX_BYTES
+    }
+
+    /// The body, counted until the file part is reached; past the cap, it fails.
+    fn count(
+        self: Arc<Self>,
+        body: Body,
+    ) -> impl Stream<Item = Result<Bytes, s3s::StdError>> + Send + 'static {
+        use futures::StreamExt;
+        body.map(move |item| {
+            let bytes = item?;
+            if !self.reached.load(Ordering::Acquire) {
+                self.read.fetch_add(bytes.len(), Ordering::AcqRel);
+                if self.over() {
+                    return Err(Box::new(FileError::FieldsTooLarge) as s3s::StdError);
+                }
+            }
+            Ok(bytes)
+        })
+    }
 }
 
 fn denied(message: &str) -> S3Error {
@@ -524,13 +608,35 @@ fn put_headers(fields: &BTreeMap<String, String>) -> S3Result<HeaderMap> {
             | "content-language"
             | "content-md5"
             | "expires" => set(name, value)?,
-            // The signature's own fields sign the form, not the upload.
-            "x-amz-algorithm" | "x-amz-credential" | "x-amz-date" | "x-amz-signature" => {}
-            other if other.starts_with("x-amz-") => set(other, value)?,
+            other if is_object_header(other) => set(other, value)?,
+            // Anything else (the signature's own fields, `x-ignore-*`, headers that would make
+            // the write another operation, such as `x-amz-copy-source`) sets nothing.
             _ => {}
         }
     }
     Ok(headers)
+}
+
+/// The `x-amz-*` fields a form may set on its object, as the same headers on a PutObject.
+fn is_object_header(name: &str) -> bool {
+    name.starts_with("x-amz-meta-")
+        || name.starts_with("x-amz-grant-")
+        || name.starts_with("x-amz-server-side-encryption")
+        || name.starts_with("x-amz-object-lock-")
+        || matches!(
+            name,
+            "x-amz-acl"
+                | "x-amz-tagging"
+                | "x-amz-storage-class"
+                | "x-amz-website-redirect-location"
+                | "x-amz-security-token"
+                | "x-amz-expected-bucket-owner"
+                | "x-amz-checksum-crc32"
+                | "x-amz-checksum-crc32c"
+                | "x-amz-checksum-crc64nvme"
+                | "x-amz-checksum-sha1"
+                | "x-amz-checksum-sha256"
+        )
 }
 
 /// A form's `tagging` field (a `<Tagging>` document) as an `x-amz-tagging` header.
@@ -565,6 +671,8 @@ struct FileBody {
 enum FileError {
     #[error("the file is outside the policy's content-length-range")]
     OutOfRange,
+    #[error("the form sent too much before its file")]
+    FieldsTooLarge,
     #[error("the form could not be read: {0}")]
     Form(#[from] multer::Error),
 }
@@ -587,7 +695,14 @@ impl HttpBody for FileBody {
                 }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(FileError::Form(e))))),
+            Poll::Ready(Some(Err(e))) => {
+                // The connection's own failures (a stall, a spent budget) are the service's
+                // to answer; anything else is the form's.
+                if !matches!(e, multer::Error::StreamReadFailed(_)) {
+                    this.length.store(FILE_MALFORMED, Ordering::Release);
+                }
+                Poll::Ready(Some(Err(Box::new(FileError::Form(e)))))
+            }
             Poll::Ready(None) if this.read < this.range.0 => {
                 this.length.store(LENGTH_UNDER, Ordering::Release);
                 Poll::Ready(Some(Err(Box::new(FileError::OutOfRange))))
@@ -605,6 +720,7 @@ impl HttpBody for FileBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
 
     fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -662,6 +778,24 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_form_is_cut_off_when_its_file_part_never_comes() {
+        let junk = Bytes::from(vec![b'x'; 64 << 10]);
+        let chunks: Vec<Result<Bytes, s3s::StdError>> = (0..40).map(|_| Ok(junk.clone())).collect();
+        let body = Body::http_body_unsync(http_body_util::StreamBody::new(
+            futures::stream::iter(chunks).map_ok(Frame::data),
+        ));
+        let before_file = Arc::new(BeforeFile::default());
+        let mut form = multer::Multipart::new(before_file.clone().count(body), "b");
+        assert!(form.next_field().await.is_err());
+        assert!(before_file.over());
+        let read = before_file.read.load(Ordering::Acquire);
+        assert!(
+            read <= BEFORE_FILE_MAX_BYTES + (64 << 10),
+            "read {read} bytes"
+        );
+    }
+
     #[test]
     fn fields_become_put_headers() {
         let h = put_headers(&fields(&[
@@ -674,6 +808,8 @@ mod tests {
                 "<Tagging><TagSet><Tag><Key>a b</Key><Value>1</Value></Tag></TagSet></Tagging>",
             ),
             ("success_action_status", "201"),
+            ("x-amz-copy-source", "other/object"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
         ]))
         .unwrap();
         assert_eq!(h["x-amz-acl"], "public-read");

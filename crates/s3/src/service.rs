@@ -422,7 +422,7 @@ impl HttpService {
         // request after it (HTTP/1: closed; HTTP/2 frames each stream on its own).
         let expects_continue = req.headers().contains_key(http::header::EXPECT)
             && req.version() < http::Version::HTTP_2;
-        let who = crate::audit::access_key_of(&req);
+        let mut who = crate::audit::access_key_of(&req);
         let charge = self.pre_auth.charge();
         let timeout = self.body_read_timeout;
         // A request without a body (most GETs, HEADs, DELETEs) has nothing to guard.
@@ -459,7 +459,9 @@ impl HttpService {
             }
             self.catalog.handle(req).await
         } else if let Some((bucket, virtual_host)) = self.form_bucket(&req) {
-            self.post_form(req, &bucket, virtual_host).await?
+            let (resp, signer) = self.post_form(req, &bucket, virtual_host).await?;
+            who = signer.or(who);
+            resp
         } else {
             crate::signed_request::sigv2_bucket_resource(&mut req);
             let refused = crate::signed_request::check(&req, &self.region)
@@ -556,30 +558,35 @@ impl HttpService {
     }
 
     /// A browser POST upload: checked here, then written by the S3 service as the PutObject
-    /// it asks for (see `post_form`).
+    /// it asks for (see `post_form`). The answer, and who signed the form.
     async fn post_form(
         &self,
         req: Request<Body>,
         bucket: &str,
         virtual_host: bool,
-    ) -> Result<Response<Body>, s3s::HttpError> {
+    ) -> Result<(Response<Body>, Option<String>), s3s::HttpError> {
         let cx = crate::post_form::FormContext {
             bucket,
             virtual_host,
             tls: self.tls,
+            region: &self.region,
             auth: &self.auth,
         };
         let upload = match crate::post_form::prepare(req, cx).await {
             Ok(upload) => upload,
-            Err(e) => return Ok(s3_error_response(e)),
+            Err(e) => return Ok((s3_error_response(e), None)),
         };
         let put = upload.put;
+        let signer = put
+            .extensions()
+            .get::<crate::post_form::FormSigner>()
+            .map(|s| s.0.clone());
         let refused = crate::convert::check_metadata_headers(put.headers());
         let resp = match refused {
             Ok(()) => self.s3.call(put).await?,
             Err(e) => s3_error_response(e),
         };
-        Ok(upload.reply.answer(resp))
+        Ok((upload.reply.answer(resp), signer))
     }
 
     /// A request for the Iceberg catalog: its path, on a host that names no bucket.
