@@ -23,6 +23,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM")
 }
 
+/// A size in MiB from the environment, or its default.
+fn size_mib(variable: &str, default: u64) -> u64 {
+    std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn piece(i: u64) -> Vec<u8> {
     let mut p = common::bytes_of(PIECE, 42);
     p[..8].copy_from_slice(&i.to_le_bytes());
@@ -31,10 +39,7 @@ fn piece(i: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
-    let mib: u64 = std::env::var("BASALT_BIG_OBJECT_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5120);
+    let mib = size_mib("BASALT_BIG_OBJECT_MIB", 5120);
     let server = Server::start();
     let client = server.client();
     client
@@ -122,10 +127,7 @@ async fn a_5_gib_put_and_get_keep_the_server_under_256_mib() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1_gib_post_upload_streams_and_keeps_the_server_under_256_mib() {
-    let mib: u64 = std::env::var("BASALT_BIG_POST_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib = size_mib("BASALT_BIG_POST_MIB", 1024);
     let server = Server::start();
     let client = server.client();
     client
