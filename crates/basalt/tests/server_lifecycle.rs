@@ -96,6 +96,59 @@ fn virtual_hosted_style_requests_reach_the_bucket() {
 }
 
 #[test]
+fn a_browser_form_posted_to_a_bucket_host_writes_its_key() {
+    let server = Server::start_with(&["--domain", "s3.basalt.test"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    rt.block_on(async {
+        client.create_bucket().bucket("forms").send().await.unwrap();
+        client
+            .put_bucket_policy()
+            .bucket("forms")
+            .policy(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::forms/in/*"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let boundary = "vhostform";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nin/${{filename}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"success_action_status\"\r\n\r\n201\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"note.txt\"\r\n\r\nby form\r\n--{boundary}--\r\n"
+    );
+    let raw = format!(
+        "POST / HTTP/1.1\r\nHost: forms.s3.basalt.test:{port}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        port = server.port
+    );
+    let resp = common::http_raw(server.port, raw.as_bytes()).unwrap();
+    assert_eq!(status_of(&resp), 201, "{resp}");
+    assert!(resp.contains("<Key>in/note.txt</Key>"), "{resp}");
+    assert!(
+        resp.contains(&format!(
+            "<Location>http://forms.s3.basalt.test:{}/in/note.txt</Location>",
+            server.port
+        )),
+        "{resp}"
+    );
+    let got = rt.block_on(async {
+        client
+            .get_object()
+            .bucket("forms")
+            .key("in/note.txt")
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+    });
+    assert_eq!(&got[..], b"by form");
+}
+
+#[test]
 fn sigterm_lets_an_in_flight_upload_finish() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
