@@ -21,12 +21,27 @@ pub struct Server {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A port for a server to listen on, free now. Drawn below the kernel's ephemeral range
+/// (32768 and up by default): a port the kernel hands out (bind to port 0, or the local end of
+/// any outgoing connection) could be taken again by a connection before the server binds it,
+/// and the server would exit at start-up. A port is handed out once per test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use rand::Rng;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for _ in 0..1000 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 impl Server {
