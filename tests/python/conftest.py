@@ -247,10 +247,12 @@ def basalt() -> BasaltServer:
         storage = node_flags(0)
         extra_node_flags = [node_flags(1), node_flags(2)]
 
-    # STS: one role any user may assume, with read-only rights (test_sts.py).
+    # STS: roles any user may assume, with read-only rights (test_sts.py) and with read-write
+    # rights (test_post_upload.py).
     roles = workdir / "sts-roles.json"
     roles.write_text(
-        '{"roles": [{"name": "reader", "users": ["*"], "policies": ["readonly"]}]}'
+        '{"roles": [{"name": "reader", "users": ["*"], "policies": ["readonly"]},'
+        ' {"name": "writer", "users": ["*"], "policies": ["readwrite"]}]}'
     )
     storage += ["--sts-roles", str(roles)]
     # SSE-C over loopback HTTP (test_encryption.py); test_tls.py checks it over TLS without this.

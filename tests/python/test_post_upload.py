@@ -291,3 +291,46 @@ def test_forms_that_would_write_elsewhere_are_refused(s3, basalt, bucket):
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
     assert sorted(b["Name"] for b in s3.list_buckets()["Buckets"]) == buckets_before
 
+
+
+def test_a_role_sessions_form_carries_its_token_and_its_rights(s3, basalt, bucket):
+    """A form signed with temporary credentials is made as the role session: its token is
+    signed into the policy, and the role's rights decide."""
+    import boto3
+    from botocore.config import Config
+
+    from test_iam import make_user
+    from test_sts import sts_client
+
+    _, access, secret = make_user(basalt)  # no policies of its own
+
+    def session_of(role: str):
+        creds = sts_client(basalt, access, secret).assume_role(
+            RoleArn=f"arn:aws:iam::basalt:role/{role}", RoleSessionName="uploader")["Credentials"]
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=basalt.endpoint, region_name=basalt.region,
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
+        return client, creds["SessionToken"]
+
+    writer, token = session_of("writer")
+    post = writer.generate_presigned_post(bucket, "by-role.txt", ExpiresIn=300)
+    assert post["fields"]["x-amz-security-token"] == token
+    status, body = _post(post["url"], post["fields"], b"from a role")
+    assert status == 204, body
+    assert s3.get_object(Bucket=bucket, Key="by-role.txt")["Body"].read() == b"from a role"
+
+    # Another token fails the policy it was signed into.
+    forged = dict(post["fields"], **{"x-amz-security-token": token[:-4] + "AAAA"})
+    status, body = _post(post["url"], forged, b"forged")
+    assert status == 403 and b"Invalid according to Policy" in body, body
+
+    # A read-only role's form is refused by its rights.
+    reader, _ = session_of("reader")
+    post = reader.generate_presigned_post(bucket, "by-reader.txt", ExpiresIn=300)
+    status, body = _post(post["url"], post["fields"], b"x")
+    assert status == 403 and b"AccessDenied" in body and b"Policy" not in body, body
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["by-role.txt"], keys
