@@ -152,10 +152,12 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
     } else {
         format!("/{}/{encoded}", cx.bucket)
     };
+    // HTTP/2 names the host in the request's authority, not in a Host header.
     let host = parts
         .headers
         .get("host")
         .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
         .unwrap_or("localhost");
     let scheme = if cx.tls { "https" } else { "http" };
     let location = format!("{scheme}://{host}{path}");
