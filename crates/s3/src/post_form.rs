@@ -45,11 +45,11 @@ pub(crate) struct Reply {
     location: String,
     redirect: Option<String>,
     status: Option<String>,
-    length: Arc<AtomicU8>,
+    file_end: Arc<AtomicU8>,
 }
 
-/// How a file's body ended, when not well: outside the policy's length range, or not a
-/// well-formed part.
+/// How a file's body ended (`file_end`), when not well: outside the policy's length range,
+/// or not a well-formed part.
 const LENGTH_OK: u8 = 0;
 const LENGTH_OVER: u8 = 1;
 const LENGTH_UNDER: u8 = 2;
@@ -168,12 +168,12 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
         )
     })?;
 
-    let length = Arc::new(AtomicU8::new(LENGTH_OK));
+    let file_end = Arc::new(AtomicU8::new(LENGTH_OK));
     let body = FileBody {
         file: Box::pin(file),
         read: 0,
         range: range.unwrap_or((0, POST_MAX_BYTES)),
-        length: length.clone(),
+        file_end: file_end.clone(),
     };
     let mut put = Request::new(Body::http_body_unsync(body));
     *put.method_mut() = Method::PUT;
@@ -196,7 +196,7 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
             location,
             redirect,
             status: fields.get("success_action_status").cloned(),
-            length,
+            file_end,
         },
     })
 }
@@ -205,7 +205,7 @@ impl Reply {
     /// The POST's answer: the PutObject's error as it is (a file outside the policy's length
     /// range as AWS names it), or what the form asked for on success.
     pub(crate) fn answer(self, put: Response<Body>) -> Response<Body> {
-        match self.length.load(Ordering::Acquire) {
+        match self.file_end.load(Ordering::Acquire) {
             LENGTH_OVER => {
                 return error(s3_error!(
                     EntityTooLarge,
@@ -666,7 +666,7 @@ struct FileBody {
     file: Pin<Box<multer::Field<'static>>>,
     read: u64,
     range: (u64, u64),
-    length: Arc<AtomicU8>,
+    file_end: Arc<AtomicU8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -692,7 +692,7 @@ impl HttpBody for FileBody {
             Poll::Ready(Some(Ok(bytes))) => {
                 this.read = this.read.saturating_add(bytes.len() as u64);
                 if this.read > this.range.1 {
-                    this.length.store(LENGTH_OVER, Ordering::Release);
+                    this.file_end.store(LENGTH_OVER, Ordering::Release);
                     return Poll::Ready(Some(Err(Box::new(FileError::OutOfRange))));
                 }
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
@@ -701,12 +701,12 @@ impl HttpBody for FileBody {
                 // The connection's own failures (a stall, a spent budget) are the service's
                 // to answer; anything else is the form's.
                 if !matches!(e, multer::Error::StreamReadFailed(_)) {
-                    this.length.store(FILE_MALFORMED, Ordering::Release);
+                    this.file_end.store(FILE_MALFORMED, Ordering::Release);
                 }
                 Poll::Ready(Some(Err(Box::new(FileError::Form(e)))))
             }
             Poll::Ready(None) if this.read < this.range.0 => {
-                this.length.store(LENGTH_UNDER, Ordering::Release);
+                this.file_end.store(LENGTH_UNDER, Ordering::Release);
                 Poll::Ready(Some(Err(Box::new(FileError::OutOfRange))))
             }
             Poll::Ready(None) => Poll::Ready(None),
