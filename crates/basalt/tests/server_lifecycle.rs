@@ -131,21 +131,12 @@ fn a_browser_form_posted_to_a_bucket_host_writes_its_key() {
         )),
         "{resp}"
     );
-    let got = rt.block_on(async {
-        client
-            .get_object()
-            .bucket("forms")
-            .key("in/note.txt")
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes()
-    });
-    assert_eq!(&got[..], b"by form");
+    rt.block_on(common::read_all(
+        &client,
+        "forms",
+        &[("in/note.txt".to_owned(), b"by form".to_vec())],
+        "the posted form",
+    ));
 }
 
 #[test]

@@ -75,7 +75,9 @@ pub(crate) async fn prepare(req: Request<Body>, cx: FormContext<'_>) -> S3Result
         .and_then(|v| v.to_str().ok())
         .and_then(|v| multer::parse_boundary(v).ok())
         .ok_or_else(malformed)?;
-    if !is_bucket_name(cx.bucket) {
+    // The bucket is named by the raw path (s3s decodes it again): only a valid name, so
+    // that nothing in it decodes into another bucket or a key.
+    if !s3s::path::check_bucket_name(cx.bucket) {
         return Err(s3_error!(
             InvalidBucketName,
             "The specified bucket is not valid."
@@ -207,18 +209,18 @@ impl Reply {
     pub(crate) fn answer(self, put: Response<Body>) -> Response<Body> {
         match self.file_end.load(Ordering::Acquire) {
             LENGTH_OVER => {
-                return error(s3_error!(
+                return crate::service::s3_error_response(s3_error!(
                     EntityTooLarge,
                     "Your proposed upload exceeds the maximum allowed size"
                 ));
             }
             LENGTH_UNDER => {
-                return error(s3_error!(
+                return crate::service::s3_error_response(s3_error!(
                     EntityTooSmall,
                     "Your proposed upload is smaller than the minimum allowed size"
                 ));
             }
-            FILE_MALFORMED => return error(malformed()),
+            FILE_MALFORMED => return crate::service::s3_error_response(malformed()),
             _ => {}
         }
         if !put.status().is_success() {
@@ -293,10 +295,6 @@ fn redirect_target(url: &str, bucket: &str, key: &str, etag: &str) -> Option<Hea
     HeaderValue::from_str(&format!("{url}{joiner}{query}")).ok()
 }
 
-fn error(e: S3Error) -> Response<Body> {
-    crate::service::s3_error_response(e)
-}
-
 fn fields_too_large() -> S3Error {
     let mut e = S3Error::with_message(
         S3ErrorCode::Custom("MaxPostPreDataLengthExceeded".into()),
@@ -355,12 +353,7 @@ async fn check_signature(
                 ),
             ));
         }
-        let valid_date = date.len() == 16
-            && date.as_bytes()[8] == b'T'
-            && date.ends_with('Z')
-            && date[..8].bytes().all(|b| b.is_ascii_digit())
-            && date[9..15].bytes().all(|b| b.is_ascii_digit());
-        if !valid_date {
+        if crate::signed_request::parse_amz_date(date).is_none() {
             return Err(s3_error!(
                 InvalidArgument,
                 "x-amz-date must be in the ISO8601 basic format yyyyMMddTHHmmssZ."
@@ -373,8 +366,7 @@ async fn check_signature(
             ));
         }
         let secret = auth.get_secret_key(access_key).await?;
-        let signing = sigv4_signing_key(secret.expose(), day, region, service);
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, signing.as_ref());
+        let key = crate::signed_request::sigv4_signing_key(secret.expose(), day, region, service);
         let given = hex_simd::decode_to_vec(signature).unwrap_or_default();
         if ring::hmac::verify(&key, policy.as_bytes(), &given).is_err() {
             return Err(signature_mismatch());
@@ -423,16 +415,6 @@ fn signature_mismatch() -> S3Error {
     )
 }
 
-/// The SigV4 signing key of a secret for one day, region and service.
-fn sigv4_signing_key(secret: &str, day: &str, region: &str, service: &str) -> ring::hmac::Tag {
-    use ring::hmac::{HMAC_SHA256, Key, sign};
-    let step = |key: &[u8], data: &str| sign(&Key::new(HMAC_SHA256, key), data.as_bytes());
-    let date_key = step(format!("AWS4{secret}").as_bytes(), day);
-    let region_key = step(date_key.as_ref(), region);
-    let service_key = step(region_key.as_ref(), service);
-    step(service_key.as_ref(), "aws4_request")
-}
-
 /// Checks a form against its policy: not expired, every condition met, every field named by
 /// a condition. The file's length range, if the policy sets one.
 fn check_policy(
@@ -440,13 +422,18 @@ fn check_policy(
     fields: &BTreeMap<String, String>,
     bucket: &str,
 ) -> S3Result<Option<(u64, u64)>> {
-    let policy = PostPolicy::from_base64(encoded).map_err(|e| {
+    let invalid = |e: &dyn std::fmt::Display| {
         S3Error::with_message(
             S3ErrorCode::InvalidPolicyDocument,
             format!("Invalid Policy: {e}"),
         )
-    })?;
-    if !expiration_is_iso8601(encoded) {
+    };
+    let json = base64_simd::STANDARD
+        .decode_to_vec(encoded)
+        .map_err(|e| invalid(&e))?;
+    let json = std::str::from_utf8(&json).map_err(|e| invalid(&e))?;
+    let policy = PostPolicy::from_json(json).map_err(|e| invalid(&e))?;
+    if !expiration_is_iso8601(json) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidPolicyDocument,
             "Invalid Policy: Invalid 'expiration' value: it must be in ISO 8601 format, as 2025-01-01T12:00:00.000Z.",
@@ -515,11 +502,8 @@ fn check_policy(
 
 /// The policy's `expiration` is written as AWS requires (`2025-01-01T12:00:00.000Z`): a
 /// date, `T`, a time, `Z`. The parser of s3s also takes other RFC 3339 forms.
-fn expiration_is_iso8601(encoded: &str) -> bool {
-    let Ok(json) = base64_simd::STANDARD.decode_to_vec(encoded) else {
-        return false;
-    };
-    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&json) else {
+fn expiration_is_iso8601(json: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(json) else {
         return false;
     };
     doc.get("expiration")
@@ -535,15 +519,6 @@ fn exempt_from_policy(name: &str) -> bool {
         "x-amz-signature" | "signature" | "awsaccesskeyid" | "file" | "policy" | "submit"
     ) || name.starts_with("x-ignore-")
         || name.starts_with("x-amz-checksum-")
-}
-
-/// A bucket name as S3 allows them (including older names with capitals and underscores):
-/// nothing a path could read as more than one segment.
-fn is_bucket_name(name: &str) -> bool {
-    (3..=255).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// The bytes of a form read before its file part. Fields are at most 20 KiB, but their part
@@ -763,21 +738,6 @@ mod tests {
         assert_eq!(*e.code(), S3ErrorCode::InvalidPolicyDocument);
         let e = check_policy("not base64!", &fields(&[]), "b").unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::InvalidPolicyDocument);
-    }
-
-    #[test]
-    fn the_sigv4_signing_key_is_derived_as_aws_documents() {
-        // AWS's example of deriving a signing key (general reference, "Signature Version 4").
-        let key = sigv4_signing_key(
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "20120215",
-            "us-east-1",
-            "iam",
-        );
-        assert_eq!(
-            hex_simd::encode_to_string(key.as_ref(), hex_simd::AsciiCase::Lower),
-            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
-        );
     }
 
     #[tokio::test]

@@ -104,11 +104,9 @@ impl Claims {
         secret: &str,
         now: time::OffsetDateTime,
     ) -> Result<(), SignatureError> {
-        let format =
-            time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-        let signed_at = time::PrimitiveDateTime::parse(&self.amz_date, format)
-            .map_err(|_| SignatureError::Malformed("x-amz-date is not YYYYMMDDTHHMMSSZ".into()))?
-            .assume_utc();
+        let signed_at = crate::signed_request::parse_amz_date(&self.amz_date).ok_or_else(|| {
+            SignatureError::Malformed("x-amz-date is not YYYYMMDDTHHMMSSZ".into())
+        })?;
         if (now - signed_at).abs() > MAX_SKEW {
             return Err(SignatureError::Stale);
         }
@@ -128,22 +126,14 @@ impl Claims {
             self.amz_date,
             basalt_object::sha256_hex(canonical.as_bytes())
         );
-        let mut key = format!("AWS4{secret}").into_bytes();
-        for part in [
-            self.date.as_str(),
-            self.region.as_str(),
-            self.service.as_str(),
-            "aws4_request",
-        ] {
-            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), part.as_bytes());
-            key = tag.as_ref().to_vec();
-        }
-        hmac::verify(
-            &hmac::Key::new(hmac::HMAC_SHA256, &key),
-            string_to_sign.as_bytes(),
-            &self.signature,
-        )
-        .map_err(|_| SignatureError::Mismatch)
+        let key = crate::signed_request::sigv4_signing_key(
+            secret,
+            &self.date,
+            &self.region,
+            &self.service,
+        );
+        hmac::verify(&key, string_to_sign.as_bytes(), &self.signature)
+            .map_err(|_| SignatureError::Mismatch)
     }
 }
 
